@@ -1,0 +1,51 @@
+# The two commands of the README, plus helpers. Everything installs what it
+# needs (Debian 12, as root) and builds first.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+PRESET ?= dev
+
+DEB_PACKAGES := build-essential cmake ccache pkg-config libboost1.81-dev librdkafka-dev \
+  libsimdjson-dev libssl-dev libspdlog-dev libsqlite3-dev sqlite3 libpq-dev postgresql \
+  googletest libgtest-dev libgmock-dev libbenchmark-dev kcat
+
+.PHONY: deps configure build test demo bench clean asan tsan
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+configure: deps
+	cmake --preset $(PRESET) >/dev/null
+
+build: configure
+	cmake --build --preset $(PRESET) -j $(JOBS)
+
+test: deps
+	$(MAKE) --no-print-directory build PRESET=dev
+	ctest --preset dev -j $(JOBS) --timeout 600
+
+asan: deps
+	$(MAKE) --no-print-directory build PRESET=asan
+	ctest --preset asan -j $(JOBS) -L 'unit|integration' --timeout 900
+
+tsan: deps
+	$(MAKE) --no-print-directory build PRESET=tsan
+	ctest --preset tsan -j $(JOBS) -L 'unit|integration' --timeout 900
+
+demo: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS) --target meshhook meshhook-ingest meshhook-consumer
+	./build/release/bin/meshhook dev --demo
+
+bench: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+	./benchmarks/run.sh build/release
+
+clean:
+	rm -rf build

@@ -1,0 +1,11 @@
+add_library(meshhook_sanitizers INTERFACE)
+if(MESHHOOK_SANITIZE STREQUAL "address")
+  target_compile_options(meshhook_sanitizers INTERFACE
+    -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  target_link_options(meshhook_sanitizers INTERFACE -fsanitize=address,undefined)
+elseif(MESHHOOK_SANITIZE STREQUAL "thread")
+  target_compile_options(meshhook_sanitizers INTERFACE -fsanitize=thread -fno-omit-frame-pointer)
+  target_link_options(meshhook_sanitizers INTERFACE -fsanitize=thread)
+elseif(NOT MESHHOOK_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "MESHHOOK_SANITIZE must be '', 'address' or 'thread', not '${MESHHOOK_SANITIZE}'")
+endif()

@@ -1,0 +1,186 @@
+#pragma once
+// RAII wrappers over librdkafka. rdkafka.h stays out of this header: handles
+// are held behind forward declarations with custom deleters.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+struct rd_kafka_s;
+struct rd_kafka_message_s;
+
+namespace meshhook::common {
+
+// librdkafka properties, applied in order; every set() is checked.
+using KafkaConfig = std::vector<std::pair<std::string, std::string>>;
+
+struct KafkaError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct Header {
+    std::string_view key;
+    std::string_view value;
+};
+
+struct DeliveryReport {
+    int error_code = 0;  // rd_kafka_resp_err_t; 0 = the broker has it (acks=all)
+    std::string_view error;  // librdkafka's text when error_code != 0
+    std::int32_t partition = -1;
+    std::int64_t offset = -1;
+    bool ok() const { return error_code == 0; }
+};
+
+// Called on the producer's poller thread, once per produced message. The
+// handler must outlive the report (ingest keeps its request alive through it).
+class DeliveryHandler {
+public:
+    virtual void on_delivery(const DeliveryReport& report) noexcept = 0;
+
+protected:
+    ~DeliveryHandler() = default;
+};
+
+enum class ProduceStatus {
+    kEnqueued,
+    kQueueFull,     // back-pressure: tell the client to retry
+    kUnknownTopic,
+    kFatal,         // producer fenced/fatal: not retryable in-process
+    kOther,
+};
+std::string_view to_string(ProduceStatus s);
+
+struct ProducerStats {
+    std::int64_t queue_depth = 0;  // messages waiting for a delivery report
+};
+
+class Producer {
+public:
+    // `config` must contain bootstrap.servers. Idempotence and acks=all are
+    // set by default (overridable). A poller thread serves delivery reports.
+    explicit Producer(const KafkaConfig& config);
+    ~Producer();  // flushes for at most 5 s, then stops the poller
+    Producer(const Producer&) = delete;
+    Producer& operator=(const Producer&) = delete;
+
+    // Copies key, value and headers; `handler` may be null (fire and forget).
+    ProduceStatus produce(std::string_view topic, std::string_view key, std::string_view value,
+                          const std::vector<Header>& headers, DeliveryHandler* handler,
+                          std::int32_t partition = -1);
+
+    // Waits up to `timeout` for every outstanding report; returns how many remain.
+    int flush(std::chrono::milliseconds timeout);
+    int queue_depth() const;
+
+    // True once a metadata request succeeded and the producer has not hit a
+    // fatal error; `timeout` bounds the metadata round trip.
+    bool healthy(std::chrono::milliseconds timeout);
+    // Partition count of `topic`, nullopt when unknown or unreachable.
+    std::optional<int> partition_count(std::string_view topic, std::chrono::milliseconds timeout);
+
+    rd_kafka_s* native() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// A consumed record; owns the underlying librdkafka message.
+class Message {
+public:
+    Message() = default;
+    explicit Message(rd_kafka_message_s* msg);
+    ~Message();
+    Message(Message&&) noexcept;
+    Message& operator=(Message&&) noexcept;
+    Message(const Message&) = delete;
+    Message& operator=(const Message&) = delete;
+
+    explicit operator bool() const { return msg_ != nullptr; }
+    int error_code() const;  // 0 for a record; partition EOF is reported as an error code
+    std::string error() const;
+    bool is_partition_eof() const;
+    std::string_view topic() const;
+    std::int32_t partition() const;
+    std::int64_t offset() const;
+    std::int64_t timestamp_ms() const;  // -1 when unavailable
+    std::optional<std::string_view> key() const;
+    std::string_view value() const;
+    std::optional<std::string_view> header(std::string_view name) const;  // last with that name
+    std::vector<Header> headers() const;
+
+private:
+    rd_kafka_message_s* msg_ = nullptr;
+};
+
+struct TopicPartition {
+    std::string topic;
+    std::int32_t partition = 0;
+    std::int64_t offset = -1001;  // RD_KAFKA_OFFSET_INVALID: use committed / reset policy
+    friend bool operator==(const TopicPartition&, const TopicPartition&) = default;
+};
+
+inline constexpr std::int64_t kOffsetBeginning = -2;
+inline constexpr std::int64_t kOffsetEnd = -1;
+
+class Consumer;
+
+// Called from inside Consumer::poll() on a group rebalance. With a handler,
+// the handler must call consumer.assign() / unassign() itself.
+class RebalanceHandler {
+public:
+    virtual void on_assign(Consumer& consumer, const std::vector<TopicPartition>& partitions) = 0;
+    virtual void on_revoke(Consumer& consumer, const std::vector<TopicPartition>& partitions) = 0;
+
+protected:
+    ~RebalanceHandler() = default;
+};
+
+class Consumer {
+public:
+    // `config` must contain bootstrap.servers; group.id is needed for subscribe().
+    explicit Consumer(const KafkaConfig& config, RebalanceHandler* rebalance = nullptr);
+    ~Consumer();  // close()s if still open
+    Consumer(const Consumer&) = delete;
+    Consumer& operator=(const Consumer&) = delete;
+
+    void subscribe(const std::vector<std::string>& topics);
+    void assign(const std::vector<TopicPartition>& partitions);
+    void unassign();
+    std::vector<TopicPartition> assignment() const;
+
+    Message poll(std::chrono::milliseconds timeout);  // empty Message on timeout
+
+    // Commits the given next-offsets to the group (async when `async`).
+    void commit(const std::vector<TopicPartition>& offsets, bool async);
+    void seek(const TopicPartition& tp, std::chrono::milliseconds timeout);
+
+    std::optional<int> partition_count(std::string_view topic, std::chrono::milliseconds timeout);
+    // (low, high) watermarks from the broker.
+    std::optional<std::pair<std::int64_t, std::int64_t>> watermarks(
+        std::string_view topic, std::int32_t partition, std::chrono::milliseconds timeout);
+
+    void close();  // leaves the group cleanly
+    rd_kafka_s* native() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Topic creation for real clusters (CreateTopics). The test broker creates
+// its topics itself (see `meshhook broker`), since its CreateTopics does not answer.
+struct NewTopic {
+    std::string name;
+    int partitions = 1;
+    int replication_factor = -1;  // broker default
+};
+void create_topics(const KafkaConfig& config, const std::vector<NewTopic>& topics,
+                   std::chrono::milliseconds timeout);
+
+}  // namespace meshhook::common

@@ -1,0 +1,113 @@
+#pragma once
+// Test support: child processes the tests own (no orphans), the Kafka-protocol
+// test broker in its own process, a throwaway PostgreSQL server, and waiting
+// on conditions with deadlines instead of sleeping.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace meshhook::testing {
+
+using namespace std::chrono_literals;
+
+// Polls `condition` every few milliseconds until it holds or `timeout` passes.
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+// Path of a binary built by this project (e.g. "meshhook-ingest", "meshhook").
+std::filesystem::path binary_path(const std::string& name);
+// Path of a fixture body in tests/fixtures/ (e.g. "03-succeeded.json").
+std::filesystem::path fixture_path(const std::string& name);
+std::string read_file(const std::filesystem::path& path);
+std::string fixture(const std::string& name);  // its exact bytes
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+std::uint16_t free_port();
+
+// A child process with piped stdin/stdout; stderr goes to a log file (kept
+// for failure messages). Killed with SIGKILL if still running on destruction,
+// and it dies with the test process (PR_SET_PDEATHSIG).
+class Process {
+public:
+    Process(std::vector<std::string> argv, std::map<std::string, std::string> extra_env = {},
+            std::optional<std::filesystem::path> cwd = std::nullopt);
+    ~Process();
+    Process(const Process&) = delete;
+    Process& operator=(const Process&) = delete;
+
+    pid_t pid() const { return pid_; }
+    bool running();
+    void signal(int sig);
+    // Waits for exit; returns the exit code (128+signal when killed), nullopt on timeout.
+    std::optional<int> wait(std::chrono::milliseconds timeout);
+    void write_line(const std::string& line);
+    // Next line of stdout, nullopt on EOF or timeout.
+    std::optional<std::string> read_line(std::chrono::milliseconds timeout);
+    // Everything on stdout so far / until EOF within timeout.
+    std::string read_all(std::chrono::milliseconds timeout);
+    std::string stderr_text() const;  // contents of the stderr log so far
+    void close_stdin();
+
+private:
+    pid_t pid_ = -1;
+    int stdin_fd_ = -1;
+    int stdout_fd_ = -1;
+    std::string buffer_;
+    std::filesystem::path stderr_path_;
+    std::optional<int> exit_code_;
+};
+
+// `meshhook broker` in its own process: librdkafka's mock cluster speaking the
+// Kafka protocol over TCP. Control goes through its stdin (see tools/broker.cpp).
+class BrokerProcess {
+public:
+    struct Options {
+        int brokers = 3;
+        int partitions = 4;
+        std::vector<std::string> topics = {"mesh.transfer-events", "mesh.transfer-events.dlq",
+                                           "ledger.credit-commands", "ledger.credit-review",
+                                           "meshhook.anomalies"};
+    };
+    BrokerProcess();
+    explicit BrokerProcess(Options options);
+    ~BrokerProcess();
+
+    const std::string& bootstrap() const { return bootstrap_; }
+    void create_topic(const std::string& name, int partitions);
+    void broker_down(int broker_id);  // broker ids are 1..brokers
+    void broker_up(int broker_id);
+    Process& process() { return *process_; }
+
+private:
+    void command(const std::string& line);
+    std::unique_ptr<Process> process_;
+    std::string bootstrap_;
+};
+
+// A PostgreSQL 15 server in a temporary directory on a free port, started
+// with initdb/pg_ctl (as the `postgres` user when running as root, since
+// PostgreSQL refuses root). Stopped and removed on destruction.
+class PostgresServer {
+public:
+    PostgresServer();
+    ~PostgresServer();
+    // libpq URL, e.g. postgresql://meshhook@127.0.0.1:PORT/meshhook
+    const std::string& url() const { return url_; }
+    // A fresh database on this server; returns its URL.
+    std::string create_database(const std::string& name);
+
+private:
+    std::filesystem::path dir_;
+    std::uint16_t port_ = 0;
+    std::string url_;
+};
+
+}  // namespace meshhook::testing
