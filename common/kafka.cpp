@@ -1,0 +1,451 @@
+#include "common/kafka.hpp"
+
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+
+namespace meshhook::common {
+namespace {
+
+struct ConfDeleter {
+    void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
+};
+using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
+
+struct HandleDeleter {
+    void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+};
+using HandlePtr = std::unique_ptr<rd_kafka_t, HandleDeleter>;
+
+struct PartitionListDeleter {
+    void operator()(rd_kafka_topic_partition_list_t* l) const {
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+};
+using PartitionListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+
+void set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
+    char err[512];
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+        throw KafkaError("kafka setting " + key + ": " + err);
+    }
+}
+
+ConfPtr make_conf(const KafkaConfig& config, const KafkaConfig& defaults) {
+    ConfPtr conf(rd_kafka_conf_new());
+    for (const auto& [k, v] : defaults) set(conf.get(), k, v);
+    for (const auto& [k, v] : config) set(conf.get(), k, v);
+    return conf;
+}
+
+PartitionListPtr to_list(const std::vector<TopicPartition>& tps) {
+    PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(tps.size())));
+    for (const auto& tp : tps) {
+        rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset = tp.offset;
+    }
+    return list;
+}
+
+std::vector<TopicPartition> from_list(const rd_kafka_topic_partition_list_t* list) {
+    std::vector<TopicPartition> out;
+    if (list == nullptr) return out;
+    out.reserve(static_cast<std::size_t>(list->cnt));
+    for (int i = 0; i < list->cnt; ++i) {
+        out.push_back({list->elems[i].topic, list->elems[i].partition, list->elems[i].offset});
+    }
+    return out;
+}
+
+std::optional<int> metadata_partition_count(rd_kafka_t* rk, std::string_view topic,
+                                            std::chrono::milliseconds timeout) {
+    rd_kafka_topic_t* t = rd_kafka_topic_new(rk, std::string(topic).c_str(), nullptr);
+    if (t == nullptr) return std::nullopt;
+    const rd_kafka_metadata_t* md = nullptr;
+    const auto err = rd_kafka_metadata(rk, 0, t, &md, static_cast<int>(timeout.count()));
+    std::optional<int> result;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md != nullptr && md->topic_cnt == 1 &&
+        md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        result = md->topics[0].partition_cnt;
+    }
+    if (md != nullptr) rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    return result;
+}
+
+}  // namespace
+
+std::string_view to_string(ProduceStatus s) {
+    switch (s) {
+        case ProduceStatus::kEnqueued: return "enqueued";
+        case ProduceStatus::kQueueFull: return "queue_full";
+        case ProduceStatus::kUnknownTopic: return "unknown_topic";
+        case ProduceStatus::kFatal: return "fatal";
+        case ProduceStatus::kOther: return "error";
+    }
+    return "error";
+}
+
+// ---------------------------------------------------------------- Producer
+
+struct Producer::Impl {
+    HandlePtr rk;
+    std::atomic<bool> stop{false};
+    std::thread poller;
+
+    static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
+        auto* handler = static_cast<DeliveryHandler*>(msg->_private);
+        if (handler == nullptr) return;
+        DeliveryReport report;
+        report.error_code = msg->err;
+        if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) report.error = rd_kafka_err2str(msg->err);
+        report.partition = msg->partition;
+        report.offset = msg->offset;
+        handler->on_delivery(report);
+    }
+};
+
+Producer::Producer(const KafkaConfig& config) : impl_(std::make_unique<Impl>()) {
+    ConfPtr conf = make_conf(config, {{"enable.idempotence", "true"},
+                                      {"acks", "all"},
+                                      {"linger.ms", "1"},
+                                      {"message.timeout.ms", "30000"}});
+    rd_kafka_conf_set_dr_msg_cb(conf.get(), &Impl::on_delivery);
+    char err[512];
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err);
+    if (rk == nullptr) throw KafkaError(std::string("kafka producer: ") + err);
+    (void)conf.release();  // owned by rk now
+    impl_->rk.reset(rk);
+    // produce() only enqueues; delivery reports are served here, never on an
+    // I/O thread. rd_kafka_poll wakes as soon as a report is ready.
+    impl_->poller = std::thread([impl = impl_.get()] {
+        while (!impl->stop.load(std::memory_order_acquire)) rd_kafka_poll(impl->rk.get(), 100);
+    });
+}
+
+Producer::~Producer() {
+    rd_kafka_flush(impl_->rk.get(), 5000);
+    impl_->stop.store(true, std::memory_order_release);
+    impl_->poller.join();
+    // Reports still outstanding after the flush deadline are failed by
+    // rd_kafka_destroy through the callback: serve them so handlers learn.
+    rd_kafka_purge(impl_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(impl_->rk.get(), 0);
+}
+
+ProduceStatus Producer::produce(std::string_view topic, std::string_view key, std::string_view value,
+                                const std::vector<Header>& headers, DeliveryHandler* handler,
+                                std::int32_t partition) {
+    rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
+    for (const auto& h : headers) {
+        rd_kafka_header_add(hdrs, h.key.data(), static_cast<ssize_t>(h.key.size()), h.value.data(),
+                            static_cast<ssize_t>(h.value.size()));
+    }
+    // Topic names are short; a stack copy avoids an allocation for the C string.
+    char topic_buf[256];
+    if (topic.size() >= sizeof topic_buf) {
+        rd_kafka_headers_destroy(hdrs);
+        return ProduceStatus::kUnknownTopic;
+    }
+    std::memcpy(topic_buf, topic.data(), topic.size());
+    topic_buf[topic.size()] = '\0';
+    // rd_kafka_produceva rather than the RD_KAFKA_V_* macros: same call, no C casts.
+    rd_kafka_vu_t vus[7];
+    vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+    vus[0].u.cstr = topic_buf;
+    vus[1].vtype = RD_KAFKA_VTYPE_PARTITION;
+    vus[1].u.i32 = partition;
+    vus[2].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    vus[2].u.i = RD_KAFKA_MSG_F_COPY;
+    vus[3].vtype = RD_KAFKA_VTYPE_KEY;
+    vus[3].u.mem = {const_cast<char*>(key.data()), key.size()};
+    vus[4].vtype = RD_KAFKA_VTYPE_VALUE;
+    vus[4].u.mem = {const_cast<char*>(value.data()), value.size()};
+    vus[5].vtype = RD_KAFKA_VTYPE_HEADERS;
+    vus[5].u.headers = hdrs;
+    vus[6].vtype = RD_KAFKA_VTYPE_OPAQUE;
+    vus[6].u.ptr = handler;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (rd_kafka_error_t* error = rd_kafka_produceva(impl_->rk.get(), vus, 7)) {
+        err = rd_kafka_error_code(error);
+        rd_kafka_error_destroy(error);
+    }
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return ProduceStatus::kEnqueued;  // rk owns hdrs
+    rd_kafka_headers_destroy(hdrs);
+    switch (err) {
+        case RD_KAFKA_RESP_ERR__QUEUE_FULL: return ProduceStatus::kQueueFull;
+        case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+        case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: return ProduceStatus::kUnknownTopic;
+        case RD_KAFKA_RESP_ERR__FATAL: return ProduceStatus::kFatal;
+        default: return ProduceStatus::kOther;
+    }
+}
+
+int Producer::flush(std::chrono::milliseconds timeout) {
+    rd_kafka_flush(impl_->rk.get(), static_cast<int>(timeout.count()));
+    return rd_kafka_outq_len(impl_->rk.get());
+}
+
+int Producer::queue_depth() const { return rd_kafka_outq_len(impl_->rk.get()); }
+
+bool Producer::healthy(std::chrono::milliseconds timeout) {
+    char buf[256];
+    if (rd_kafka_fatal_error(impl_->rk.get(), buf, sizeof buf) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return false;
+    }
+    const rd_kafka_metadata_t* md = nullptr;
+    const auto err = rd_kafka_metadata(impl_->rk.get(), 0, nullptr, &md, static_cast<int>(timeout.count()));
+    const bool ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && md != nullptr && md->broker_cnt > 0;
+    if (md != nullptr) rd_kafka_metadata_destroy(md);
+    return ok;
+}
+
+std::optional<int> Producer::partition_count(std::string_view topic, std::chrono::milliseconds timeout) {
+    return metadata_partition_count(impl_->rk.get(), topic, timeout);
+}
+
+rd_kafka_s* Producer::native() const { return impl_->rk.get(); }
+
+// ---------------------------------------------------------------- Message
+
+Message::Message(rd_kafka_message_s* msg) : msg_(msg) {}
+Message::~Message() {
+    if (msg_ != nullptr) rd_kafka_message_destroy(msg_);
+}
+Message::Message(Message&& other) noexcept : msg_(std::exchange(other.msg_, nullptr)) {}
+Message& Message::operator=(Message&& other) noexcept {
+    if (this != &other) {
+        if (msg_ != nullptr) rd_kafka_message_destroy(msg_);
+        msg_ = std::exchange(other.msg_, nullptr);
+    }
+    return *this;
+}
+int Message::error_code() const { return msg_->err; }
+std::string Message::error() const {
+    if (msg_->err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+    return rd_kafka_message_errstr(msg_);
+}
+bool Message::is_partition_eof() const { return msg_->err == RD_KAFKA_RESP_ERR__PARTITION_EOF; }
+std::string_view Message::topic() const {
+    return msg_->rkt != nullptr ? std::string_view(rd_kafka_topic_name(msg_->rkt)) : std::string_view();
+}
+std::int32_t Message::partition() const { return msg_->partition; }
+std::int64_t Message::offset() const { return msg_->offset; }
+std::int64_t Message::timestamp_ms() const {
+    rd_kafka_timestamp_type_t type{};
+    return rd_kafka_message_timestamp(msg_, &type);
+}
+std::optional<std::string_view> Message::key() const {
+    if (msg_->key == nullptr) return std::nullopt;
+    return std::string_view(static_cast<const char*>(msg_->key), msg_->key_len);
+}
+std::string_view Message::value() const {
+    if (msg_->payload == nullptr) return {};
+    return {static_cast<const char*>(msg_->payload), msg_->len};
+}
+std::optional<std::string_view> Message::header(std::string_view name) const {
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(msg_, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+    const void* value = nullptr;
+    std::size_t size = 0;
+    if (rd_kafka_header_get_last(hdrs, std::string(name).c_str(), &value, &size) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return std::nullopt;
+    }
+    if (value == nullptr) return std::string_view();
+    return std::string_view(static_cast<const char*>(value), size);
+}
+std::vector<Header> Message::headers() const {
+    std::vector<Header> out;
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(msg_, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
+    const char* name = nullptr;
+    const void* value = nullptr;
+    std::size_t size = 0;
+    for (std::size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
+                            RD_KAFKA_RESP_ERR_NO_ERROR;
+         ++i) {
+        out.push_back({name, value != nullptr ? std::string_view(static_cast<const char*>(value), size)
+                                              : std::string_view()});
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------- Consumer
+
+struct Consumer::Impl {
+    HandlePtr rk;
+    RebalanceHandler* rebalance = nullptr;
+    Consumer* owner = nullptr;
+    bool closed = false;
+
+    static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+        auto* impl = static_cast<Impl*>(opaque);
+        const auto tps = from_list(partitions);
+        if (impl->rebalance == nullptr) {
+            if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                rd_kafka_assign(rk, partitions);
+            } else {
+                rd_kafka_assign(rk, nullptr);
+            }
+            return;
+        }
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+            impl->rebalance->on_assign(*impl->owner, tps);
+        } else {
+            impl->rebalance->on_revoke(*impl->owner, tps);
+        }
+    }
+};
+
+Consumer::Consumer(const KafkaConfig& config, RebalanceHandler* rebalance)
+    : impl_(std::make_unique<Impl>()) {
+    impl_->rebalance = rebalance;
+    impl_->owner = this;
+    ConfPtr conf = make_conf(config, {{"enable.auto.commit", "false"},
+                                      {"enable.auto.offset.store", "false"},
+                                      {"auto.offset.reset", "earliest"},
+                                      {"enable.partition.eof", "false"}});
+    rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::on_rebalance);
+    rd_kafka_conf_set_opaque(conf.get(), impl_.get());
+    char err[512];
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof err);
+    if (rk == nullptr) throw KafkaError(std::string("kafka consumer: ") + err);
+    (void)conf.release();
+    impl_->rk.reset(rk);
+    rd_kafka_poll_set_consumer(rk);
+}
+
+Consumer::~Consumer() {
+    try {
+        close();
+    } catch (...) {
+    }
+}
+
+void Consumer::subscribe(const std::vector<std::string>& topics) {
+    PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
+    for (const auto& t : topics) {
+        rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+    }
+    if (auto err = rd_kafka_subscribe(impl_->rk.get(), list.get())) {
+        throw KafkaError(std::string("kafka subscribe: ") + rd_kafka_err2str(err));
+    }
+}
+
+void Consumer::assign(const std::vector<TopicPartition>& partitions) {
+    auto list = to_list(partitions);
+    if (auto err = rd_kafka_assign(impl_->rk.get(), list.get())) {
+        throw KafkaError(std::string("kafka assign: ") + rd_kafka_err2str(err));
+    }
+}
+
+void Consumer::unassign() { rd_kafka_assign(impl_->rk.get(), nullptr); }
+
+std::vector<TopicPartition> Consumer::assignment() const {
+    rd_kafka_topic_partition_list_t* list = nullptr;
+    if (rd_kafka_assignment(impl_->rk.get(), &list) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+    PartitionListPtr owned(list);
+    return from_list(list);
+}
+
+Message Consumer::poll(std::chrono::milliseconds timeout) {
+    return Message(rd_kafka_consumer_poll(impl_->rk.get(), static_cast<int>(timeout.count())));
+}
+
+void Consumer::commit(const std::vector<TopicPartition>& offsets, bool async) {
+    if (offsets.empty()) return;
+    auto list = to_list(offsets);
+    const auto err = rd_kafka_commit(impl_->rk.get(), list.get(), async ? 1 : 0);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        throw KafkaError(std::string("kafka commit: ") + rd_kafka_err2str(err));
+    }
+}
+
+void Consumer::seek(const TopicPartition& tp, std::chrono::milliseconds timeout) {
+    auto list = to_list({tp});
+    rd_kafka_error_t* error = rd_kafka_seek_partitions(impl_->rk.get(), list.get(),
+                                                       static_cast<int>(timeout.count()));
+    if (error != nullptr) {
+        std::string what = rd_kafka_error_string(error);
+        rd_kafka_error_destroy(error);
+        throw KafkaError("kafka seek: " + what);
+    }
+}
+
+std::optional<int> Consumer::partition_count(std::string_view topic, std::chrono::milliseconds timeout) {
+    return metadata_partition_count(impl_->rk.get(), topic, timeout);
+}
+
+std::optional<std::pair<std::int64_t, std::int64_t>> Consumer::watermarks(
+    std::string_view topic, std::int32_t partition, std::chrono::milliseconds timeout) {
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    if (rd_kafka_query_watermark_offsets(impl_->rk.get(), std::string(topic).c_str(), partition, &low,
+                                         &high, static_cast<int>(timeout.count())) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return std::nullopt;
+    }
+    return std::make_pair(low, high);
+}
+
+void Consumer::close() {
+    if (impl_->closed) return;
+    impl_->closed = true;
+    rd_kafka_consumer_close(impl_->rk.get());
+}
+
+rd_kafka_s* Consumer::native() const { return impl_->rk.get(); }
+
+// ---------------------------------------------------------------- Admin
+
+void create_topics(const KafkaConfig& config, const std::vector<NewTopic>& topics,
+                   std::chrono::milliseconds timeout) {
+    ConfPtr conf = make_conf(config, {});
+    char err[512];
+    HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err));
+    if (!rk) throw KafkaError(std::string("kafka admin: ") + err);
+    (void)conf.release();
+
+    std::vector<rd_kafka_NewTopic_t*> new_topics;
+    for (const auto& t : topics) {
+        rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(t.name.c_str(), t.partitions,
+                                                        t.replication_factor, err, sizeof err);
+        if (nt == nullptr) {
+            for (auto* p : new_topics) rd_kafka_NewTopic_destroy(p);
+            throw KafkaError("topic " + t.name + ": " + err);
+        }
+        new_topics.push_back(nt);
+    }
+    rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
+    rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(timeout.count()), err, sizeof err);
+    rd_kafka_CreateTopics(rk.get(), new_topics.data(), new_topics.size(), options, queue);
+    rd_kafka_event_t* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()) + 1000);
+    std::string failure;
+    if (event == nullptr) {
+        failure = "CreateTopics timed out";
+    } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        failure = rd_kafka_event_error_string(event);
+    } else {
+        const rd_kafka_CreateTopics_result_t* result = rd_kafka_event_CreateTopics_result(event);
+        std::size_t n = 0;
+        const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(result, &n);
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto e = rd_kafka_topic_result_error(results[i]);
+            if (e != RD_KAFKA_RESP_ERR_NO_ERROR && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+                failure += std::string(rd_kafka_topic_result_name(results[i])) + ": " +
+                           rd_kafka_topic_result_error_string(results[i]) + "; ";
+            }
+        }
+    }
+    if (event != nullptr) rd_kafka_event_destroy(event);
+    rd_kafka_AdminOptions_destroy(options);
+    rd_kafka_queue_destroy(queue);
+    for (auto* p : new_topics) rd_kafka_NewTopic_destroy(p);
+    if (!failure.empty()) throw KafkaError("create topics: " + failure);
+}
+
+}  // namespace meshhook::common

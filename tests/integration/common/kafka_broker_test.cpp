@@ -1,0 +1,148 @@
+// Producer and Consumer wrappers against `meshhook broker` in its own process,
+// over TCP, as against Apache Kafka.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "common/kafka.hpp"
+#include "tests/support/process.hpp"
+
+namespace meshhook {
+namespace {
+
+using namespace std::chrono_literals;
+using common::DeliveryReport;
+using testing::BrokerProcess;
+using testing::wait_until;
+
+class CountingHandler final : public common::DeliveryHandler {
+public:
+    void on_delivery(const DeliveryReport& report) noexcept override {
+        std::lock_guard lock(mutex_);
+        if (report.ok()) {
+            ++ok_;
+        } else {
+            ++failed_;
+        }
+    }
+    int ok() const {
+        std::lock_guard lock(mutex_);
+        return ok_;
+    }
+    int failed() const {
+        std::lock_guard lock(mutex_);
+        return failed_;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    int ok_ = 0;
+    int failed_ = 0;
+};
+
+std::map<std::string, std::string> consume_all(const std::string& bootstrap, const std::string& topic,
+                                               std::size_t expected) {
+    common::Consumer consumer({{"bootstrap.servers", bootstrap},
+                               {"group.id", "test-" + topic + "-" + std::to_string(::getpid())},
+                               {"session.timeout.ms", "6000"}});
+    consumer.subscribe({topic});
+    std::map<std::string, std::string> seen;  // key -> value
+    std::size_t records = 0;
+    wait_until(
+        [&] {
+            auto msg = consumer.poll(200ms);
+            if (msg && msg.error_code() == 0) {
+                ++records;
+                seen[std::string(msg.key().value_or(""))] = std::string(msg.value());
+            }
+            return records >= expected;
+        },
+        60s);
+    consumer.close();
+    EXPECT_EQ(records, expected) << "duplicates or missing records";
+    return seen;
+}
+
+TEST(KafkaBroker, ProducedRecordsAreConsumedWithKeysValuesAndHeaders) {
+    BrokerProcess broker;
+    CountingHandler handler;
+    {
+        common::Producer producer({{"bootstrap.servers", broker.bootstrap()}});
+        ASSERT_TRUE(producer.healthy(10s));
+        EXPECT_EQ(producer.partition_count("mesh.transfer-events", 5s), 4);
+        for (int i = 0; i < 50; ++i) {
+            ASSERT_EQ(producer.produce("mesh.transfer-events", "k" + std::to_string(i),
+                                       "v" + std::to_string(i), {{"event-id", "e" + std::to_string(i)}},
+                                       &handler),
+                      common::ProduceStatus::kEnqueued);
+        }
+        EXPECT_EQ(producer.flush(30s), 0);
+    }
+    EXPECT_EQ(handler.ok(), 50);
+
+    common::Consumer consumer({{"bootstrap.servers", broker.bootstrap()},
+                               {"group.id", "headers-test"},
+                               {"session.timeout.ms", "6000"}});
+    consumer.subscribe({"mesh.transfer-events"});
+    std::set<std::string> keys;
+    wait_until(
+        [&] {
+            auto msg = consumer.poll(200ms);
+            if (msg && msg.error_code() == 0) {
+                const std::string key(msg.key().value_or(""));
+                EXPECT_EQ(msg.value(), "v" + key.substr(1));
+                EXPECT_EQ(msg.header("event-id").value_or(""), "e" + key.substr(1));
+                EXPECT_FALSE(msg.header("missing").has_value());
+                keys.insert(key);
+            }
+            return keys.size() == 50;
+        },
+        60s);
+    EXPECT_EQ(keys.size(), 50u);
+}
+
+TEST(KafkaBroker, NoRecordLostWhileOneOfThreeBrokersIsStoppedAndStarted) {
+    BrokerProcess broker;
+    const std::string topic = "broker-outage";
+    broker.create_topic(topic, 6);
+    CountingHandler handler;
+    constexpr int kRecords = 600;
+    {
+        common::Producer producer({{"bootstrap.servers", broker.bootstrap()}});
+        for (int i = 0; i < kRecords; ++i) {
+            if (i == 200) broker.broker_down(2);
+            if (i == 400) broker.broker_up(2);
+            const std::string key = "key-" + std::to_string(i);
+            ASSERT_EQ(producer.produce(topic, key, "value-" + std::to_string(i), {}, &handler),
+                      common::ProduceStatus::kEnqueued);
+            if (i % 50 == 0) producer.flush(100ms);
+        }
+        EXPECT_EQ(producer.flush(60s), 0);
+    }
+    EXPECT_EQ(handler.ok(), kRecords);
+    EXPECT_EQ(handler.failed(), 0);
+    auto seen = consume_all(broker.bootstrap(), topic, kRecords);
+    ASSERT_EQ(seen.size(), static_cast<std::size_t>(kRecords));
+    for (int i = 0; i < kRecords; ++i) {
+        EXPECT_EQ(seen["key-" + std::to_string(i)], "value-" + std::to_string(i));
+    }
+}
+
+TEST(KafkaBroker, BrokerControlRejectsUnknownBrokerIds) {
+    BrokerProcess broker;
+    EXPECT_THROW(broker.broker_down(9), std::runtime_error);
+    broker.broker_down(1);
+    broker.broker_up(1);
+}
+
+TEST(KafkaBroker, BrokerExitsWhenItsOwnerClosesStdin) {
+    BrokerProcess broker;
+    broker.process().close_stdin();
+    EXPECT_EQ(broker.process().wait(10s), 0);
+}
+
+}  // namespace
+}  // namespace meshhook

@@ -1,0 +1,261 @@
+#include "tests/support/process.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+
+extern char** environ;
+
+namespace meshhook::testing {
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+        if (condition()) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return condition();
+        std::this_thread::sleep_for(5ms);  // polling interval of the condition, not synchronisation
+    }
+}
+
+std::filesystem::path binary_path(const std::string& name) {
+    return std::filesystem::path(MESHHOOK_BINARY_DIR) / name;
+}
+
+std::filesystem::path fixture_path(const std::string& name) {
+    return std::filesystem::path(MESHHOOK_FIXTURE_DIR) / name;
+}
+
+std::string read_file(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + path.string());
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+std::string fixture(const std::string& name) { return read_file(fixture_path(name)); }
+
+std::uint16_t free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        ::close(fd);
+        throw std::runtime_error("free_port: bind failed");
+    }
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    ::close(fd);
+    return ntohs(addr.sin_port);
+}
+
+// ------------------------------------------------------------------ Process
+
+Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> extra_env,
+                 std::optional<std::filesystem::path> cwd) {
+    int in_pipe[2];
+    int out_pipe[2];
+    if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0) {
+        throw std::runtime_error("pipe failed");
+    }
+    char tmpl[] = "/tmp/meshhook-test-stderr-XXXXXX";
+    const int err_fd = ::mkstemp(tmpl);
+    stderr_path_ = tmpl;
+
+    // Prepare everything that allocates before fork.
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e != nullptr; ++e) {
+        std::string_view kv(*e);
+        const auto eq = kv.find('=');
+        if (eq != std::string_view::npos && extra_env.count(std::string(kv.substr(0, eq)))) continue;
+        env_strings.emplace_back(kv);
+    }
+    for (const auto& [k, v] : extra_env) env_strings.push_back(k + "=" + v);
+    std::vector<char*> envp;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    const pid_t parent = ::getpid();
+
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+        // Die with the test process: no orphan brokers or servers.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) ::_exit(127);
+        ::setpgid(0, 0);
+        ::dup2(in_pipe[0], STDIN_FILENO);
+        ::dup2(out_pipe[1], STDOUT_FILENO);
+        ::dup2(err_fd, STDERR_FILENO);
+        if (cwd && ::chdir(cwd->c_str()) != 0) ::_exit(127);
+        ::execve(args[0], args.data(), envp.data());
+        ::_exit(127);
+    }
+    ::close(in_pipe[0]);
+    ::close(out_pipe[1]);
+    ::close(err_fd);
+    stdin_fd_ = in_pipe[1];
+    stdout_fd_ = out_pipe[0];
+}
+
+Process::~Process() {
+    if (running()) {
+        ::kill(pid_, SIGKILL);
+        wait(5s);
+    }
+    if (stdin_fd_ >= 0) ::close(stdin_fd_);
+    if (stdout_fd_ >= 0) ::close(stdout_fd_);
+    std::error_code ec;
+    std::filesystem::remove(stderr_path_, ec);
+}
+
+bool Process::running() {
+    if (exit_code_) return false;
+    int status = 0;
+    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return false;
+    }
+    return r == 0;
+}
+
+void Process::signal(int sig) {
+    if (running()) ::kill(pid_, sig);
+}
+
+std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
+    wait_until([this] { return !running(); }, timeout);
+    return exit_code_;
+}
+
+void Process::write_line(const std::string& line) {
+    std::string data = line + "\n";
+    std::size_t off = 0;
+    while (off < data.size()) {
+        const ssize_t n = ::write(stdin_fd_, data.data() + off, data.size() - off);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw std::runtime_error("write to child stdin failed");
+        }
+        off += static_cast<std::size_t>(n);
+    }
+}
+
+void Process::close_stdin() {
+    if (stdin_fd_ >= 0) ::close(stdin_fd_);
+    stdin_fd_ = -1;
+}
+
+std::optional<std::string> Process::read_line(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+        const auto pos = buffer_.find('\n');
+        if (pos != std::string::npos) {
+            std::string line = buffer_.substr(0, pos);
+            buffer_.erase(0, pos + 1);
+            return line;
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0 || stdout_fd_ < 0) return std::nullopt;
+        pollfd pfd{stdout_fd_, POLLIN, 0};
+        const int r = ::poll(&pfd, 1, static_cast<int>(left.count()));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return std::nullopt;
+        char buf[4096];
+        const ssize_t n = ::read(stdout_fd_, buf, sizeof buf);
+        if (n <= 0) return std::nullopt;
+        buffer_.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+std::string Process::read_all(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (stdout_fd_ >= 0) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        pollfd pfd{stdout_fd_, POLLIN, 0};
+        const int r = ::poll(&pfd, 1, static_cast<int>(left.count()));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        char buf[4096];
+        const ssize_t n = ::read(stdout_fd_, buf, sizeof buf);
+        if (n <= 0) break;
+        buffer_.append(buf, static_cast<std::size_t>(n));
+    }
+    return std::exchange(buffer_, {});
+}
+
+std::string Process::stderr_text() const {
+    try {
+        return read_file(stderr_path_);
+    } catch (const std::exception&) {
+        return {};
+    }
+}
+
+// ------------------------------------------------------------ BrokerProcess
+
+BrokerProcess::BrokerProcess() : BrokerProcess(Options{}) {}
+
+BrokerProcess::BrokerProcess(Options options) {
+    std::vector<std::string> argv = {binary_path("meshhook").string(), "broker", "--brokers",
+                                     std::to_string(options.brokers), "--partitions",
+                                     std::to_string(options.partitions), "--no-default-topics"};
+    std::string topics;
+    for (const auto& t : options.topics) topics += (topics.empty() ? "" : ",") + t;
+    if (!topics.empty()) {
+        argv.push_back("--topics");
+        argv.push_back(topics);
+    }
+    process_ = std::make_unique<Process>(argv);
+    auto line = process_->read_line(30s);
+    if (!line || line->rfind("bootstrap=", 0) != 0) {
+        throw std::runtime_error("meshhook broker did not start: " + process_->stderr_text());
+    }
+    bootstrap_ = line->substr(std::strlen("bootstrap="));
+}
+
+BrokerProcess::~BrokerProcess() {
+    if (process_ && process_->running()) {
+        process_->close_stdin();
+        if (!process_->wait(10s)) process_->signal(SIGKILL);
+    }
+}
+
+void BrokerProcess::command(const std::string& line) {
+    process_->write_line(line);
+    auto reply = process_->read_line(10s);
+    if (!reply || *reply != "ok") {
+        throw std::runtime_error("broker command '" + line + "' failed: " + reply.value_or("<no reply>"));
+    }
+}
+
+void BrokerProcess::create_topic(const std::string& name, int partitions) {
+    command("topic " + name + " " + std::to_string(partitions));
+}
+void BrokerProcess::broker_down(int broker_id) { command("down " + std::to_string(broker_id)); }
+void BrokerProcess::broker_up(int broker_id) { command("up " + std::to_string(broker_id)); }
+
+}  // namespace meshhook::testing

@@ -1,0 +1,199 @@
+#include "tools/broker.hpp"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+
+#include "common/config.hpp"
+
+namespace meshhook::tools {
+namespace {
+
+rd_kafka_mock_cluster_t* as_cluster(void* p) { return static_cast<rd_kafka_mock_cluster_t*>(p); }
+
+std::string err_text(rd_kafka_resp_err_t err) {
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR ? std::string() : std::string(rd_kafka_err2str(err));
+}
+
+}  // namespace
+
+std::vector<std::string> default_topics() {
+    return {"mesh.transfer-events", "mesh.transfer-events.dlq", "ledger.credit-commands",
+            "ledger.credit-review", "meshhook.anomalies"};
+}
+
+MockCluster::MockCluster(const BrokerOptions& options) : brokers_(options.brokers) {
+    char err[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    // The mock's own log lines are noise for users of the broker; errors still
+    // surface through the control channel's replies.
+    if (rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        throw std::runtime_error(err);
+    }
+    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (rk_ == nullptr) {
+        rd_kafka_conf_destroy(conf);
+        throw std::runtime_error(std::string("mock cluster: ") + err);
+    }
+    cluster_ = rd_kafka_mock_cluster_new(rk_, options.brokers);
+    if (cluster_ == nullptr) {
+        rd_kafka_destroy(rk_);
+        throw std::runtime_error("mock cluster: could not start");
+    }
+    bootstrap_ = rd_kafka_mock_cluster_bootstraps(as_cluster(cluster_));
+    const int rf = std::min(options.replication_factor, options.brokers);
+    for (const auto& topic : options.topics) {
+        if (auto e = create_topic(topic, options.partitions, rf); !e.empty()) {
+            throw std::runtime_error("topic " + topic + ": " + e);
+        }
+    }
+}
+
+MockCluster::~MockCluster() {
+    if (cluster_ != nullptr) rd_kafka_mock_cluster_destroy(as_cluster(cluster_));
+    if (rk_ != nullptr) rd_kafka_destroy(rk_);
+}
+
+std::string MockCluster::create_topic(const std::string& name, int partitions, int replication_factor) {
+    if (partitions < 1) return "partitions must be at least 1";
+    return err_text(rd_kafka_mock_topic_create(as_cluster(cluster_), name.c_str(), partitions,
+                                               std::min(replication_factor, brokers_)));
+}
+
+std::string MockCluster::broker_down(int broker_id) {
+    if (broker_id < 1 || broker_id > brokers_) return "no broker " + std::to_string(broker_id);
+    return err_text(rd_kafka_mock_broker_set_down(as_cluster(cluster_), broker_id));
+}
+
+std::string MockCluster::broker_up(int broker_id) {
+    if (broker_id < 1 || broker_id > brokers_) return "no broker " + std::to_string(broker_id);
+    return err_text(rd_kafka_mock_broker_set_up(as_cluster(cluster_), broker_id));
+}
+
+namespace {
+
+constexpr const char* kControlHelp =
+    "Control channel (stdin, one command per line; each answered on stdout by\n"
+    "\"ok\" or \"error <reason>\"):\n"
+    "  topic NAME PARTITIONS   create a topic\n"
+    "  down ID | up ID         stop / start broker ID (1..N): its connections drop\n"
+    "  down all | up all       every broker\n"
+    "  quit                    stop (so does closing stdin, SIGINT or SIGTERM)\n";
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+std::string run_command(MockCluster& cluster, const std::string& line, bool& quit) {
+    std::istringstream in(line);
+    std::string verb;
+    in >> verb;
+    if (verb.empty()) return {};
+    if (verb == "quit") {
+        quit = true;
+        return "ok";
+    }
+    if (verb == "topic") {
+        std::string name;
+        int partitions = 0;
+        if (!(in >> name >> partitions)) return "error usage: topic NAME PARTITIONS";
+        auto e = cluster.create_topic(name, partitions, 3);
+        return e.empty() ? "ok" : "error " + e;
+    }
+    if (verb == "down" || verb == "up") {
+        std::string which;
+        in >> which;
+        std::vector<int> ids;
+        if (which == "all") {
+            for (int i = 1; i <= cluster.broker_count(); ++i) ids.push_back(i);
+        } else {
+            try {
+                ids.push_back(std::stoi(which));
+            } catch (const std::exception&) {
+                return "error usage: " + verb + " ID|all";
+            }
+        }
+        for (int id : ids) {
+            auto e = verb == "down" ? cluster.broker_down(id) : cluster.broker_up(id);
+            if (!e.empty()) return "error " + e;
+        }
+        return "ok";
+    }
+    return "error unknown command: " + verb;
+}
+
+}  // namespace
+
+int broker_main(int argc, const char* const* argv) {
+    common::Settings settings(
+        "meshhook broker",
+        "Runs a Kafka-protocol test broker (librdkafka's mock cluster) on 127.0.0.1 and\n"
+        "prints its bootstrap address as the first line: bootstrap=HOST:PORT,...\n"
+        "For tests and demos only: it keeps about 5 MiB per partition, has no log\n"
+        "compaction and does not honour transactions.\n\n" +
+            std::string(kControlHelp));
+    settings.add({"brokers", "MESHHOOK_BROKER_COUNT", "3", "number of brokers"})
+        .add({"partitions", "MESHHOOK_BROKER_PARTITIONS", "4", "partitions of each topic created at start"})
+        .add({"topics", "MESHHOOK_BROKER_TOPICS", "",
+              "comma-separated topics to create at start (default: the pipeline's five topics)"})
+        .add({"no-default-topics", "", "", "create only --topics", false, true});
+    try {
+        if (settings.parse(argc, argv) == common::Settings::Outcome::kHelp) {
+            std::cout << settings.help_text();
+            return 0;
+        }
+        BrokerOptions options;
+        options.brokers = static_cast<int>(
+            common::parse_uint(settings.describe("brokers"), settings.get("brokers"), 1, 16));
+        options.partitions = static_cast<int>(
+            common::parse_uint(settings.describe("partitions"), settings.get("partitions"), 1, 256));
+        if (!settings.is_set("no-default-topics")) options.topics = default_topics();
+        for (auto& t : common::split_list(settings.get("topics"))) options.topics.push_back(t);
+
+        MockCluster cluster(options);
+        std::cout << "bootstrap=" << cluster.bootstrap() << std::endl;
+
+        struct sigaction sa {};
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, nullptr);
+        sigaction(SIGTERM, &sa, nullptr);
+
+        // Control loop on stdin. EOF means the owner is gone: stop, so a test
+        // that dies never leaves a broker behind.
+        std::string line;
+        std::string pending;
+        bool quit = false;
+        while (!quit && g_stop == 0) {
+            pollfd pfd{STDIN_FILENO, POLLIN, 0};
+            const int r = ::poll(&pfd, 1, 200);
+            if (r < 0) continue;  // EINTR: re-check g_stop
+            if (r == 0) continue;
+            char buf[4096];
+            const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+            if (n <= 0) break;
+            pending.append(buf, static_cast<std::size_t>(n));
+            std::size_t pos = 0;
+            while (!quit && (pos = pending.find('\n')) != std::string::npos) {
+                line = pending.substr(0, pos);
+                pending.erase(0, pos + 1);
+                auto reply = run_command(cluster, line, quit);
+                if (!reply.empty()) std::cout << reply << std::endl;
+            }
+        }
+        return 0;
+    } catch (const common::ConfigError& e) {
+        common::fail_config("meshhook broker", e);
+    } catch (const std::exception& e) {
+        std::cerr << "meshhook broker: " << e.what() << "\n";
+        return 1;
+    }
+}
+
+}  // namespace meshhook::tools
