@@ -2,6 +2,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "common/log.hpp"
+
 #include <atomic>
 #include <cstring>
 #include <thread>
@@ -33,8 +35,24 @@ void set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value
     }
 }
 
+// librdkafka's log lines go through our logger, so they come out in the
+// process's format (JSON lines in production) instead of raw on stderr.
+void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
+    std::string line = std::string("kafka ") + rd_kafka_name(rk) + " " + facility + ": " + message;
+    if (level <= 3) {
+        log_error(line);
+    } else if (level == 4) {
+        log_warn(line);
+    } else if (level <= 6) {
+        log_info(line);
+    } else {
+        log_debug(line);
+    }
+}
+
 ConfPtr make_conf(const KafkaConfig& config, const KafkaConfig& defaults) {
     ConfPtr conf(rd_kafka_conf_new());
+    rd_kafka_conf_set_log_cb(conf.get(), &on_log);
     for (const auto& [k, v] : defaults) set(conf.get(), k, v);
     for (const auto& [k, v] : config) set(conf.get(), k, v);
     return conf;
