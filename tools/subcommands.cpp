@@ -1,9 +1,13 @@
 #include "tools/subcommands.hpp"
 
+#include "tools/commands.hpp"
+
 namespace meshhook::tools {
 
 const std::vector<Subcommand>& subcommands() {
-    static const std::vector<Subcommand> kSubcommands = {};
+    static const std::vector<Subcommand> kSubcommands = {
+        {"sign", sign_main}, {"verify", verify_main},
+    };
     return kSubcommands;
 }
 

@@ -1,0 +1,45 @@
+#pragma once
+// Small helpers shared by the `meshhook` subcommands.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/config.hpp"
+
+namespace meshhook::tools {
+
+// Prints "<program>: <message>" on stderr and returns 1: the one-line error
+// every subcommand ends with when its input is bad.
+int fail(std::string_view program, std::string_view message);
+
+// The exact bytes of `path`, or of stdin when `path` is "-". On failure,
+// nullopt and `error` says why in one line.
+std::optional<std::string> read_input(const std::string& path, std::string& error);
+
+// Parses `settings`; prints --help and returns 0, or a ConfigError line and
+// returns 2. nullopt means: go on.
+std::optional<int> parse_or_exit(common::Settings& settings, std::string_view program, int argc,
+                                 const char* const* argv);
+
+// The first secret of a comma-separated list (MESH_WEBHOOK_SECRET may hold
+// several during a rotation; a sender signs with the newest, listed first).
+std::string first_secret(std::string_view list);
+
+// Milliseconds since the Unix epoch, and the same as RFC 3339 UTC text.
+std::int64_t now_ms();
+std::string format_utc_ms(std::int64_t ms);
+// Parses RFC 3339 UTC ("2026-11-28T10:00:00Z", optional fraction) or a bare
+// integer of milliseconds since the epoch; nullopt when neither.
+std::optional<std::int64_t> parse_time_ms(std::string_view text);
+
+// Pretty-prints JSON text (2-space indent); returns the input unchanged when
+// it is not valid JSON. Number text is copied as is (amounts stay exact).
+std::string pretty_json(std::string_view json);
+
+// Whether stdout is a terminal (for colours).
+bool stdout_is_tty();
+
+}  // namespace meshhook::tools
