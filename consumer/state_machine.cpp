@@ -1,0 +1,452 @@
+#include "consumer/state_machine.hpp"
+
+#include <openssl/sha.h>
+
+#include <array>
+#include <cctype>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "common/config.hpp"
+#include "common/log.hpp"
+
+namespace meshhook::consumer {
+
+namespace {
+
+using common::TransferStatus;
+
+std::optional<std::string> owned(const common::Field& field) {
+    if (!field.has_value()) {
+        return std::nullopt;
+    }
+    return std::string(field.value);
+}
+
+std::string upper(std::string_view text) {
+    std::string out(text);
+    for (char& c : out) {
+        c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    return out;
+}
+
+std::string trim(std::string_view text) {
+    std::size_t b = 0;
+    std::size_t e = text.size();
+    while (b < e && std::isspace(static_cast<unsigned char>(text[b])) != 0) {
+        ++b;
+    }
+    while (e > b && std::isspace(static_cast<unsigned char>(text[e - 1])) != 0) {
+        --e;
+    }
+    return std::string(text.substr(b, e - b));
+}
+
+// A flat JSON object writer; strings escaped by common::append_json_escaped.
+class JsonObject {
+public:
+    JsonObject() { out_ = "{"; }
+    JsonObject& str(std::string_view key, std::string_view value) {
+        name(key);
+        out_ += '"';
+        common::append_json_escaped(out_, value);
+        out_ += '"';
+        return *this;
+    }
+    JsonObject& opt(std::string_view key, const std::optional<std::string>& value) {
+        if (value) {
+            return str(key, *value);
+        }
+        name(key);
+        out_ += "null";
+        return *this;
+    }
+    JsonObject& raw(std::string_view key, std::string_view json) {
+        name(key);
+        out_ += json;
+        return *this;
+    }
+    std::string done() {
+        out_ += '}';
+        return std::move(out_);
+    }
+
+private:
+    void name(std::string_view key) {
+        if (out_.size() > 1) {
+            out_ += ',';
+        }
+        out_ += '"';
+        common::append_json_escaped(out_, key);
+        out_ += "\":";
+    }
+    std::string out_;
+};
+
+std::optional<std::string> occurred_at(const TransferEvent& event) {
+    if (event.timestamp_ms) {
+        return iso8601_utc_ms(*event.timestamp_ms);
+    }
+    if (event.sent_timestamp) {
+        return iso8601_utc_ms(*event.sent_timestamp * 1000);
+    }
+    return std::nullopt;
+}
+
+void credit_fields(JsonObject& json, const TransferEvent& event) {
+    json.str("transferId", event.transfer_id)
+        .str("environment", event.environment)
+        .opt("userId", event.user_id)
+        .opt("transactionId", event.transaction_id)
+        .opt("token", event.token)
+        .opt("chain", event.chain)
+        .opt("amount", event.destination_amount)
+        .opt("destinationAddress", event.destination_address)
+        .opt("txHash", event.tx_hash)
+        .opt("sourceAccountProvider", event.source_account_provider)
+        .str("eventId", event.event_id)
+        .opt("occurredAt", occurred_at(event));
+}
+
+TransferRow new_row(const TransferEvent& event, std::int64_t now_ms) {
+    TransferRow row;
+    row.environment = event.environment;
+    row.transfer_id = event.transfer_id;
+    row.first_seen_ms = now_ms;
+    row.last_seen_ms = now_ms;
+    return row;
+}
+
+void copy_credit_fields(TransferRow& row, const TransferEvent& event) {
+    row.user_id = event.user_id.value_or("");
+    row.transaction_id = event.transaction_id.value_or("");
+    row.token = event.token.value_or("");
+    row.chain = event.chain.value_or("");
+    row.amount = event.destination_amount.value_or("");
+    row.destination_address = event.destination_address.value_or("");
+    row.tx_hash = event.tx_hash.value_or("");
+    row.source_account_provider = event.source_account_provider.value_or("");
+    row.credit_event_id = event.event_id;
+}
+
+AnomalyRecord conflict_anomaly(const TransferRow& current, const TransferEvent& event) {
+    AnomalyRecord a;
+    a.kind = "conflict";
+    a.environment = event.environment;
+    a.transfer_id = event.transfer_id;
+    JsonObject json;
+    json.str("kind", a.kind)
+        .str("environment", event.environment)
+        .str("transferId", event.transfer_id)
+        .str("currentStatus", current.status)
+        .str("eventStatus", common::to_string(event.status))
+        .str("eventId", event.event_id)
+        .raw("credited", current.credited ? "true" : "false")
+        .opt("occurredAt", occurred_at(event));
+    a.detail = json.done();
+    // Mesh's retries of the contradicting event share its EventId: one anomaly.
+    a.dedup_key = "anomaly:conflict:" + event.environment + ":" + event.transfer_id + ":" +
+                  (event.event_id.empty() ? event.status_text : event.event_id);
+    return a;
+}
+
+}  // namespace
+
+std::string_view to_string(Outcome o) {
+    switch (o) {
+        case Outcome::kApplied:
+            return "applied";
+        case Outcome::kDuplicate:
+            return "duplicate";
+        case Outcome::kStale:
+            return "stale";
+        case Outcome::kUnknownStatus:
+            return "unknown_status";
+        case Outcome::kConflict:
+            return "conflict";
+        case Outcome::kUnparseable:
+            return "unparseable";
+    }
+    return "unknown";
+}
+
+TransferEvent TransferEvent::from_view(const common::TransferEventView& view,
+                                       std::string_view environment) {
+    TransferEvent e;
+    if (!environment.empty()) {
+        e.environment = std::string(environment);
+    }
+    e.transfer_id = std::string(view.transfer_id.value);
+    e.event_id = std::string(view.event_id.value);
+    e.status_text = std::string(view.transfer_status.value);
+    e.status = view.status;
+    e.user_id = owned(view.user_id);
+    e.transaction_id = owned(view.transaction_id);
+    e.token = owned(view.token);
+    e.chain = owned(view.chain);
+    e.destination_amount = owned(view.destination_amount);
+    e.destination_address = owned(view.destination_address);
+    e.tx_hash = owned(view.tx_hash);
+    e.source_account_provider = owned(view.source_account_provider);
+    if (view.timestamp.has_value()) {
+        e.timestamp_ms = view.timestamp_value;
+    }
+    if (view.sent_timestamp.has_value()) {
+        e.sent_timestamp = view.sent_timestamp_value;
+    }
+    return e;
+}
+
+void Policy::allow_asset(std::string_view token, std::string_view chain) {
+    assets_.emplace(upper(token), upper(chain));
+}
+
+void Policy::allow_destination(std::string_view environment, std::string_view address) {
+    destinations_configured_ = true;
+    destinations_.emplace(std::string(environment), std::string(address));
+}
+
+void Policy::parse_allowed_assets(std::string_view setting, std::string_view text) {
+    for (const std::string& item : common::split_list(text, ',')) {
+        const auto colon = item.find(':');
+        if (colon == std::string::npos || item.find(':', colon + 1) != std::string::npos) {
+            throw common::ConfigError(std::string(setting) + ": '" + item +
+                                      "' is not TOKEN:CHAIN");
+        }
+        const std::string token = trim(std::string_view(item).substr(0, colon));
+        const std::string chain = trim(std::string_view(item).substr(colon + 1));
+        if (token.empty() || chain.empty()) {
+            throw common::ConfigError(std::string(setting) + ": '" + item +
+                                      "' is not TOKEN:CHAIN");
+        }
+        allow_asset(token, chain);
+    }
+}
+
+void Policy::load_destination_file(std::string_view setting, const std::string& path) {
+    std::ifstream in(path);
+    if (!in) {
+        throw common::ConfigError(std::string(setting) + ": cannot read '" + path + "'");
+    }
+    require_destination_list();
+    std::string line;
+    int number = 0;
+    while (std::getline(in, line)) {
+        ++number;
+        const auto hash = line.find('#');
+        const std::string content = trim(std::string_view(line).substr(0, hash));
+        if (content.empty()) {
+            continue;
+        }
+        std::istringstream fields(content);
+        std::string environment;
+        std::string address;
+        std::string extra;
+        if (!(fields >> environment >> address) || (fields >> extra)) {
+            throw common::ConfigError(std::string(setting) + ": line " + std::to_string(number) +
+                                      " of '" + path + "' is not '<environment> <address>'");
+        }
+        allow_destination(environment, address);
+    }
+}
+
+std::optional<std::string_view> Policy::review_reason(const TransferEvent& event) const {
+    if (!assets_.empty()) {
+        if (!event.token || !event.chain ||
+            !assets_.contains({upper(*event.token), upper(*event.chain)})) {
+            return kReasonAssetNotAllowed;
+        }
+    }
+    if (destinations_configured_) {
+        if (!event.destination_address ||
+            !destinations_.contains({event.environment, *event.destination_address})) {
+            return kReasonDestinationNotAllowed;
+        }
+    }
+    if (!event.destination_amount) {
+        return kReasonAmountMissing;
+    }
+    if (!common::is_positive_decimal(*event.destination_amount)) {
+        return kReasonAmountNotPositive;
+    }
+    return std::nullopt;
+}
+
+Decision decide(const std::optional<TransferRow>& current, const TransferEvent& event,
+                const Policy& policy, const Topics& topics, std::int64_t now_ms) {
+    Decision d;
+    if (event.status == TransferStatus::kUnknown) {
+        // Kept on the row for operators, counted, never credited, never advances.
+        TransferRow row = current ? *current : new_row(event, now_ms);
+        row.last_unknown_status = event.status_text;
+        row.last_event_id = event.event_id;
+        row.last_seen_ms = now_ms;
+        d.outcome = Outcome::kUnknownStatus;
+        d.row = std::move(row);
+        return d;
+    }
+
+    const int rank = common::status_rank(event.status);
+    const std::string_view status = common::to_string(event.status);
+    if (current && current->rank > 0) {
+        if (rank < current->rank) {
+            d.outcome = Outcome::kStale;
+            return d;
+        }
+        if (rank == current->rank) {
+            if (current->status == status) {
+                d.outcome = Outcome::kDuplicate;
+                return d;
+            }
+            // Equal rank and a different status: succeeded vs failed.
+            d.outcome = Outcome::kConflict;
+            AnomalyRecord anomaly = conflict_anomaly(*current, event);
+            d.outbox.push_back(
+                {topics.anomalies, event.transfer_id, anomaly.detail, anomaly.dedup_key});
+            d.anomaly = std::move(anomaly);
+            TransferRow row = *current;
+            row.conflict_status = std::string(status);
+            row.last_seen_ms = now_ms;
+            d.row = std::move(row);
+            return d;
+        }
+    }
+
+    TransferRow row = current ? *current : new_row(event, now_ms);
+    row.status = std::string(status);
+    row.rank = rank;
+    row.last_event_id = event.event_id;
+    row.last_seen_ms = now_ms;
+    d.outcome = Outcome::kApplied;
+    if (event.status == TransferStatus::kSucceeded) {
+        copy_credit_fields(row, event);
+        if (const auto reason = policy.review_reason(event)) {
+            row.review_reason = std::string(*reason);
+            d.review_reason = *reason;
+            d.outbox.push_back({topics.reviews, event.transfer_id,
+                                encode_review_record(event, *reason),
+                                "review:" + event.environment + ":" + event.transfer_id});
+        } else {
+            row.credited = true;
+            d.credit = true;
+            d.outbox.push_back({topics.credits, event.transfer_id, encode_credit_command(event),
+                                credit_idempotency_key(event.environment, event.transfer_id)});
+        }
+    }
+    d.row = std::move(row);
+    return d;
+}
+
+std::string credit_idempotency_key(std::string_view environment, std::string_view transfer_id) {
+    std::string key = "credit:";
+    key += environment;
+    key += ':';
+    key += transfer_id;
+    return key;
+}
+
+std::string encode_credit_command(const TransferEvent& event) {
+    const std::string key = credit_idempotency_key(event.environment, event.transfer_id);
+    JsonObject json;
+    json.str("commandId", name_uuid(key)).str("idempotencyKey", key);
+    credit_fields(json, event);
+    return json.done();
+}
+
+std::string encode_review_record(const TransferEvent& event, std::string_view reason) {
+    const std::string key = "review:" + event.environment + ":" + event.transfer_id;
+    JsonObject json;
+    json.str("reviewId", name_uuid(key)).str("idempotencyKey", key).str("reason", reason);
+    credit_fields(json, event);
+    return json.done();
+}
+
+std::string name_uuid(std::string_view name) {
+    std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
+    SHA256(reinterpret_cast<const unsigned char*>(name.data()), name.size(), digest.data());
+    digest[6] = static_cast<unsigned char>((digest[6] & 0x0fU) | 0x80U);
+    digest[8] = static_cast<unsigned char>((digest[8] & 0x3fU) | 0x80U);
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(36);
+    for (std::size_t i = 0; i < 16; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            out += '-';
+        }
+        out += kHex[digest[i] >> 4U];
+        out += kHex[digest[i] & 0x0fU];
+    }
+    return out;
+}
+
+std::string iso8601_utc_ms(std::int64_t ms) {
+    std::int64_t seconds = ms / 1000;
+    std::int64_t millis = ms % 1000;
+    if (millis < 0) {
+        millis += 1000;
+        seconds -= 1;
+    }
+    const auto t = static_cast<std::time_t>(seconds);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    std::array<char, 40> buf{};
+    const auto n = std::snprintf(buf.data(), buf.size(), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                 tm.tm_min, tm.tm_sec, static_cast<int>(millis));
+    return std::string(buf.data(), static_cast<std::size_t>(n));
+}
+
+std::string base64_encode(std::string_view bytes) {
+    static constexpr char kAlphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((bytes.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < bytes.size(); i += 3) {
+        const auto v = (static_cast<unsigned>(static_cast<unsigned char>(bytes[i])) << 16U) |
+                       (static_cast<unsigned>(static_cast<unsigned char>(bytes[i + 1])) << 8U) |
+                       static_cast<unsigned>(static_cast<unsigned char>(bytes[i + 2]));
+        out += kAlphabet[(v >> 18U) & 63U];
+        out += kAlphabet[(v >> 12U) & 63U];
+        out += kAlphabet[(v >> 6U) & 63U];
+        out += kAlphabet[v & 63U];
+    }
+    const std::size_t rest = bytes.size() - i;
+    if (rest > 0) {
+        unsigned v = static_cast<unsigned>(static_cast<unsigned char>(bytes[i])) << 16U;
+        if (rest == 2) {
+            v |= static_cast<unsigned>(static_cast<unsigned char>(bytes[i + 1])) << 8U;
+        }
+        out += kAlphabet[(v >> 18U) & 63U];
+        out += kAlphabet[(v >> 12U) & 63U];
+        out += rest == 2 ? kAlphabet[(v >> 6U) & 63U] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+AnomalyRecord unparseable_anomaly(std::string_view environment, std::string_view topic,
+                                  std::int32_t partition, std::int64_t offset,
+                                  std::string_view reason, std::string_view raw) {
+    AnomalyRecord a;
+    a.kind = "unparseable";
+    a.environment = environment.empty() ? std::string(kDefaultEnvironment)
+                                        : std::string(environment);
+    JsonObject json;
+    json.str("kind", a.kind)
+        .str("environment", a.environment)
+        .str("reason", reason)
+        .str("sourceTopic", topic)
+        .raw("sourcePartition", std::to_string(partition))
+        .raw("sourceOffset", std::to_string(offset))
+        .str("rawBase64", base64_encode(raw));
+    a.detail = json.done();
+    a.dedup_key = "anomaly:unparseable:" + std::string(topic) + ":" + std::to_string(partition) +
+                  ":" + std::to_string(offset);
+    return a;
+}
+
+}  // namespace meshhook::consumer
