@@ -4,11 +4,11 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 PRESET ?= dev
 
-DEB_PACKAGES := build-essential cmake ccache pkg-config libboost1.81-dev librdkafka-dev \
+DEB_PACKAGES := build-essential cmake clang libclang-rt-14-dev ccache pkg-config libboost1.81-dev librdkafka-dev \
   libsimdjson-dev libssl-dev libspdlog-dev libsqlite3-dev sqlite3 libpq-dev postgresql \
-  googletest libgtest-dev libgmock-dev libbenchmark-dev kcat
+  googletest libgtest-dev libgmock-dev libbenchmark-dev kcat python3-yaml prometheus
 
-.PHONY: deps configure build test demo bench clean asan tsan
+.PHONY: deps configure build test demo bench clean asan tsan fuzz
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -46,6 +46,10 @@ bench: deps
 	cmake --preset release >/dev/null
 	cmake --build --preset release -j $(JOBS)
 	./benchmarks/run.sh build/release
+
+fuzz: deps
+	$(MAKE) --no-print-directory build PRESET=fuzz
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} ./tests/fuzz/run.sh
 
 clean:
 	rm -rf build
