@@ -1,0 +1,185 @@
+#include "ingest/config.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <thread>
+
+namespace meshhook::ingest {
+namespace {
+
+using common::ConfigError;
+
+std::chrono::milliseconds millis(const common::Settings& s, std::string_view flag,
+                                 std::uint64_t min, std::uint64_t max) {
+    return std::chrono::milliseconds(
+        static_cast<std::int64_t>(common::parse_uint(s.describe(flag), s.get(flag), min, max)));
+}
+
+// A topic name as Kafka accepts it: [a-zA-Z0-9._-], at most 249 characters.
+void check_topic(const common::Settings& s, std::string_view flag) {
+    const auto& t = s.get(flag);
+    const bool ok = !t.empty() && t.size() <= 249 && t != "." && t != ".." &&
+                    std::all_of(t.begin(), t.end(), [](char c) {
+                        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                               (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+                    });
+    if (!ok) {
+        throw ConfigError(s.describe(flag) + ": not a valid Kafka topic name: \"" + t + "\"");
+    }
+}
+
+void check_readable(const common::Settings& s, std::string_view flag) {
+    std::ifstream in(s.get(flag));
+    if (!in) throw ConfigError(s.describe(flag) + ": cannot read \"" + s.get(flag) + "\"");
+}
+
+std::vector<std::string> secrets_from(std::string_view setting, std::string_view text) {
+    auto secrets = common::split_list(text);
+    if (secrets.empty()) {
+        throw ConfigError(std::string(setting) + ": no secret in the list");
+    }
+    return secrets;
+}
+
+}  // namespace
+
+std::optional<std::size_t> IngestConfig::environment_index(std::string_view name) const {
+    for (std::size_t i = 0; i < environments.size(); ++i) {
+        if (environments[i].name == name) return i;
+    }
+    return std::nullopt;
+}
+
+void declare_settings(common::Settings& s) {
+    const auto cores = std::max(1U, std::thread::hardware_concurrency());
+    s.add({"listen", "INGEST_LISTEN", "0.0.0.0:8080", "Address to listen on (host:port; port 0 picks one)"})
+        .add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...); required"})
+        .add({"webhook-secret", std::string(kSecretEnv), "",
+              "Comma-separated active secrets for /webhooks/mesh (environment production); "
+              "prefer the variable. MESH_WEBHOOK_SECRET_<ENV> adds /webhooks/mesh/<env>",
+              true})
+        .add({"topic", "KAFKA_TOPIC", "mesh.transfer-events", "Topic for accepted events"})
+        .add({"dlq-topic", "KAFKA_DLQ_TOPIC", "mesh.transfer-events.dlq",
+              "Topic for signed deliveries that are not usable events"})
+        .add({"threads", "INGEST_THREADS", std::to_string(cores), "I/O threads"})
+        .add({"max-body-bytes", "INGEST_MAX_BODY_BYTES", "65536", "Largest request body (413 above)"})
+        .add({"ack-timeout-ms", "INGEST_ACK_TIMEOUT_MS", "150",
+              "Budget from request received to Kafka's delivery report (503 after it)"})
+        .add({"max-connections", "INGEST_MAX_CONNECTIONS", "10000",
+              "Concurrent connections; more are closed at accept"})
+        .add({"allow-ips", "INGEST_ALLOW_IPS", "",
+              "CIDR list of clients allowed to post webhooks (empty: any)"})
+        .add({"trusted-proxies", "INGEST_TRUSTED_PROXIES", "",
+              "CIDR list of proxies whose X-Forwarded-For is believed"})
+        .add({"max-sent-age-s", "INGEST_MAX_SENT_AGE_S", "0",
+              "Replay window on the signed SentTimestamp, in seconds (0: off)"})
+        .add({"tls-cert", "INGEST_TLS_CERT", "", "PEM certificate chain; enables TLS with --tls-key"})
+        .add({"tls-key", "INGEST_TLS_KEY", "", "PEM private key for --tls-cert"})
+        .add({"read-timeout-ms", "INGEST_READ_TIMEOUT_MS", "5000",
+              "From a request's first byte to its last (408 after it)"})
+        .add({"idle-timeout-ms", "INGEST_IDLE_TIMEOUT_MS", "60000",
+              "How long a keep-alive connection may wait for its next request"})
+        .add({"drain-timeout-ms", "INGEST_DRAIN_TIMEOUT_MS", "10000",
+              "On SIGTERM: longest wait for in-flight requests, then for the producer flush"})
+        .add({"kafka-message-timeout-ms", "INGEST_KAFKA_MESSAGE_TIMEOUT_MS", "10000",
+              "How long the producer keeps retrying one message (late reports stop after it)"})
+        .add({"log-format", "LOG_FORMAT", "text", "text or json"})
+        .add({"log-level", "LOG_LEVEL", "info", "trace, debug, info, warn or error"});
+}
+
+IngestConfig load_config(const common::Settings& s,
+                         const std::vector<std::pair<std::string, std::string>>& env_secrets) {
+    IngestConfig c;
+    c.listen = common::parse_host_port(s.describe("listen"), s.get("listen"));
+
+    c.brokers = s.get("brokers");
+    if (common::split_list(c.brokers).empty()) {
+        throw ConfigError(s.describe("brokers") + ": required (host:port,...)");
+    }
+
+    if (s.is_set("webhook-secret")) {
+        c.environments.push_back({std::string(kProductionEnvironment),
+                                  secrets_from(s.describe("webhook-secret"), s.get("webhook-secret"))});
+    }
+    for (const auto& [suffix, value] : env_secrets) {
+        const std::string variable = std::string(kSecretEnvPrefix) + suffix;
+        std::string name;
+        for (char ch : suffix) {
+            if (ch >= 'A' && ch <= 'Z') {
+                name += static_cast<char>(ch - 'A' + 'a');
+            } else if ((ch >= '0' && ch <= '9') || ch == '_') {
+                name += ch;
+            } else {
+                throw ConfigError(variable + ": environment names use A-Z, 0-9 and _");
+            }
+        }
+        if (c.environment_index(name)) {
+            throw ConfigError(variable + ": environment \"" + name +
+                              "\" already configured by MESH_WEBHOOK_SECRET");
+        }
+        c.environments.push_back({name, secrets_from(variable, value)});
+    }
+    if (c.environments.empty()) {
+        throw ConfigError(s.describe("webhook-secret") +
+                          ": no webhook secret configured (set it or MESH_WEBHOOK_SECRET_<ENV>)");
+    }
+
+    check_topic(s, "topic");
+    check_topic(s, "dlq-topic");
+    c.topic = s.get("topic");
+    c.dlq_topic = s.get("dlq-topic");
+    if (c.topic == c.dlq_topic) {
+        throw ConfigError(s.describe("dlq-topic") + ": must differ from --topic");
+    }
+
+    c.threads = static_cast<unsigned>(common::parse_uint(s.describe("threads"), s.get("threads"), 1, 256));
+    c.max_body_bytes = common::parse_uint(s.describe("max-body-bytes"), s.get("max-body-bytes"), 64,
+                                          64 * 1024 * 1024);
+    c.ack_timeout = millis(s, "ack-timeout-ms", 1, 60000);
+    c.max_connections = common::parse_uint(s.describe("max-connections"), s.get("max-connections"),
+                                           1, 1000000);
+    c.allow_ips = parse_networks(s.describe("allow-ips"), s.get("allow-ips"));
+    c.trusted_proxies = parse_networks(s.describe("trusted-proxies"), s.get("trusted-proxies"));
+    if (!c.trusted_proxies.empty() && c.allow_ips.empty()) {
+        // Without an allow-list nothing reads X-Forwarded-For: say so rather than ignore it.
+        throw ConfigError(s.describe("trusted-proxies") + ": only meaningful with --allow-ips");
+    }
+    const auto max_age = common::parse_uint(s.describe("max-sent-age-s"), s.get("max-sent-age-s"),
+                                            0, 7 * 24 * 3600);
+    if (max_age > 0) c.max_sent_age = std::chrono::seconds(static_cast<std::int64_t>(max_age));
+
+    c.tls_cert = s.get("tls-cert");
+    c.tls_key = s.get("tls-key");
+    if (c.tls_cert.empty() != c.tls_key.empty()) {
+        throw ConfigError(s.describe(c.tls_cert.empty() ? "tls-cert" : "tls-key") +
+                          ": TLS needs both --tls-cert and --tls-key");
+    }
+    if (c.tls()) {
+        check_readable(s, "tls-cert");
+        check_readable(s, "tls-key");
+    }
+
+    c.read_timeout = millis(s, "read-timeout-ms", 10, 600000);
+    c.idle_timeout = millis(s, "idle-timeout-ms", 10, 3600000);
+    c.drain_timeout = millis(s, "drain-timeout-ms", 0, 600000);
+    c.kafka_message_timeout = millis(s, "kafka-message-timeout-ms", 100, 3600000);
+    if (c.kafka_message_timeout < c.ack_timeout) {
+        throw ConfigError(s.describe("kafka-message-timeout-ms") +
+                          ": must not be shorter than --ack-timeout-ms");
+    }
+    try {
+        c.log_format = common::parse_log_format(s.get("log-format"));
+    } catch (const ConfigError& e) {
+        throw ConfigError(s.describe("log-format") + ": " + e.what());
+    }
+    c.log_level = s.get("log-level");
+    constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
+    if (std::find(std::begin(kLevels), std::end(kLevels), c.log_level) == std::end(kLevels)) {
+        throw ConfigError(s.describe("log-level") +
+                          ": expected trace, debug, info, warn or error, got \"" + c.log_level +
+                          "\"");
+    }
+    return c;
+}
+
+}  // namespace meshhook::ingest

@@ -1,0 +1,76 @@
+#pragma once
+// The Kafka side of a webhook: produce a Publication and learn, on the
+// session's executor, whether the broker has it.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "common/kafka.hpp"
+#include "common/metrics.hpp"
+#include "ingest/config.hpp"
+#include "ingest/handler.hpp"
+
+namespace meshhook::ingest {
+
+// Waits for one delivery report. The producer calls on_delivery() on its
+// poller thread; the outcome is posted to the session's executor. Whoever
+// claims first answers the client: the report, or the session's ack timer.
+// A report after the timer is then only counted, never answered twice.
+//
+// Lifetime: the waiter holds itself alive from produce until its report, and
+// its callback holds the session, so a late report always finds both.
+class AckWaiter final : public common::DeliveryHandler {
+public:
+    using Callback = std::function<void(PublishOutcome)>;
+
+    AckWaiter(boost::asio::any_io_executor executor, Callback callback,
+              common::Histogram& ack_duration);
+
+    // True for exactly one caller.
+    bool claim() noexcept { return !claimed_.exchange(true, std::memory_order_acq_rel); }
+
+    void on_delivery(const common::DeliveryReport& report) noexcept override;
+
+private:
+    friend class Publisher;
+    void complete(PublishOutcome outcome);
+
+    boost::asio::any_io_executor executor_;
+    Callback callback_;
+    common::Histogram& ack_duration_;
+    std::chrono::steady_clock::time_point produced_at_;
+    std::shared_ptr<AckWaiter> self_;  // set while a report is owed
+    std::atomic<bool> claimed_{false};
+};
+
+class Publisher {
+public:
+    Publisher(const IngestConfig& config, IngestMetrics& metrics);
+
+    // An immediate outcome (queue full, refused, draining), or nullopt when
+    // the record is enqueued and `waiter` will hear the delivery report.
+    std::optional<PublishOutcome> publish(const Publication& publication,
+                                          const std::shared_ptr<AckWaiter>& waiter);
+
+    // Refuse new records from now on (shutdown); answers are kDraining.
+    void close() { closed_.store(true, std::memory_order_release); }
+
+    bool healthy(std::chrono::milliseconds timeout) { return producer_.healthy(timeout); }
+    int queue_depth() const { return producer_.queue_depth(); }
+    // Waits up to `timeout`; then drops what is left (each still gets a
+    // failed report). Returns how many records were left.
+    int flush_and_purge(std::chrono::milliseconds timeout);
+
+private:
+    common::Producer producer_;
+    std::atomic<bool> closed_{false};
+};
+
+common::KafkaConfig producer_config(const IngestConfig& config);
+
+}  // namespace meshhook::ingest

@@ -1,0 +1,671 @@
+#include "ingest/server.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "common/log.hpp"
+#include "ingest/handler.hpp"
+#include "ingest/metrics.hpp"
+#include "ingest/publisher.hpp"
+
+namespace meshhook::ingest {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using boost::system::error_code;
+
+constexpr std::size_t kHeaderLimit = 16 * 1024;
+constexpr std::size_t kFirstReadChunk = 4096;
+// After an error response the connection is closed: the client gets this
+// long to read the response before the socket goes (a close with unread
+// input would reset the connection and could destroy the response in flight).
+constexpr std::chrono::milliseconds kLingerTimeout{1000};
+constexpr std::chrono::milliseconds kReadinessTimeout{1000};
+constexpr std::chrono::milliseconds kReadinessPeriodHealthy{2000};
+constexpr std::chrono::milliseconds kReadinessPeriodUnhealthy{250};
+
+std::string host_name() {
+    char buf[256] = {};
+    if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+    return buf;
+}
+
+IpAddress to_ip(const tcp::endpoint& ep) {
+    return IpAddress::parse(ep.address().to_string()).value_or(IpAddress{});
+}
+
+class SessionBase {
+public:
+    virtual ~SessionBase() = default;
+    // Both post to the session's own executor; callable from any thread.
+    virtual void drain() = 0;
+    virtual void force_close() = 0;
+};
+
+struct ThreadContext {
+    // Declared before the io_context: sessions destroyed with the context's
+    // pending handlers still reach their handler.
+    std::unique_ptr<RequestHandler> handler;
+    asio::io_context ioc{1};
+};
+
+}  // namespace
+
+struct ServerImpl {
+    explicit ServerImpl(IngestConfig cfg);
+
+    void do_accept();
+    void on_accept(error_code ec, tcp::socket socket);
+    void readiness_loop();
+    void session_ended();
+    template <class Stream>
+    void start_session(tcp::socket socket, ThreadContext& thread);
+
+    IngestConfig config;
+    common::Registry registry;
+    IngestMetrics metrics;
+    std::atomic<bool> ready{false};
+    HandlerContext handler_context;
+    std::atomic<std::size_t> connections{0};
+    std::atomic<bool> draining{false};
+
+    std::mutex sessions_mutex;
+    std::vector<std::weak_ptr<SessionBase>> sessions;
+    std::condition_variable sessions_cv;  // with sessions_mutex: a session ended
+
+    // Sessions hold references into these: both outlive the io_contexts.
+    std::optional<ssl::context> tls;
+    std::vector<std::unique_ptr<ThreadContext>> threads;
+    std::size_t next_thread = 0;
+    // After the io_contexts: destroyed first, so the poller thread that posts
+    // delivery reports is gone before the contexts it posts to.
+    std::unique_ptr<Publisher> publisher;
+    std::optional<tcp::acceptor> acceptor;
+    std::optional<asio::signal_set> signals;
+    std::optional<asio::steady_timer> accept_retry;
+
+    std::mutex stop_mutex;
+    std::condition_variable stop_cv;
+    bool stop_requested = false;
+};
+
+namespace {
+
+template <class Stream>
+constexpr bool kIsTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+template <class Stream>
+class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+public:
+    Session(ServerImpl& server, ThreadContext& thread, tcp::socket socket)
+        : server_(server),
+          thread_(thread),
+          stream_(make_stream(server, std::move(socket))),
+          deadline_(stream_.get_executor()),
+          ack_timer_(stream_.get_executor()) {
+        error_code ec;
+        const auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+        if (!ec) peer_ = to_ip(ep);
+    }
+
+    ~Session() override { server_.session_ended(); }
+
+    void start() {
+        asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->on_start(); });
+    }
+
+    void drain() override {
+        asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->on_drain(); });
+    }
+
+    void force_close() override {
+        asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+            error_code ec;
+            beast::get_lowest_layer(self->stream_).socket().close(ec);
+        });
+    }
+
+private:
+    enum class State : std::uint8_t { kHandshake, kIdle, kReading, kPublishing, kWriting, kClosing };
+
+    static Stream make_stream(ServerImpl& server, tcp::socket socket) {
+        if constexpr (kIsTls<Stream>) {
+            return Stream(beast::tcp_stream(std::move(socket)), *server.tls);
+        } else {
+            return Stream(std::move(socket));
+        }
+    }
+
+    tcp::socket& socket() { return beast::get_lowest_layer(stream_).socket(); }
+
+    // One deadline at a time (handshake, idle wait, request read, linger);
+    // the generation makes a handler that was already queued when the timer
+    // was re-armed or cancelled a no-op.
+    void arm(std::chrono::milliseconds timeout) {
+        ++generation_;
+        timed_out_ = false;
+        deadline_.expires_after(timeout);
+        deadline_.async_wait([self = this->shared_from_this(), gen = generation_](error_code ec) {
+            if (!ec && gen == self->generation_) self->on_deadline();
+        });
+    }
+    void disarm() {
+        ++generation_;
+        deadline_.cancel();
+    }
+    void on_deadline() {
+        timed_out_ = true;
+        error_code ec;
+        socket().cancel(ec);  // the pending operation completes with operation_aborted
+    }
+
+    void on_start() {
+        if constexpr (kIsTls<Stream>) {
+            state_ = State::kHandshake;
+            arm(server_.config.read_timeout);
+            stream_.async_handshake(ssl::stream_base::server,
+                                    [self = this->shared_from_this()](error_code ec) {
+                                        self->on_handshake(ec);
+                                    });
+        } else {
+            do_read();
+        }
+    }
+
+    void on_handshake(error_code ec) {
+        disarm();
+        if (ec) {
+            common::log_debug("TLS handshake failed: " + ec.message());
+            return close_now();
+        }
+        do_read();
+    }
+
+    void on_drain() {
+        close_after_ = true;
+        // Idle keep-alive connections go now; one mid-request finishes it first.
+        if (state_ == State::kIdle) {
+            error_code ec;
+            socket().cancel(ec);
+        }
+    }
+
+    // ---- reading
+
+    void do_read() {
+        if (close_after_ || server_.draining.load(std::memory_order_acquire)) return do_close(false);
+        state_ = State::kIdle;
+        if (buffer_.size() > 0) return do_read_request();  // pipelined: already here
+        // The idle wait has its own (longer) timeout; the read timeout starts
+        // with the first byte of a request.
+        arm(server_.config.idle_timeout);
+        stream_.async_read_some(buffer_.prepare(kFirstReadChunk),
+                                [self = this->shared_from_this()](error_code ec, std::size_t n) {
+                                    self->on_first_bytes(ec, n);
+                                });
+    }
+
+    void on_first_bytes(error_code ec, std::size_t n) {
+        disarm();
+        if (ec) return close_now();  // idle timeout, drain, or the client left
+        buffer_.commit(n);
+        do_read_request();
+    }
+
+    void do_read_request() {
+        state_ = State::kReading;
+        started_ = Clock::now();
+        parser_.emplace();
+        parser_->body_limit(server_.config.max_body_bytes);
+        parser_->header_limit(kHeaderLimit);
+        arm(server_.config.read_timeout);
+        http::async_read_header(stream_, buffer_, *parser_,
+                                [self = this->shared_from_this()](error_code ec, std::size_t) {
+                                    self->on_header(ec);
+                                });
+    }
+
+    void on_header(error_code ec) {
+        if (ec) return on_read_error(ec);
+        const auto& req = parser_->get();
+        if (beast::iequals(req[http::field::expect], "100-continue")) {
+            // curl and others wait for this before sending a body; the body
+            // limit was already checked against Content-Length.
+            static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+            asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
+                              [self = this->shared_from_this()](error_code wec, std::size_t) {
+                                  if (wec) return self->on_read_error(wec);
+                                  self->do_read_body();
+                              });
+            return;
+        }
+        do_read_body();
+    }
+
+    void do_read_body() {
+        http::async_read(stream_, buffer_, *parser_,
+                         [self = this->shared_from_this()](error_code ec, std::size_t) {
+                             self->on_read(ec);
+                         });
+    }
+
+    void on_read_error(error_code ec) {
+        disarm();
+        if (parser_ && parser_->is_header_done()) {
+            route_ = parser_->get().target().starts_with("/webhooks/") ? Route::kWebhook : Route::kOther;
+        } else {
+            route_ = Route::kOther;
+        }
+        const auto client = peer_.to_string();
+        if (timed_out_) {
+            common::log_warn("rejected request status=408 reason=read_timeout client=" + client);
+            return write_error(408, "request_timeout", "request not received in time");
+        }
+        if (ec == http::error::body_limit) {
+            common::log_warn("rejected request status=413 reason=body_too_large client=" + client);
+            return write_error(413, "payload_too_large", "body over the limit");
+        }
+        if (ec == http::error::header_limit) {
+            common::log_warn("rejected request status=431 reason=header_too_large client=" + client);
+            return write_error(431, "header_too_large", "request header over the limit");
+        }
+        if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
+            ec != http::error::end_of_stream && ec != http::error::partial_message) {
+            common::log_warn("rejected request status=400 reason=malformed_http client=" + client +
+                             " detail=" + ec.message());
+            return write_error(400, "bad_request", "malformed HTTP request");
+        }
+        // The client went away mid-request: nobody to answer.
+        close_now();
+    }
+
+    // ---- handling
+
+    void on_read(error_code ec) {
+        if (ec) return on_read_error(ec);
+        disarm();
+        request_ = parser_->release();
+        parser_.reset();
+        state_ = State::kPublishing;
+        const ClientInfo info{peer_, !close_after_};
+        Action action = thread_.handler->handle(request_, info, std::chrono::system_clock::now());
+        route_ = action.route;
+        if (action.is_response()) return write(std::move(action.response()));
+        publication_.emplace(std::move(action.publication()));
+        do_publish();
+    }
+
+    void do_publish() {
+        waiter_ = std::make_shared<AckWaiter>(
+            stream_.get_executor(),
+            [self = this->shared_from_this()](PublishOutcome outcome) { self->on_published(outcome); },
+            server_.metrics.kafka_ack_duration());
+        if (const auto immediate = server_.publisher->publish(*publication_, waiter_)) {
+            waiter_->claim();
+            return finish_publication(*immediate);
+        }
+        in_flight_ = true;
+        server_.metrics.in_flight().inc();
+        // The budget runs from the request's first byte, as Mesh's 200 ms does.
+        ack_timer_.expires_at(started_ + server_.config.ack_timeout);
+        ack_timer_.async_wait([self = this->shared_from_this(), waiter = std::weak_ptr(waiter_)](
+                                  error_code ec) {
+            auto w = waiter.lock();
+            if (ec || !w || w != self->waiter_) return;
+            if (w->claim()) self->finish_publication(PublishOutcome::kAckTimeout);
+        });
+    }
+
+    // Runs on this session's executor, after the waiter's claim succeeded.
+    void on_published(PublishOutcome outcome) { finish_publication(outcome); }
+
+    void finish_publication(PublishOutcome outcome) {
+        ack_timer_.cancel();
+        waiter_.reset();
+        if (in_flight_) {
+            in_flight_ = false;
+            server_.metrics.in_flight().dec();
+        }
+        auto res = thread_.handler->complete(*publication_, outcome, request_.version(),
+                                             request_.keep_alive() && !close_after_);
+        publication_.reset();
+        write(std::move(res));
+    }
+
+    // ---- writing
+
+    void write_error(unsigned status, std::string_view error, std::string_view message) {
+        parser_.reset();
+        close_after_ = true;
+        // Whatever else the client sent is not read: linger so it sees the answer.
+        linger_ = true;
+        write(error_response(status, error, message, 11, false));
+    }
+
+    void write(Response res) {
+        state_ = State::kWriting;
+        if (close_after_ || server_.draining.load(std::memory_order_acquire)) res.keep_alive(false);
+        response_ = std::move(res);
+        beast::get_lowest_layer(stream_).expires_after(server_.config.read_timeout);
+        http::async_write(stream_, response_,
+                          [self = this->shared_from_this()](error_code ec, std::size_t) {
+                              self->on_write(ec);
+                          });
+    }
+
+    void on_write(error_code ec) {
+        beast::get_lowest_layer(stream_).expires_never();
+        server_.metrics.request_answered(
+            route_, response_.result_int(),
+            std::chrono::duration<double>(Clock::now() - started_).count());
+        if (ec) return close_now();
+        const bool close = response_.need_eof();
+        response_ = {};
+        request_ = {};
+        if (close) return do_close(linger_);
+        do_read();
+    }
+
+    // ---- closing
+
+    void do_close(bool linger) {
+        state_ = State::kClosing;
+        if constexpr (kIsTls<Stream>) {
+            (void)linger;
+            arm(kLingerTimeout);
+            stream_.async_shutdown([self = this->shared_from_this()](error_code) {
+                self->disarm();
+                self->close_now();
+            });
+        } else {
+            error_code ec;
+            socket().shutdown(tcp::socket::shutdown_send, ec);
+            if (!linger || ec) return close_now();
+            arm(kLingerTimeout);
+            do_linger();
+        }
+    }
+
+    void do_linger() {
+        // Discard input until the client closes its side or the timer fires.
+        socket().async_read_some(asio::buffer(linger_buffer_),
+                                 [self = this->shared_from_this()](error_code ec, std::size_t) {
+                                     if (ec) {
+                                         self->disarm();
+                                         return self->close_now();
+                                     }
+                                     self->do_linger();
+                                 });
+    }
+
+    void close_now() {
+        state_ = State::kClosing;
+        disarm();
+        error_code ec;
+        socket().close(ec);
+    }
+
+    ServerImpl& server_;
+    ThreadContext& thread_;
+    Stream stream_;
+    asio::steady_timer deadline_;
+    asio::steady_timer ack_timer_;
+    beast::flat_buffer buffer_;
+    std::optional<http::request_parser<http::string_body>> parser_;
+    Request request_;
+    Response response_;
+    std::optional<Publication> publication_;
+    std::shared_ptr<AckWaiter> waiter_;
+    IpAddress peer_;
+    Clock::time_point started_ = Clock::now();
+    Route route_ = Route::kOther;
+    State state_ = State::kIdle;
+    std::uint64_t generation_ = 0;
+    bool timed_out_ = false;
+    bool close_after_ = false;
+    bool linger_ = false;
+    bool in_flight_ = false;
+    std::array<char, 1024> linger_buffer_{};
+};
+
+}  // namespace
+
+ServerImpl::ServerImpl(IngestConfig cfg)
+    : config(std::move(cfg)),
+      metrics(registry,
+              [this] {
+                  std::vector<std::string> names;
+                  for (const auto& e : config.environments) names.push_back(e.name);
+                  return names;
+              }()),
+      handler_context{config, metrics, ready, host_name()} {
+    if (config.tls()) {
+        tls.emplace(ssl::context::tls_server);
+        tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                         ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                         ssl::context::single_dh_use);
+        error_code ec;
+        tls->use_certificate_chain_file(config.tls_cert, ec);
+        if (ec) throw common::ConfigError("--tls-cert (INGEST_TLS_CERT): " + ec.message());
+        tls->use_private_key_file(config.tls_key, ssl::context::pem, ec);
+        if (ec) throw common::ConfigError("--tls-key (INGEST_TLS_KEY): " + ec.message());
+    }
+    for (unsigned i = 0; i < config.threads; ++i) {
+        auto t = std::make_unique<ThreadContext>();
+        t->handler = std::make_unique<RequestHandler>(handler_context);
+        threads.push_back(std::move(t));
+    }
+    try {
+        publisher = std::make_unique<Publisher>(config, metrics);
+    } catch (const common::KafkaError& e) {
+        throw common::ConfigError(std::string("--brokers (KAFKA_BROKERS): ") + e.what());
+    }
+    metrics.ready().set(0);
+    // Registered now, not in run(): a SIGTERM right after "listening" must drain, not kill.
+    signals.emplace(threads.front()->ioc, SIGTERM, SIGINT);
+}
+
+void ServerImpl::session_ended() {
+    connections.fetch_sub(1, std::memory_order_acq_rel);
+    std::lock_guard lock(sessions_mutex);
+    sessions_cv.notify_all();
+}
+
+template <class Stream>
+void ServerImpl::start_session(tcp::socket socket, ThreadContext& thread) {
+    connections.fetch_add(1, std::memory_order_acq_rel);
+    auto session = std::make_shared<Session<Stream>>(*this, thread, std::move(socket));
+    {
+        std::lock_guard lock(sessions_mutex);
+        // Pruned as it grows, so the list stays proportional to live connections.
+        if (sessions.size() >= 64 && sessions.size() >= 2 * connections.load()) {
+            std::erase_if(sessions, [](const auto& w) { return w.expired(); });
+        }
+        sessions.push_back(session);
+    }
+    session->start();
+}
+
+void ServerImpl::do_accept() {
+    auto& thread = *threads[next_thread];
+    next_thread = (next_thread + 1) % threads.size();
+    acceptor->async_accept(thread.ioc, [this, &thread](error_code ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
+        if (ec) {
+            // Typically EMFILE: back off briefly instead of spinning on accept.
+            common::log_warn("accept failed: " + ec.message());
+            accept_retry->expires_after(std::chrono::milliseconds(50));
+            accept_retry->async_wait([this](error_code tec) {
+                if (!tec && acceptor->is_open()) do_accept();
+            });
+            return;
+        }
+        if (connections.load(std::memory_order_acquire) >= config.max_connections) {
+            common::log_warn("connection refused: --max-connections (" +
+                             std::to_string(config.max_connections) + ") reached");
+            error_code ignored;
+            socket.close(ignored);
+        } else if (tls) {
+            start_session<beast::ssl_stream<beast::tcp_stream>>(std::move(socket), thread);
+        } else {
+            start_session<beast::tcp_stream>(std::move(socket), thread);
+        }
+        do_accept();
+    });
+}
+
+void ServerImpl::readiness_loop() {
+    std::unique_lock lock(stop_mutex);
+    while (!stop_requested) {
+        lock.unlock();
+        // May block up to kReadinessTimeout: that is why this is not an I/O thread.
+        const bool ok = publisher->healthy(kReadinessTimeout);
+        if (ok != ready.load()) {
+            common::log_info(ok ? "ready: Kafka reachable" : "not ready: Kafka unreachable");
+        }
+        ready.store(ok, std::memory_order_release);
+        metrics.ready().set(ok ? 1 : 0);
+        lock.lock();
+        stop_cv.wait_for(lock, ok ? kReadinessPeriodHealthy : kReadinessPeriodUnhealthy,
+                         [this] { return stop_requested; });
+    }
+}
+
+Server::Server(IngestConfig config) : impl_(std::make_unique<ServerImpl>(std::move(config))) {}
+
+Server::~Server() = default;
+
+std::string Server::bind() {
+    auto& impl = *impl_;
+    const auto& listen = impl.config.listen;
+    error_code ec;
+    const auto address = asio::ip::make_address(listen.host, ec);
+    if (ec) throw common::ConfigError("--listen (INGEST_LISTEN): not an IP address: " + listen.host);
+    const tcp::endpoint endpoint(address, listen.port);
+    auto& ioc = impl.threads.front()->ioc;
+    impl.acceptor.emplace(ioc);
+    impl.acceptor->open(endpoint.protocol(), ec);
+    if (!ec) impl.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) impl.acceptor->bind(endpoint, ec);
+    if (!ec) impl.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+        throw common::ConfigError("--listen (INGEST_LISTEN): cannot listen on " + listen.host + ":" +
+                                  std::to_string(listen.port) + ": " + ec.message());
+    }
+    const auto bound = impl.acceptor->local_endpoint();
+    const auto host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
+                                              : bound.address().to_string();
+    return host + ":" + std::to_string(bound.port());
+}
+
+int Server::run() {
+    auto& impl = *impl_;
+    auto& ioc0 = impl.threads.front()->ioc;
+    impl.accept_retry.emplace(ioc0);
+    impl.signals->async_wait([this](error_code ec, int sig) {
+        if (ec) return;
+        common::log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                         ": draining");
+        stop();
+    });
+    impl.do_accept();
+
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+    std::vector<std::thread> io_threads;
+    for (auto& t : impl.threads) {
+        guards.push_back(asio::make_work_guard(t->ioc));
+        io_threads.emplace_back([ctx = t.get()] {
+            // Handlers do not throw (the request path returns errors); if one
+            // ever does, the process must not continue half-alive.
+            ctx->ioc.run();
+        });
+    }
+    std::thread readiness([&impl] { impl.readiness_loop(); });
+
+    {
+        std::unique_lock lock(impl.stop_mutex);
+        impl.stop_cv.wait(lock, [&impl] { return impl.stop_requested; });
+    }
+    const auto drain_deadline = Clock::now() + impl.config.drain_timeout;
+
+    // 1. Stop accepting; 2. idle connections close, busy ones finish their request.
+    impl.draining.store(true, std::memory_order_release);
+    asio::post(ioc0, [&impl] {
+        error_code ec;
+        impl.acceptor->close(ec);
+        impl.accept_retry->cancel();
+        impl.signals->cancel();
+    });
+    std::vector<std::shared_ptr<SessionBase>> live;
+    {
+        std::lock_guard lock(impl.sessions_mutex);
+        for (auto& w : impl.sessions) {
+            if (auto s = w.lock()) live.push_back(std::move(s));
+        }
+    }
+    for (auto& s : live) s->drain();
+    live.clear();  // a session must be free to end while we wait
+    {
+        std::unique_lock lock(impl.sessions_mutex);
+        if (!impl.sessions_cv.wait_until(lock, drain_deadline,
+                                         [&impl] { return impl.connections.load() == 0; })) {
+            common::log_warn("drain timeout: closing " + std::to_string(impl.connections.load()) +
+                             " connections");
+            for (auto& w : impl.sessions) {
+                if (auto s = w.lock()) s->force_close();
+            }
+            impl.sessions_cv.wait_for(lock, std::chrono::milliseconds(500),
+                                      [&impl] { return impl.connections.load() == 0; });
+        }
+    }
+    impl.publisher->close();
+    readiness.join();
+    guards.clear();
+    for (auto& t : impl.threads) t->ioc.stop();
+    for (auto& t : io_threads) t.join();
+
+    // 3. What is still queued was answered 503 (ack timeout): deliver it if we can.
+    const auto remaining = std::max(std::chrono::milliseconds(100),
+                                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        drain_deadline - Clock::now()));
+    const int left = impl.publisher->flush_and_purge(remaining);
+    if (left > 0) {
+        common::log_warn("stopped with " + std::to_string(left) +
+                         " records undelivered (each was answered 503)");
+    }
+    common::log_info("stopped");
+    return 0;
+}
+
+void Server::stop() {
+    {
+        std::lock_guard lock(impl_->stop_mutex);
+        impl_->stop_requested = true;
+    }
+    impl_->stop_cv.notify_all();
+}
+
+}  // namespace meshhook::ingest
