@@ -6,7 +6,7 @@ PRESET ?= dev
 
 DEB_PACKAGES := build-essential cmake clang libclang-rt-14-dev ccache pkg-config libboost1.81-dev librdkafka-dev \
   libsimdjson-dev libssl-dev libspdlog-dev libsqlite3-dev sqlite3 libpq-dev postgresql \
-  googletest libgtest-dev libgmock-dev libbenchmark-dev kcat python3-yaml prometheus
+  googletest libgtest-dev libgmock-dev libbenchmark-dev kcat curl wrk python3 python3-yaml prometheus
 
 .PHONY: deps configure build test demo bench clean asan tsan fuzz
 
