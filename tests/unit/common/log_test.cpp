@@ -10,7 +10,6 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <string>
 
@@ -85,12 +84,16 @@ TEST(Log, TextLineHasUtcTimestampLevelProgramAndMessage) {
     const auto before = std::chrono::system_clock::now();
     const auto line = capture_one(LogFormat::kText, "info", log_info, "listening on 0.0.0.0:8080");
     const auto after = std::chrono::system_clock::now();
-    const std::regex shape(
-        R"(^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) info meshhook-test: listening on 0\.0\.0\.0:8080
-$)");
-    std::smatch m;
-    ASSERT_TRUE(std::regex_match(line, m, shape)) << line;
-    const auto ts = parse_ts(m[1].str());
+    // std::regex trips GCC 12's -Wmaybe-uninitialized under sanitizers; a
+    // digit mask says the same thing.
+    constexpr std::string_view kMask = "dddd-dd-ddTdd:dd:dd.dddZ";
+    ASSERT_GT(line.size(), kMask.size()) << line;
+    for (std::size_t i = 0; i < kMask.size(); ++i) {
+        const bool ok = kMask[i] == 'd' ? (line[i] >= '0' && line[i] <= '9') : line[i] == kMask[i];
+        ASSERT_TRUE(ok) << "position " << i << " of " << line;
+    }
+    EXPECT_EQ(line.substr(kMask.size()), " info meshhook-test: listening on 0.0.0.0:8080\n");
+    const auto ts = parse_ts(line.substr(0, kMask.size()));
     EXPECT_GE(ts, std::chrono::floor<std::chrono::milliseconds>(before));
     EXPECT_LE(ts, after);
 }
