@@ -1,0 +1,45 @@
+#pragma once
+// Internal to the store: a minimal SQL connection that SQLite and libpq both
+// implement, so the store's SQL is written once. Placeholders are $1..$n in
+// both dialects (SQLite binds them by name).
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace meshhook::consumer::sql {
+
+using Param = std::variant<std::monostate, std::int64_t, std::string_view>;
+using Cell = std::optional<std::string>;
+
+struct Result {
+    std::vector<std::vector<Cell>> rows;
+    std::int64_t affected = 0;
+};
+
+class Connection {
+public:
+    virtual ~Connection() = default;
+    // Several statements, no parameters (schema migrations).
+    virtual void exec_script(const std::string& sql) = 0;
+    // Prepared once per connection (cached by text), then reused.
+    virtual Result query(const std::string& sql, std::span<const Param> params) = 0;
+    virtual void begin() = 0;  // a write transaction
+    virtual void commit() = 0;
+    virtual void rollback() noexcept = 0;
+    // Serialises concurrent migrations (inside the migration's transaction).
+    virtual void lock_migrations() = 0;
+    virtual bool try_relay_lock() = 0;
+    virtual std::string identity_column() const = 0;
+    virtual std::string_view kind() const = 0;
+};
+
+std::unique_ptr<Connection> open_sqlite(const std::string& path);
+std::unique_ptr<Connection> open_postgres(const std::string& url);
+
+}  // namespace meshhook::consumer::sql

@@ -1,0 +1,477 @@
+// The store, written once over sql::Connection: the same schema and the same
+// statements run on SQLite and PostgreSQL. Only the identity column differs.
+
+#include "consumer/store.hpp"
+
+#include <array>
+#include <charconv>
+#include <chrono>
+
+#include "consumer/sql.hpp"
+
+namespace meshhook::consumer {
+
+namespace {
+
+using sql::Param;
+
+// Migration N brings the schema from version N-1 to N. Append only: a
+// released migration is never edited. "{ID}" is the dialect's identity column.
+const std::array<std::string_view, kSchemaVersion> kMigrations = {
+    R"sql(
+CREATE TABLE transfers (
+    environment             TEXT    NOT NULL,
+    transfer_id             TEXT    NOT NULL,
+    status                  TEXT,
+    status_rank             INTEGER NOT NULL,
+    credited                INTEGER NOT NULL,
+    review_reason           TEXT,
+    conflict_status         TEXT,
+    user_id                 TEXT,
+    transaction_id          TEXT,
+    token                   TEXT,
+    chain                   TEXT,
+    amount                  TEXT,
+    destination_address     TEXT,
+    tx_hash                 TEXT,
+    source_account_provider TEXT,
+    credit_event_id         TEXT,
+    last_event_id           TEXT,
+    last_unknown_status     TEXT,
+    first_seen_ms           BIGINT  NOT NULL,
+    last_seen_ms            BIGINT  NOT NULL,
+    PRIMARY KEY (environment, transfer_id)
+);
+CREATE TABLE outbox (
+    id             {ID},
+    topic          TEXT   NOT NULL,
+    record_key     TEXT   NOT NULL,
+    payload        TEXT   NOT NULL,
+    dedup_key      TEXT   NOT NULL UNIQUE,
+    created_ms     BIGINT NOT NULL,
+    sent_ms        BIGINT,
+    sent_partition INTEGER,
+    sent_offset    BIGINT
+);
+CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_ms IS NULL;
+CREATE INDEX outbox_delivered ON outbox (topic, sent_partition, sent_offset);
+CREATE TABLE partition_offsets (
+    topic        TEXT    NOT NULL,
+    partition_id INTEGER NOT NULL,
+    next_offset  BIGINT  NOT NULL,
+    updated_ms   BIGINT  NOT NULL,
+    PRIMARY KEY (topic, partition_id)
+);
+CREATE TABLE anomalies (
+    id          {ID},
+    kind        TEXT   NOT NULL,
+    environment TEXT,
+    transfer_id TEXT,
+    detail      TEXT   NOT NULL,
+    dedup_key   TEXT   NOT NULL UNIQUE,
+    created_ms  BIGINT NOT NULL
+);
+)sql",
+};
+
+const std::string kTransferColumns =
+    "environment, transfer_id, status, status_rank, credited, review_reason, conflict_status, "
+    "user_id, transaction_id, token, chain, amount, destination_address, tx_hash, "
+    "source_account_provider, credit_event_id, last_event_id, last_unknown_status, "
+    "first_seen_ms, last_seen_ms";
+
+const std::string kSelectTransfer =
+    "SELECT " + kTransferColumns + " FROM transfers WHERE environment = $1 AND transfer_id = $2";
+
+const std::string kUpsertTransfer =
+    "INSERT INTO transfers (" + kTransferColumns +
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
+    "$19, $20) ON CONFLICT (environment, transfer_id) DO UPDATE SET status = excluded.status, "
+    "status_rank = excluded.status_rank, credited = excluded.credited, "
+    "review_reason = excluded.review_reason, conflict_status = excluded.conflict_status, "
+    "user_id = excluded.user_id, transaction_id = excluded.transaction_id, "
+    "token = excluded.token, chain = excluded.chain, amount = excluded.amount, "
+    "destination_address = excluded.destination_address, tx_hash = excluded.tx_hash, "
+    "source_account_provider = excluded.source_account_provider, "
+    "credit_event_id = excluded.credit_event_id, last_event_id = excluded.last_event_id, "
+    "last_unknown_status = excluded.last_unknown_status, last_seen_ms = excluded.last_seen_ms";
+
+const std::string kAdvanceOffset =
+    "UPDATE partition_offsets SET next_offset = $1, updated_ms = $2 "
+    "WHERE topic = $3 AND partition_id = $4 AND next_offset = $5";
+const std::string kInsertOffset =
+    "INSERT INTO partition_offsets (topic, partition_id, next_offset, updated_ms) "
+    "VALUES ($1, $2, $3, $4) ON CONFLICT (topic, partition_id) DO NOTHING";
+const std::string kSelectOffsets =
+    "SELECT partition_id, next_offset FROM partition_offsets WHERE topic = $1";
+
+const std::string kInsertOutbox =
+    "INSERT INTO outbox (topic, record_key, payload, dedup_key, created_ms) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dedup_key) DO NOTHING";
+const std::string kInsertAnomaly =
+    "INSERT INTO anomalies (kind, environment, transfer_id, detail, dedup_key, created_ms) "
+    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING";
+
+const std::string kOutboxColumns =
+    "id, topic, record_key, payload, dedup_key, created_ms, sent_ms, sent_partition, sent_offset";
+const std::string kSelectUnsent = "SELECT " + kOutboxColumns +
+                                  " FROM outbox WHERE sent_ms IS NULL ORDER BY id LIMIT $1";
+const std::string kSelectOutbox = "SELECT " + kOutboxColumns + " FROM outbox ORDER BY id";
+const std::string kMarkSent =
+    "UPDATE outbox SET sent_ms = $1, sent_partition = $2, sent_offset = $3 "
+    "WHERE id = $4 AND sent_ms IS NULL";
+const std::string kMarkSentByKey =
+    "UPDATE outbox SET sent_ms = $1, sent_partition = $2, sent_offset = $3 "
+    "WHERE dedup_key = $4 AND sent_ms IS NULL";
+const std::string kLastSent =
+    "SELECT sent_partition, MAX(sent_offset) FROM outbox "
+    "WHERE topic = $1 AND sent_offset IS NOT NULL GROUP BY sent_partition";
+const std::string kOutboxStats =
+    "SELECT COUNT(*), MIN(created_ms) FROM outbox WHERE sent_ms IS NULL";
+const std::string kSelectAnomalies =
+    "SELECT kind, environment, transfer_id, detail, dedup_key FROM anomalies ORDER BY id";
+
+// Empty strings are stored as NULL: operators see "no value", not "".
+Param text(const std::string& s) {
+    if (s.empty()) {
+        return std::monostate{};
+    }
+    return std::string_view(s);
+}
+
+std::string str(const sql::Cell& cell) { return cell.value_or(""); }
+
+std::int64_t integer(const sql::Cell& cell) {
+    if (!cell) {
+        return 0;
+    }
+    std::int64_t value = 0;
+    const auto* end = cell->data() + cell->size();
+    if (std::from_chars(cell->data(), end, value).ec != std::errc{}) {
+        throw StoreError("store returned a non-integer: '" + *cell + "'");
+    }
+    return value;
+}
+
+std::optional<std::int64_t> opt_integer(const sql::Cell& cell) {
+    if (!cell) {
+        return std::nullopt;
+    }
+    return integer(cell);
+}
+
+TransferRow to_transfer(const std::vector<sql::Cell>& c) {
+    TransferRow row;
+    row.environment = str(c[0]);
+    row.transfer_id = str(c[1]);
+    row.status = str(c[2]);
+    row.rank = static_cast<int>(integer(c[3]));
+    row.credited = integer(c[4]) != 0;
+    row.review_reason = str(c[5]);
+    row.conflict_status = str(c[6]);
+    row.user_id = str(c[7]);
+    row.transaction_id = str(c[8]);
+    row.token = str(c[9]);
+    row.chain = str(c[10]);
+    row.amount = str(c[11]);
+    row.destination_address = str(c[12]);
+    row.tx_hash = str(c[13]);
+    row.source_account_provider = str(c[14]);
+    row.credit_event_id = str(c[15]);
+    row.last_event_id = str(c[16]);
+    row.last_unknown_status = str(c[17]);
+    row.first_seen_ms = integer(c[18]);
+    row.last_seen_ms = integer(c[19]);
+    return row;
+}
+
+OutboxRow to_outbox(const std::vector<sql::Cell>& c) {
+    OutboxRow row;
+    row.id = integer(c[0]);
+    row.topic = str(c[1]);
+    row.key = str(c[2]);
+    row.payload = str(c[3]);
+    row.dedup_key = str(c[4]);
+    row.created_ms = integer(c[5]);
+    row.sent_ms = opt_integer(c[6]);
+    if (const auto p = opt_integer(c[7])) {
+        row.sent_partition = static_cast<std::int32_t>(*p);
+    }
+    row.sent_offset = opt_integer(c[8]);
+    return row;
+}
+
+std::map<std::int32_t, std::int64_t> partition_map(const sql::Result& r) {
+    std::map<std::int32_t, std::int64_t> out;
+    for (const auto& row : r.rows) {
+        out[static_cast<std::int32_t>(integer(row[0]))] = integer(row[1]);
+    }
+    return out;
+}
+
+class SqlStore;
+
+class SqlTransaction final : public StoreTransaction {
+public:
+    explicit SqlTransaction(sql::Connection& conn) : conn_(conn) { conn_.begin(); }
+    ~SqlTransaction() override {
+        if (!done_) {
+            conn_.rollback();
+        }
+    }
+    SqlTransaction(const SqlTransaction&) = delete;
+    SqlTransaction& operator=(const SqlTransaction&) = delete;
+
+    bool advance_offset(std::string_view topic, std::int32_t partition,
+                        std::optional<std::int64_t> expected, std::int64_t next) override {
+        const std::int64_t now = next_now_;
+        if (expected) {
+            const std::array<Param, 5> p{next, now, topic, std::int64_t{partition}, *expected};
+            return conn_.query(kAdvanceOffset, p).affected == 1;
+        }
+        const std::array<Param, 4> p{topic, std::int64_t{partition}, next, now};
+        return conn_.query(kInsertOffset, p).affected == 1;
+    }
+
+    std::optional<TransferRow> find_transfer(std::string_view environment,
+                                             std::string_view transfer_id) override {
+        const std::array<Param, 2> p{environment, transfer_id};
+        const sql::Result r = conn_.query(kSelectTransfer, p);
+        if (r.rows.empty()) {
+            return std::nullopt;
+        }
+        return to_transfer(r.rows[0]);
+    }
+
+    void put_transfer(const TransferRow& row) override {
+        const std::array<Param, 20> p{
+            std::string_view(row.environment),
+            std::string_view(row.transfer_id),
+            text(row.status),
+            std::int64_t{row.rank},
+            std::int64_t{row.credited ? 1 : 0},
+            text(row.review_reason),
+            text(row.conflict_status),
+            text(row.user_id),
+            text(row.transaction_id),
+            text(row.token),
+            text(row.chain),
+            text(row.amount),
+            text(row.destination_address),
+            text(row.tx_hash),
+            text(row.source_account_provider),
+            text(row.credit_event_id),
+            text(row.last_event_id),
+            text(row.last_unknown_status),
+            row.first_seen_ms,
+            row.last_seen_ms,
+        };
+        conn_.query(kUpsertTransfer, p);
+    }
+
+    bool add_outbox(const OutboxRecord& record, std::int64_t now_ms) override {
+        const std::array<Param, 5> p{std::string_view(record.topic), std::string_view(record.key),
+                                     std::string_view(record.payload),
+                                     std::string_view(record.dedup_key), now_ms};
+        return conn_.query(kInsertOutbox, p).affected == 1;
+    }
+
+    bool add_anomaly(const AnomalyRecord& record, std::int64_t now_ms) override {
+        const std::array<Param, 6> p{std::string_view(record.kind), text(record.environment),
+                                     text(record.transfer_id), std::string_view(record.detail),
+                                     std::string_view(record.dedup_key), now_ms};
+        return conn_.query(kInsertAnomaly, p).affected == 1;
+    }
+
+    void commit() override {
+        conn_.commit();
+        done_ = true;
+    }
+
+    void set_now(std::int64_t now_ms) { next_now_ = now_ms; }
+
+private:
+    sql::Connection& conn_;
+    bool done_ = false;
+    std::int64_t next_now_ = 0;
+};
+
+std::int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+class SqlStore final : public Store {
+public:
+    explicit SqlStore(std::unique_ptr<sql::Connection> conn) : conn_(std::move(conn)) {
+        migrate();
+    }
+
+    std::string_view kind() const override { return conn_->kind(); }
+
+    int schema_version() override {
+        const sql::Result r = conn_->query("SELECT version FROM meshhook_schema", {});
+        return r.rows.empty() ? 0 : static_cast<int>(integer(r.rows[0][0]));
+    }
+
+    std::unique_ptr<StoreTransaction> begin() override {
+        auto tx = std::make_unique<SqlTransaction>(*conn_);
+        tx->set_now(wall_ms());
+        return tx;
+    }
+
+    std::map<std::int32_t, std::int64_t> offsets(std::string_view topic) override {
+        const std::array<Param, 1> p{topic};
+        return partition_map(conn_->query(kSelectOffsets, p));
+    }
+
+    std::optional<TransferRow> transfer(std::string_view environment,
+                                        std::string_view transfer_id) override {
+        const std::array<Param, 2> p{environment, transfer_id};
+        const sql::Result r = conn_->query(kSelectTransfer, p);
+        if (r.rows.empty()) {
+            return std::nullopt;
+        }
+        return to_transfer(r.rows[0]);
+    }
+
+    std::vector<OutboxRow> unsent(std::size_t limit) override {
+        const std::array<Param, 1> p{static_cast<std::int64_t>(limit)};
+        std::vector<OutboxRow> rows;
+        for (const auto& row : conn_->query(kSelectUnsent, p).rows) {
+            rows.push_back(to_outbox(row));
+        }
+        return rows;
+    }
+
+    void mark_sent(const std::vector<SentMark>& marks, std::int64_t now_ms) override {
+        if (marks.empty()) {
+            return;
+        }
+        conn_->begin();
+        try {
+            for (const SentMark& m : marks) {
+                const std::array<Param, 4> p{now_ms, std::int64_t{m.partition}, m.offset, m.id};
+                conn_->query(kMarkSent, p);
+            }
+            conn_->commit();
+        } catch (...) {
+            conn_->rollback();
+            throw;
+        }
+    }
+
+    bool mark_sent_by_dedup_key(std::string_view dedup_key, std::int32_t partition,
+                                std::int64_t offset, std::int64_t now_ms) override {
+        const std::array<Param, 4> p{now_ms, std::int64_t{partition}, offset, dedup_key};
+        return conn_->query(kMarkSentByKey, p).affected == 1;
+    }
+
+    std::map<std::int32_t, std::int64_t> last_sent_offsets(std::string_view topic) override {
+        const std::array<Param, 1> p{topic};
+        return partition_map(conn_->query(kLastSent, p));
+    }
+
+    OutboxStats outbox_stats() override {
+        const sql::Result r = conn_->query(kOutboxStats, {});
+        OutboxStats stats;
+        if (!r.rows.empty()) {
+            stats.unsent = integer(r.rows[0][0]);
+            stats.oldest_unsent_created_ms = opt_integer(r.rows[0][1]);
+        }
+        return stats;
+    }
+
+    bool try_acquire_relay_lock() override { return conn_->try_relay_lock(); }
+
+    std::vector<OutboxRow> outbox_rows() override {
+        std::vector<OutboxRow> rows;
+        for (const auto& row : conn_->query(kSelectOutbox, {}).rows) {
+            rows.push_back(to_outbox(row));
+        }
+        return rows;
+    }
+
+    std::vector<AnomalyRecord> anomalies() override {
+        std::vector<AnomalyRecord> out;
+        for (const auto& c : conn_->query(kSelectAnomalies, {}).rows) {
+            out.push_back({str(c[0]), str(c[1]), str(c[2]), str(c[3]), str(c[4])});
+        }
+        return out;
+    }
+
+private:
+    void migrate() {
+        conn_->begin();
+        try {
+            conn_->lock_migrations();
+            conn_->exec_script("CREATE TABLE IF NOT EXISTS meshhook_schema (version INTEGER NOT NULL)");
+            const sql::Result r = conn_->query("SELECT version FROM meshhook_schema", {});
+            const int current = r.rows.empty() ? 0 : static_cast<int>(integer(r.rows[0][0]));
+            if (current > kSchemaVersion) {
+                throw StoreError("store schema version " + std::to_string(current) +
+                                 " is newer than this binary's (" +
+                                 std::to_string(kSchemaVersion) +
+                                 "): run a newer meshhook-consumer");
+            }
+            for (int v = current + 1; v <= kSchemaVersion; ++v) {
+                std::string script(kMigrations[static_cast<std::size_t>(v - 1)]);
+                const std::string id = conn_->identity_column();
+                for (auto pos = script.find("{ID}"); pos != std::string::npos;
+                     pos = script.find("{ID}", pos)) {
+                    script.replace(pos, 4, id);
+                }
+                conn_->exec_script(script);
+            }
+            const std::array<Param, 1> p{std::int64_t{kSchemaVersion}};
+            if (r.rows.empty()) {
+                conn_->query("INSERT INTO meshhook_schema (version) VALUES ($1)", p);
+            } else if (current != kSchemaVersion) {
+                conn_->query("UPDATE meshhook_schema SET version = $1", p);
+            }
+            conn_->commit();
+        } catch (...) {
+            conn_->rollback();
+            throw;
+        }
+    }
+
+    std::unique_ptr<sql::Connection> conn_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_store(std::string_view url) {
+    if (url.starts_with("sqlite://")) {
+        const std::string path(url.substr(9));
+        if (path.empty()) {
+            throw StoreError("store URL 'sqlite://' names no file");
+        }
+        return std::make_unique<SqlStore>(sql::open_sqlite(path));
+    }
+    if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+        return std::make_unique<SqlStore>(sql::open_postgres(std::string(url)));
+    }
+    throw StoreError("store URL must start with sqlite:// or postgresql://, got '" +
+                     redact_store_url(url) + "'");
+}
+
+std::string redact_store_url(std::string_view url) {
+    std::string out(url);
+    if (const auto scheme = out.find("://"); scheme != std::string::npos) {
+        const auto at = out.find('@', scheme + 3);
+        const auto colon = out.find(':', scheme + 3);
+        if (at != std::string::npos && colon != std::string::npos && colon < at) {
+            out.replace(colon + 1, at - colon - 1, "***");
+        }
+    }
+    // password=... in the query string
+    if (const auto pw = out.find("password="); pw != std::string::npos) {
+        const auto end = out.find('&', pw);
+        out.replace(pw + 9, (end == std::string::npos ? out.size() : end) - pw - 9, "***");
+    }
+    return out;
+}
+
+}  // namespace meshhook::consumer

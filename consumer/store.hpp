@@ -1,0 +1,107 @@
+#pragma once
+// The consumer's transactional store: transfer state, partition offsets, the
+// outbox and anomalies, on SQLite or PostgreSQL behind one interface, with one
+// schema and the same SQL. Exactly once rests on committing the state, the
+// outbox rows and the next offsets in one transaction.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "consumer/state_machine.hpp"
+
+namespace meshhook::consumer {
+
+// The schema version this binary writes; a store at a newer one is refused.
+inline constexpr int kSchemaVersion = 1;
+
+struct StoreError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct OutboxRow {
+    std::int64_t id = 0;
+    std::string topic;
+    std::string key;
+    std::string payload;
+    std::string dedup_key;
+    std::int64_t created_ms = 0;
+    std::optional<std::int64_t> sent_ms;
+    std::optional<std::int32_t> sent_partition;
+    std::optional<std::int64_t> sent_offset;
+};
+
+struct SentMark {
+    std::int64_t id = 0;
+    std::int32_t partition = 0;
+    std::int64_t offset = 0;
+};
+
+struct OutboxStats {
+    std::int64_t unsent = 0;
+    std::optional<std::int64_t> oldest_unsent_created_ms;
+};
+
+// One open write transaction; rolled back on destruction unless committed.
+// Methods throw StoreError; after a throw the transaction must be dropped.
+class StoreTransaction {
+public:
+    virtual ~StoreTransaction() = default;
+
+    // Fencing: moves the partition's offset to `next` only if it still holds
+    // `expected` (nullopt = no row yet). False means another consumer moved it
+    // since this one read it: the caller rolls back and re-seeks.
+    virtual bool advance_offset(std::string_view topic, std::int32_t partition,
+                                std::optional<std::int64_t> expected, std::int64_t next) = 0;
+    virtual std::optional<TransferRow> find_transfer(std::string_view environment,
+                                                     std::string_view transfer_id) = 0;
+    virtual void put_transfer(const TransferRow& row) = 0;
+    // False when a row with the same dedup key exists (nothing written).
+    virtual bool add_outbox(const OutboxRecord& record, std::int64_t now_ms) = 0;
+    virtual bool add_anomaly(const AnomalyRecord& record, std::int64_t now_ms) = 0;
+    virtual void commit() = 0;
+};
+
+class Store {
+public:
+    virtual ~Store() = default;
+    virtual std::string_view kind() const = 0;  // "sqlite" | "postgresql"
+    virtual int schema_version() = 0;
+
+    virtual std::unique_ptr<StoreTransaction> begin() = 0;
+    // partition -> next offset to consume
+    virtual std::map<std::int32_t, std::int64_t> offsets(std::string_view topic) = 0;
+    virtual std::optional<TransferRow> transfer(std::string_view environment,
+                                                std::string_view transfer_id) = 0;
+
+    // Relay side.
+    virtual std::vector<OutboxRow> unsent(std::size_t limit) = 0;
+    virtual void mark_sent(const std::vector<SentMark>& marks, std::int64_t now_ms) = 0;
+    virtual bool mark_sent_by_dedup_key(std::string_view dedup_key, std::int32_t partition,
+                                        std::int64_t offset, std::int64_t now_ms) = 0;
+    // partition -> highest delivery offset marked for `topic`
+    virtual std::map<std::int32_t, std::int64_t> last_sent_offsets(std::string_view topic) = 0;
+    virtual OutboxStats outbox_stats() = 0;
+    // Only one relay per store may run: PostgreSQL holds a session advisory
+    // lock, SQLite an flock beside the database file. Both die with the process.
+    virtual bool try_acquire_relay_lock() = 0;
+
+    // For operators and tests: every outbox row in id order, and anomaly rows.
+    virtual std::vector<OutboxRow> outbox_rows() = 0;
+    virtual std::vector<AnomalyRecord> anomalies() = 0;
+};
+
+// "sqlite:///abs/path.db", "sqlite://relative.db" or "postgresql://..." /
+// "postgres://..." (a libpq connection URL). Opens, migrates the schema and
+// returns the store; throws StoreError with one line on failure.
+std::unique_ptr<Store> open_store(std::string_view url);
+
+// The URL with any password replaced by "***", for log lines.
+std::string redact_store_url(std::string_view url);
+
+}  // namespace meshhook::consumer

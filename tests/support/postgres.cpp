@@ -1,0 +1,138 @@
+// PostgresServer: Debian's PostgreSQL 15 in a temporary directory. initdb and
+// pg_ctl run as `postgres` when the tests run as root (PostgreSQL refuses
+// root), directly otherwise.
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tests/support/process.hpp"
+
+namespace meshhook::testing {
+
+namespace {
+
+const std::filesystem::path kPgBin = "/usr/lib/postgresql/15/bin";
+
+// Runs argv to completion, output appended to `log`; returns the exit status.
+int run(std::vector<std::string> argv, const std::filesystem::path& log) {
+    if (::geteuid() == 0) {
+        argv.insert(argv.begin(), {"runuser", "-u", "postgres", "--"});
+    }
+    std::vector<char*> args;
+    for (std::string& a : argv) {
+        args.push_back(a.data());
+    }
+    args.push_back(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        throw std::runtime_error("fork failed");
+    }
+    if (pid == 0) {
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            ::dup2(fd, STDOUT_FILENO);
+            ::dup2(fd, STDERR_FILENO);
+            ::close(fd);
+        }
+        const int null_fd = ::open("/dev/null", O_RDONLY);
+        if (null_fd >= 0) {
+            ::dup2(null_fd, STDIN_FILENO);
+            ::close(null_fd);
+        }
+        ::execvp(args[0], args.data());
+        ::_exit(127);
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string tail_of(const std::filesystem::path& log) {
+    try {
+        std::string text = read_file(log);
+        return text.size() > 2000 ? text.substr(text.size() - 2000) : text;
+    } catch (const std::exception&) {
+        return {};
+    }
+}
+
+}  // namespace
+
+PostgresServer::PostgresServer() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "meshhook-pg-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+        throw std::runtime_error("PostgresServer: mkdtemp failed");
+    }
+    dir_ = tmpl;
+    ::chmod(dir_.c_str(), 0700);
+    if (::geteuid() == 0) {
+        const passwd* pw = ::getpwnam("postgres");
+        if (pw == nullptr) {
+            throw std::runtime_error("PostgresServer: no `postgres` user (install postgresql)");
+        }
+        if (::chown(dir_.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+            throw std::runtime_error("PostgresServer: chown failed");
+        }
+    }
+    const auto data = dir_ / "data";
+    const auto log = dir_ / "setup.log";
+    // --no-sync and fsync=off: this server lives for one test run; the tests
+    // kill consumers, never the database, so durability on disk is not tested here.
+    if (run({(kPgBin / "initdb").string(), "-D", data.string(), "-A", "trust", "-U", "meshhook",
+             "-E", "UTF8", "--locale=C", "--no-sync"},
+            log) != 0) {
+        throw std::runtime_error("PostgresServer: initdb failed: " + tail_of(log));
+    }
+    // A port can be taken between free_port() and the bind: retry a few times.
+    bool started = false;
+    for (int attempt = 0; attempt < 5 && !started; ++attempt) {
+        port_ = free_port();
+        const std::string options = "-p " + std::to_string(port_) + " -k " + dir_.string() +
+                                    " -c listen_addresses=127.0.0.1 -c fsync=off"
+                                    " -c max_connections=50";
+        started = run({(kPgBin / "pg_ctl").string(), "-D", data.string(), "-o", options, "-l",
+                       (dir_ / "server.log").string(), "-w", "-t", "60", "start"},
+                      log) == 0;
+    }
+    if (!started) {
+        throw std::runtime_error("PostgresServer: pg_ctl start failed: " + tail_of(log) +
+                                 tail_of(dir_ / "server.log"));
+    }
+    url_ = create_database("meshhook");
+}
+
+PostgresServer::~PostgresServer() {
+    const auto log = dir_ / "setup.log";
+    try {
+        run({(kPgBin / "pg_ctl").string(), "-D", (dir_ / "data").string(), "-m", "fast", "-w",
+             "stop"},
+            log);
+    } catch (const std::exception&) {
+        // best effort: the directory goes anyway
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+}
+
+std::string PostgresServer::create_database(const std::string& name) {
+    const auto log = dir_ / "setup.log";
+    if (run({(kPgBin / "createdb").string(), "-h", dir_.string(), "-p", std::to_string(port_),
+             "-U", "meshhook", name},
+            log) != 0) {
+        throw std::runtime_error("PostgresServer: createdb " + name + " failed: " + tail_of(log));
+    }
+    return "postgresql://meshhook@127.0.0.1:" + std::to_string(port_) + "/" + name;
+}
+
+}  // namespace meshhook::testing

@@ -1,0 +1,454 @@
+// One store suite, run against SQLite (a file) and a real PostgreSQL server
+// that the test starts itself.
+
+#include "consumer/store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <atomic>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <thread>
+
+#include "consumer/batch.hpp"
+#include "consumer/sql.hpp"
+#include "tests/support/process.hpp"
+
+namespace meshhook::consumer {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr std::int64_t kNow = 1764317200000;
+const std::string kInput = "mesh.transfer-events";
+
+testing::PostgresServer& postgres() {
+    // One server for the whole binary (start-up is about a second); each test
+    // gets its own database.
+    static testing::PostgresServer server;
+    return server;
+}
+
+class StoreSuite : public ::testing::TestWithParam<std::string> {
+protected:
+    void SetUp() override {
+        static std::atomic<int> counter{0};
+        const int n = counter.fetch_add(1);
+        if (GetParam() == "sqlite") {
+            dir_ = std::filesystem::temp_directory_path() /
+                   ("meshhook-store-" + std::to_string(::getpid()) + "-" + std::to_string(n));
+            std::filesystem::create_directories(dir_);
+            url_ = "sqlite://" + (dir_ / "meshhook.db").string();
+        } else {
+            url_ = postgres().create_database("store_test_" + std::to_string(n));
+        }
+        store_ = open_store(url_);
+    }
+    void TearDown() override {
+        store_.reset();
+        if (!dir_.empty()) {
+            std::filesystem::remove_all(dir_);
+        }
+    }
+
+    std::unique_ptr<sql::Connection> raw_connection() const {
+        if (GetParam() == "sqlite") {
+            return sql::open_sqlite(url_.substr(9));
+        }
+        return sql::open_postgres(url_);
+    }
+
+    static TransferRow sample_row(std::string environment = "production") {
+        TransferRow row;
+        row.environment = std::move(environment);
+        row.transfer_id = "t-1";
+        row.status = "succeeded";
+        row.rank = 3;
+        row.credited = true;
+        row.token = "USDC";
+        row.chain = "Ethereum";
+        row.amount = "250.000000000000000001";
+        row.destination_address = "0xabc";
+        row.credit_event_id = "ev-3";
+        row.last_event_id = "ev-3";
+        row.first_seen_ms = kNow - 1000;
+        row.last_seen_ms = kNow;
+        return row;
+    }
+
+    std::filesystem::path dir_;
+    std::string url_;
+    std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreSuite, CreatesTheSchemaAtTheCurrentVersionAndReopensIdempotently) {
+    EXPECT_EQ(store_->kind(), GetParam() == "sqlite" ? "sqlite" : "postgresql");
+    EXPECT_EQ(store_->schema_version(), kSchemaVersion);
+    store_.reset();
+    store_ = open_store(url_);
+    EXPECT_EQ(store_->schema_version(), kSchemaVersion);
+}
+
+TEST_P(StoreSuite, RefusesASchemaNewerThanTheBinary) {
+    store_.reset();
+    raw_connection()->exec_script("UPDATE meshhook_schema SET version = 99");
+    try {
+        open_store(url_);
+        FAIL() << "opened a version 99 schema";
+    } catch (const StoreError& e) {
+        EXPECT_NE(std::string(e.what()).find("newer than this binary"), std::string::npos)
+            << e.what();
+    }
+}
+
+TEST_P(StoreSuite, TransferRowRoundTripsThroughATransaction) {
+    const TransferRow row = sample_row();
+    {
+        auto tx = store_->begin();
+        EXPECT_FALSE(tx->find_transfer("production", "t-1").has_value());
+        tx->put_transfer(row);
+        EXPECT_EQ(tx->find_transfer("production", "t-1"), row);
+        tx->commit();
+    }
+    EXPECT_EQ(store_->transfer("production", "t-1"), row);
+
+    TransferRow updated = row;
+    updated.conflict_status = "failed";
+    updated.last_seen_ms = kNow + 5;
+    updated.first_seen_ms = 1;  // first_seen is never rewritten by an update
+    {
+        auto tx = store_->begin();
+        tx->put_transfer(updated);
+        tx->commit();
+    }
+    updated.first_seen_ms = row.first_seen_ms;
+    EXPECT_EQ(store_->transfer("production", "t-1"), updated);
+}
+
+TEST_P(StoreSuite, EnvironmentsNeverShareATransfer) {
+    {
+        auto tx = store_->begin();
+        tx->put_transfer(sample_row("production"));
+        TransferRow sandbox = sample_row("sandbox");
+        sandbox.status = "pending";
+        sandbox.rank = 1;
+        sandbox.credited = false;
+        tx->put_transfer(sandbox);
+        tx->commit();
+    }
+    EXPECT_EQ(store_->transfer("production", "t-1")->status, "succeeded");
+    EXPECT_EQ(store_->transfer("sandbox", "t-1")->status, "pending");
+    EXPECT_FALSE(store_->transfer("staging", "t-1").has_value());
+}
+
+TEST_P(StoreSuite, UncommittedTransactionLeavesNothingBehind) {
+    {
+        auto tx = store_->begin();
+        tx->put_transfer(sample_row());
+        EXPECT_TRUE(tx->add_outbox({"ledger.credit-commands", "t-1", "{}", "credit:production:t-1"},
+                                   kNow));
+        EXPECT_TRUE(tx->advance_offset(kInput, 0, std::nullopt, 10));
+    }  // dropped: rolled back, as after a crash before commit
+    EXPECT_FALSE(store_->transfer("production", "t-1").has_value());
+    EXPECT_TRUE(store_->outbox_rows().empty());
+    EXPECT_TRUE(store_->offsets(kInput).empty());
+}
+
+TEST_P(StoreSuite, OutboxDedupKeyAdmitsOneRow) {
+    auto tx = store_->begin();
+    EXPECT_TRUE(tx->add_outbox({"ledger.credit-commands", "t-1", "first", "credit:production:t-1"},
+                               kNow));
+    EXPECT_FALSE(tx->add_outbox(
+        {"ledger.credit-commands", "t-1", "second", "credit:production:t-1"}, kNow));
+    tx->commit();
+    const auto rows = store_->outbox_rows();
+    ASSERT_EQ(rows.size(), 1U);
+    EXPECT_EQ(rows[0].payload, "first");
+    EXPECT_FALSE(rows[0].sent_ms.has_value());
+}
+
+TEST_P(StoreSuite, OffsetMovesOnlyFromTheExpectedValue) {
+    {
+        auto tx = store_->begin();
+        EXPECT_TRUE(tx->advance_offset(kInput, 0, std::nullopt, 5));
+        EXPECT_TRUE(tx->advance_offset(kInput, 3, std::nullopt, 1));
+        tx->commit();
+    }
+    {
+        auto tx = store_->begin();
+        EXPECT_FALSE(tx->advance_offset(kInput, 0, std::nullopt, 7));  // row exists already
+    }
+    {
+        auto tx = store_->begin();
+        EXPECT_FALSE(tx->advance_offset(kInput, 0, 4, 9));  // someone else moved it
+    }
+    {
+        auto tx = store_->begin();
+        EXPECT_TRUE(tx->advance_offset(kInput, 0, 5, 9));
+        tx->commit();
+    }
+    EXPECT_EQ(store_->offsets(kInput), (std::map<std::int32_t, std::int64_t>{{0, 9}, {3, 1}}));
+    EXPECT_TRUE(store_->offsets("other-topic").empty());
+}
+
+// Two consumers that both believe they own a partition (a rebalance in
+// flight): the second transaction waits for the first and then finds the
+// offset moved, so its batch is refused.
+TEST_P(StoreSuite, ZombieConsumerIsFencedByTheOffsetRow) {
+    {
+        auto tx = store_->begin();
+        ASSERT_TRUE(tx->advance_offset(kInput, 1, std::nullopt, 9));
+        tx->commit();
+    }
+    auto zombie_store = open_store(url_);
+    auto tx = store_->begin();
+    ASSERT_TRUE(tx->advance_offset(kInput, 1, 9, 20));
+    ASSERT_TRUE(tx->add_outbox({"ledger.credit-commands", "t-1", "a", "credit:production:t-1"},
+                               kNow));
+    auto zombie = std::async(std::launch::async, [&] {
+        auto ztx = zombie_store->begin();
+        const bool moved = ztx->advance_offset(kInput, 1, 9, 15);
+        if (moved) {
+            ztx->add_outbox({"ledger.credit-commands", "t-1", "b", "credit:production:t-1"}, kNow);
+            ztx->commit();
+        }
+        return moved;
+    });
+    // The zombie must be blocked behind our transaction, not done already.
+    EXPECT_EQ(zombie.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+    tx->commit();
+    EXPECT_FALSE(zombie.get());
+    EXPECT_EQ(store_->offsets(kInput).at(1), 20);
+    ASSERT_EQ(store_->outbox_rows().size(), 1U);
+    EXPECT_EQ(store_->outbox_rows()[0].payload, "a");
+}
+
+TEST_P(StoreSuite, RelayTakesUnsentRowsInIdOrderAndMarksThemSent) {
+    {
+        auto tx = store_->begin();
+        for (int i = 0; i < 5; ++i) {
+            ASSERT_TRUE(tx->add_outbox({"ledger.credit-commands", "t-" + std::to_string(i),
+                                        "p" + std::to_string(i), "k" + std::to_string(i)},
+                                       kNow + i));
+        }
+        ASSERT_TRUE(tx->add_outbox({"meshhook.anomalies", "t-x", "anomaly", "a1"}, kNow + 9));
+        tx->commit();
+    }
+    OutboxStats stats = store_->outbox_stats();
+    EXPECT_EQ(stats.unsent, 6);
+    EXPECT_EQ(stats.oldest_unsent_created_ms, kNow);
+
+    auto first = store_->unsent(3);
+    ASSERT_EQ(first.size(), 3U);
+    EXPECT_EQ(first[0].payload, "p0");
+    EXPECT_EQ(first[1].payload, "p1");
+    EXPECT_EQ(first[2].payload, "p2");
+    EXPECT_LT(first[0].id, first[1].id);
+    store_->mark_sent({{first[0].id, 2, 40}, {first[1].id, 0, 7}, {first[2].id, 2, 41}}, kNow + 50);
+
+    auto rest = store_->unsent(100);
+    ASSERT_EQ(rest.size(), 3U);
+    EXPECT_EQ(rest[0].payload, "p3");
+    EXPECT_EQ(rest[2].topic, "meshhook.anomalies");
+    stats = store_->outbox_stats();
+    EXPECT_EQ(stats.unsent, 3);
+    EXPECT_EQ(stats.oldest_unsent_created_ms, kNow + 3);
+    EXPECT_EQ(store_->last_sent_offsets("ledger.credit-commands"),
+              (std::map<std::int32_t, std::int64_t>{{0, 7}, {2, 41}}));
+    EXPECT_TRUE(store_->last_sent_offsets("meshhook.anomalies").empty());
+
+    const auto all = store_->outbox_rows();
+    EXPECT_EQ(all[0].sent_partition, 2);
+    EXPECT_EQ(all[0].sent_offset, 40);
+    EXPECT_EQ(all[0].sent_ms, kNow + 50);
+}
+
+TEST_P(StoreSuite, MarkingByDedupKeyTouchesOnlyUnsentRows) {
+    {
+        auto tx = store_->begin();
+        ASSERT_TRUE(tx->add_outbox({"ledger.credit-commands", "t-1", "p", "credit:production:t-1"},
+                                   kNow));
+        tx->commit();
+    }
+    EXPECT_TRUE(store_->mark_sent_by_dedup_key("credit:production:t-1", 1, 12, kNow));
+    EXPECT_FALSE(store_->mark_sent_by_dedup_key("credit:production:t-1", 3, 99, kNow));
+    EXPECT_FALSE(store_->mark_sent_by_dedup_key("credit:production:nope", 3, 99, kNow));
+    EXPECT_EQ(store_->outbox_rows()[0].sent_offset, 12);
+    EXPECT_EQ(store_->outbox_stats().unsent, 0);
+    EXPECT_FALSE(store_->outbox_stats().oldest_unsent_created_ms.has_value());
+}
+
+TEST_P(StoreSuite, OnlyOneRelayHoldsTheLock) {
+    auto other = open_store(url_);
+    EXPECT_TRUE(store_->try_acquire_relay_lock());
+    EXPECT_TRUE(store_->try_acquire_relay_lock());  // re-entrant for its holder
+    EXPECT_FALSE(other->try_acquire_relay_lock());
+    store_.reset();  // the holder dies: its lock goes with it
+    EXPECT_TRUE(testing::wait_until([&] { return other->try_acquire_relay_lock(); }, 5s));
+}
+
+// ------------------------------------------------------------------ batches
+
+struct Fed {
+    std::vector<std::string> bodies;
+    std::vector<InputRecord> records;
+};
+
+Fed feed(const std::vector<std::pair<std::string, std::string>>& fixtures_and_env,
+         std::int32_t partition, std::int64_t first_offset) {
+    Fed fed;
+    fed.bodies.reserve(fixtures_and_env.size());
+    for (const auto& [name, env] : fixtures_and_env) {
+        fed.bodies.push_back(testing::fixture(name));
+    }
+    for (std::size_t i = 0; i < fixtures_and_env.size(); ++i) {
+        fed.records.push_back({kInput, partition, first_offset + static_cast<std::int64_t>(i),
+                               "key", fed.bodies[i], fixtures_and_env[i].second});
+    }
+    return fed;
+}
+
+TEST_P(StoreSuite, FixtureBatchCreditsOnceRecordsAnomaliesAndMovesOffsets) {
+    BatchApplier applier({}, {});
+    const Fed fed = feed({{"01-pending.json", ""},
+                          {"03-succeeded.json", ""},
+                          {"02-processing.json", ""},
+                          {"04-succeeded-retry.json", ""},
+                          {"05-failed-other-transfer.json", ""},
+                          {"06-camelcase-succeeded.json", ""},
+                          {"90-malformed-truncated.json", ""},
+                          {"91-missing-transfer-id.json", ""},
+                          {"03-succeeded.json", "sandbox"}},
+                         0, 100);
+    const std::array<PartitionAdvance, 1> advance{{{kInput, 0, std::nullopt, 109}}};
+    const BatchResult r = applier.apply(*store_, fed.records, advance, kNow);
+    ASSERT_EQ(r.status, BatchStatus::kCommitted);
+    EXPECT_EQ(r.stats.credits, 3U);  // 03 production, 06, 03 sandbox
+    EXPECT_EQ(r.stats.count(Outcome::kApplied), 5U);
+    EXPECT_EQ(r.stats.count(Outcome::kStale), 1U);      // processing after succeeded
+    EXPECT_EQ(r.stats.count(Outcome::kDuplicate), 1U);  // Mesh's retry
+    EXPECT_EQ(r.stats.count(Outcome::kUnparseable), 2U);
+    EXPECT_EQ(r.stats.anomalies.at("unparseable"), 2U);
+    EXPECT_EQ(r.stats.events_by_status.at("succeeded"), 4U);
+
+    EXPECT_EQ(store_->offsets(kInput).at(0), 109);
+    const auto rows = store_->outbox_rows();
+    ASSERT_EQ(rows.size(), 5U);
+    int credits = 0;
+    for (const OutboxRow& row : rows) {
+        if (row.topic == "ledger.credit-commands") {
+            ++credits;
+        }
+    }
+    EXPECT_EQ(credits, 3);
+    EXPECT_EQ(rows[0].dedup_key, "credit:production:4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01");
+    EXPECT_NE(rows[0].payload.find("\"amount\":\"250.000000000000000001\""), std::string::npos);
+    EXPECT_EQ(store_->transfer("production", "4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01")->status,
+              "succeeded");
+    EXPECT_EQ(store_->transfer("sandbox", "4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01")->status,
+              "succeeded");
+    EXPECT_EQ(store_->transfer("production", "c0ffee00-1234-4abc-8def-00000000beef")->status,
+              "failed");
+    const auto anomalies = store_->anomalies();
+    ASSERT_EQ(anomalies.size(), 2U);
+    EXPECT_EQ(anomalies[0].kind, "unparseable");
+    EXPECT_EQ(anomalies[0].dedup_key, "anomaly:unparseable:mesh.transfer-events:0:106");
+}
+
+TEST_P(StoreSuite, ReplayedBatchFromAStaleOffsetIsFencedAndWritesNothing) {
+    BatchApplier applier({}, {});
+    const Fed fed = feed({{"03-succeeded.json", ""}}, 2, 0);
+    const std::array<PartitionAdvance, 1> first{{{kInput, 2, std::nullopt, 1}}};
+    ASSERT_EQ(applier.apply(*store_, fed.records, first, kNow).status, BatchStatus::kCommitted);
+    // The same records again, as a consumer that missed the commit would send them.
+    const BatchResult again = applier.apply(*store_, fed.records, first, kNow);
+    EXPECT_EQ(again.status, BatchStatus::kFenced);
+    EXPECT_EQ(again.stats.credits, 0U);
+    EXPECT_EQ(store_->outbox_rows().size(), 1U);
+    EXPECT_EQ(store_->offsets(kInput).at(2), 1);
+}
+
+TEST_P(StoreSuite, SucceededThenFailedAcrossBatchesIsOneCreditAndOneAnomaly) {
+    BatchApplier applier({}, {});
+    const Fed a = feed({{"03-succeeded.json", ""}}, 0, 0);
+    const std::array<PartitionAdvance, 1> first{{{kInput, 0, std::nullopt, 1}}};
+    ASSERT_EQ(applier.apply(*store_, a.records, first, kNow).status, BatchStatus::kCommitted);
+
+    // The failed fixture, rewritten to the same transfer.
+    std::string failed = testing::fixture("05-failed-other-transfer.json");
+    const std::string other = "c0ffee00-1234-4abc-8def-00000000beef";
+    failed.replace(failed.find(other), other.size(), "4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01");
+    const std::array<InputRecord, 2> records{{{kInput, 0, 1, "k", failed, ""},
+                                              {kInput, 0, 2, "k", failed, ""}}};
+    const std::array<PartitionAdvance, 1> second{{{kInput, 0, 1, 3}}};
+    const BatchResult r = applier.apply(*store_, records, second, kNow);
+    ASSERT_EQ(r.status, BatchStatus::kCommitted);
+    EXPECT_EQ(r.stats.count(Outcome::kConflict), 2U);
+    EXPECT_EQ(r.stats.anomalies.at("conflict"), 1U);  // the retry shares the EventId
+    const auto rows = store_->outbox_rows();
+    ASSERT_EQ(rows.size(), 2U);
+    EXPECT_EQ(rows[0].topic, "ledger.credit-commands");
+    EXPECT_EQ(rows[1].topic, "meshhook.anomalies");
+    const auto row = store_->transfer("production", "4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01");
+    EXPECT_EQ(row->status, "succeeded");
+    EXPECT_EQ(row->conflict_status, "failed");
+    EXPECT_TRUE(row->credited);
+    ASSERT_EQ(store_->anomalies().size(), 1U);
+    EXPECT_EQ(store_->anomalies()[0].kind, "conflict");
+}
+
+TEST_P(StoreSuite, CommittedStateSurvivesReopening) {
+    BatchApplier applier({}, {});
+    const Fed fed = feed({{"01-pending.json", ""}, {"02-processing.json", ""}}, 1, 0);
+    const std::array<PartitionAdvance, 1> advance{{{kInput, 1, std::nullopt, 2}}};
+    ASSERT_EQ(applier.apply(*store_, fed.records, advance, kNow).status, BatchStatus::kCommitted);
+    store_.reset();
+    store_ = open_store(url_);
+    EXPECT_EQ(store_->offsets(kInput).at(1), 2);
+    const auto row = store_->transfer("production", "4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01");
+    ASSERT_TRUE(row.has_value());
+    EXPECT_EQ(row->status, "processing");
+    EXPECT_EQ(row->rank, 2);
+    EXPECT_EQ(row->last_event_id, "7d3e5f10-1111-4a2b-9c3d-000000000002");
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, StoreSuite, ::testing::Values("sqlite", "postgresql"),
+                         [](const ::testing::TestParamInfo<std::string>& param) {
+                             return param.param;
+                         });
+
+TEST(StoreUrl, UnknownSchemeIsOneClearError) {
+    try {
+        open_store("mysql://user:secret@host/db");
+        FAIL();
+    } catch (const StoreError& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("sqlite:// or postgresql://"), std::string::npos);
+        EXPECT_EQ(what.find("secret"), std::string::npos) << what;
+    }
+}
+
+TEST(StoreUrl, UnreachablePostgresIsOneClearError) {
+    const std::uint16_t port = testing::free_port();
+    try {
+        open_store("postgresql://meshhook@127.0.0.1:" + std::to_string(port) + "/x");
+        FAIL();
+    } catch (const StoreError& e) {
+        EXPECT_NE(std::string(e.what()).find("cannot connect to PostgreSQL"), std::string::npos);
+    }
+}
+
+TEST(StoreUrl, SqliteInMissingDirectoryIsOneClearError) {
+    EXPECT_THROW(open_store("sqlite:///nonexistent-dir/meshhook.db"), StoreError);
+}
+
+TEST(StoreUrl, PasswordsAreRedacted) {
+    EXPECT_EQ(redact_store_url("postgresql://u:hunter2@db:5432/m"), "postgresql://u:***@db:5432/m");
+    EXPECT_EQ(redact_store_url("postgresql://db/m?password=hunter2&x=1"),
+              "postgresql://db/m?password=***&x=1");
+    EXPECT_EQ(redact_store_url("sqlite:///var/lib/m.db"), "sqlite:///var/lib/m.db");
+}
+
+}  // namespace
+}  // namespace meshhook::consumer
