@@ -829,8 +829,11 @@ def check_docs(project, problems):
         text = project.read(rel)
         code = "\n".join(re.findall(r"`([^`\n]+)`", text) + re.findall(r"```[a-z]*\n(.*?)```", text, re.S))
         code = re.sub(r"\\\n\s*", " ", code)
-        for m in re.finditer(r"(?:^|[\s(/])meshhook ([a-z][a-z-]*)((?:[^\n|;&`]*))", code, re.M):
-            sub, rest = m.group(1), m.group(2)
+        # `meshhook SUB ...` at the start of a command, or through the compose
+        # service `cli` whose entrypoint is meshhook; not `kubectl -n meshhook get`.
+        pattern = r"(?:^|[;&|(]\s*|\$\s+|--\s+|/)meshhook ([a-z][a-z-]*)([^\n|;&`]*)|run --rm cli ([a-z][a-z-]*)([^\n|;&`]*)"
+        for m in re.finditer(pattern, code, re.M):
+            sub, rest = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
             if not problems.check(sub in subs, f"{rel}: `meshhook {sub}` is no subcommand ({sorted(subs)})"):
                 continue
             settings = project.settings("meshhook", sub)
