@@ -1,0 +1,537 @@
+// meshhook-ingest as a process, over real sockets, against `meshhook broker`
+// (Kafka protocol over TCP). What Mesh sees (status codes, timing) and what
+// lands in Kafka (exact bytes, keys, headers) are both checked.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "common/signature.hpp"
+#include "tests/integration/ingest/ingest_harness.hpp"
+#include "tests/support/process.hpp"
+
+namespace meshhook {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::BrokerProcess;
+using testing::fixture;
+using testing::wait_until;
+using namespace testing::ingest;
+
+constexpr const char* kTopic = "mesh.transfer-events";
+constexpr const char* kDlq = "mesh.transfer-events.dlq";
+
+struct FixtureCase {
+    std::string file;
+    std::string dlq_reason;  // empty: a usable event
+};
+
+const std::vector<FixtureCase>& fixture_cases() {
+    static const std::vector<FixtureCase> cases = {
+        {"01-pending.json", ""},
+        {"02-processing.json", ""},
+        {"03-succeeded.json", ""},
+        {"04-succeeded-retry.json", ""},
+        {"05-failed-other-transfer.json", ""},
+        {"06-camelcase-succeeded.json", ""},
+        {"90-malformed-truncated.json", "invalid_json"},
+        {"91-missing-transfer-id.json", "missing_transfer_id"},
+    };
+    return cases;
+}
+
+std::string header_of(const Record& r, const std::string& name) {
+    const auto it = r.headers.find(name);
+    return it == r.headers.end() ? "<absent>" : it->second;
+}
+
+// The value of a JSON string member in a fixture (either casing), found
+// textually so the test does not depend on the parser it is testing.
+std::string json_member(const std::string& body, const std::string& pascal) {
+    std::string camel = pascal;
+    camel[0] = static_cast<char>(camel[0] - 'A' + 'a');
+    for (const auto& name : {pascal, camel}) {
+        const auto key = "\"" + name + "\"";
+        const auto pos = body.find(key);
+        if (pos == std::string::npos) continue;
+        const auto open = body.find('"', body.find(':', pos + key.size()) + 1);
+        const auto close = body.find('"', open + 1);
+        if (open == std::string::npos || close == std::string::npos) return {};
+        return body.substr(open + 1, close - open - 1);
+    }
+    return {};
+}
+
+class IngestServer : public ::testing::Test {
+protected:
+    BrokerProcess broker_;
+
+    std::int64_t now_ms() const {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    }
+};
+
+TEST_F(IngestServer, EveryFixtureGetsItsStatusAndLandsInItsTopicWithExactBytesAndHeaders) {
+    IngestProcess ingest(broker_.bootstrap());
+    const auto before = now_ms();
+    for (const auto& c : fixture_cases()) {
+        const auto body = fixture(c.file);
+        const auto res = request_once(ingest.port(), signed_post("/webhooks/mesh", body, kFixtureSecret));
+        ASSERT_TRUE(res) << c.file;
+        if (c.dlq_reason.empty()) {
+            EXPECT_EQ(res->status, 200u) << c.file << ": " << res->body;
+            EXPECT_NE(res->body.find(R"("status":"accepted")"), std::string::npos) << res->body;
+        } else {
+            EXPECT_EQ(res->status, 400u) << c.file << ": " << res->body;
+            EXPECT_NE(res->body.find(c.dlq_reason), std::string::npos) << res->body;
+        }
+        EXPECT_EQ(res->header("content-type"), "application/json");
+    }
+    const auto after = now_ms();
+
+    const auto events = read_topic(broker_.bootstrap(), kTopic);
+    const auto dead = read_topic(broker_.bootstrap(), kDlq);
+    ASSERT_EQ(events.size(), 6u);
+    ASSERT_EQ(dead.size(), 2u);
+
+    for (const auto& c : fixture_cases()) {
+        const auto body = fixture(c.file);
+        const auto& records = c.dlq_reason.empty() ? events : dead;
+        const auto it = std::find_if(records.begin(), records.end(),
+                                     [&](const Record& r) { return r.value == body; });
+        ASSERT_NE(it, records.end()) << c.file << " not found byte for byte";
+        EXPECT_EQ(header_of(*it, "environment"), "production");
+        ASSERT_TRUE(it->headers.count("received-at")) << c.file;
+        const auto received = std::stoll(it->headers.at("received-at"));
+        EXPECT_GE(received, before - 1000);
+        EXPECT_LE(received, after + 1000);
+        if (c.dlq_reason != "invalid_json") {  // a truncated body has no ids to tell
+            EXPECT_EQ(header_of(*it, "delivery-id"), json_member(body, "Id")) << c.file;
+            EXPECT_EQ(header_of(*it, "event-id"), json_member(body, "EventId")) << c.file;
+        }
+        if (c.dlq_reason.empty()) {
+            EXPECT_EQ(it->key.value_or(""), json_member(body, "TransferId")) << c.file;
+        } else {
+            EXPECT_EQ(header_of(*it, "reason"), c.dlq_reason) << c.file;
+        }
+    }
+    // Mesh's retry (04) is a second record, not swallowed here: the consumer dedups.
+    const auto retry_key = json_member(fixture("04-succeeded-retry.json"), "TransferId");
+    EXPECT_EQ(std::count_if(events.begin(), events.end(),
+                            [&](const Record& r) { return r.key == retry_key; }),
+              4);  // 01..04 are one transfer's life
+    // Same key, same partition: the order of one transfer's events is kept.
+    std::set<std::int32_t> partitions;
+    for (const auto& r : events) {
+        if (r.key == retry_key) partitions.insert(r.partition);
+    }
+    EXPECT_EQ(partitions.size(), 1u);
+}
+
+TEST_F(IngestServer, RefusesMissingUndecodableAndMismatchedSignaturesWith401AndPublishesNothing) {
+    IngestProcess ingest(broker_.bootstrap());
+    const auto body = fixture("03-succeeded.json");
+    const auto missing = request_once(ingest.port(), post_request("/webhooks/mesh", body, {}));
+    const auto undecodable = request_once(
+        ingest.port(), post_request("/webhooks/mesh", body, {{"X-Mesh-Signature-256", "not base64!"}}));
+    const auto mismatch = request_once(
+        ingest.port(), signed_post("/webhooks/mesh", body, "whsec_some_other_secret"));
+    // A body changed by one byte after signing.
+    auto tampered = body;
+    tampered[tampered.size() / 2] ^= 1;
+    const auto tampered_res = request_once(
+        ingest.port(), post_request("/webhooks/mesh", tampered,
+                                    {{"X-Mesh-Signature-256", common::sign(kFixtureSecret, body)}}));
+    for (const auto* res : {&missing, &undecodable, &mismatch, &tampered_res}) {
+        ASSERT_TRUE(*res);
+        EXPECT_EQ((*res)->status, 401u) << (*res)->body;
+    }
+    const auto metrics = ingest.metrics();
+    EXPECT_EQ(metric_value(metrics, R"(meshhook_ingest_signature_failures_total{environment="production",reason="missing_header"})"), 1);
+    EXPECT_EQ(metric_value(metrics, R"(meshhook_ingest_signature_failures_total{environment="production",reason="undecodable"})"), 1);
+    EXPECT_EQ(metric_value(metrics, R"(meshhook_ingest_signature_failures_total{environment="production",reason="mismatch"})"), 2);
+    EXPECT_EQ(metric_value(metrics, R"(meshhook_ingest_requests_total{route="webhook",status="401"})"), 4);
+    EXPECT_TRUE(read_topic(broker_.bootstrap(), kTopic).empty());
+    EXPECT_TRUE(read_topic(broker_.bootstrap(), kDlq).empty());
+}
+
+TEST_F(IngestServer, AcceptsEveryActiveSecretDuringRotationAndBothHeaderNames) {
+    IngestProcess::Options options;
+    options.secret = "whsec_old_secret, whsec_new_secret";
+    IngestProcess ingest(broker_.bootstrap(), options);
+    const auto a = unique_event();
+    const auto b = unique_event();
+    const auto c = unique_event();
+    const auto d = unique_event();
+    EXPECT_EQ(request_once(ingest.port(), signed_post("/webhooks/mesh", a.body, "whsec_old_secret"))->status, 200u);
+    EXPECT_EQ(request_once(ingest.port(), signed_post("/webhooks/mesh", b.body, "whsec_new_secret"))->status, 200u);
+    // The legacy header name carries the same signature.
+    EXPECT_EQ(request_once(ingest.port(),
+                           post_request("/webhooks/mesh", c.body,
+                                        {{"X-Mesh-Signature", common::sign("whsec_new_secret", c.body)}}))
+                  ->status,
+              200u);
+    // A secret rotated out (no longer in the list) is refused.
+    EXPECT_EQ(request_once(ingest.port(), signed_post("/webhooks/mesh", d.body, kFixtureSecret))->status, 401u);
+
+    std::set<std::string> keys;
+    for (const auto& r : read_topic(broker_.bootstrap(), kTopic)) keys.insert(r.key.value_or(""));
+    EXPECT_EQ(keys, (std::set<std::string>{a.transfer_id, b.transfer_id, c.transfer_id}));
+}
+
+TEST_F(IngestServer, EnvironmentSecretsAreNotInterchangeable) {
+    IngestProcess::Options options;
+    options.env["MESH_WEBHOOK_SECRET_SANDBOX"] = "whsec_sandbox_secret";
+    IngestProcess ingest(broker_.bootstrap(), options);
+    const auto prod = unique_event();
+    const auto sandbox = unique_event();
+    const auto port = ingest.port();
+    // Each secret on the other's route: refused.
+    EXPECT_EQ(request_once(port, signed_post("/webhooks/mesh/sandbox", prod.body, kFixtureSecret))->status, 401u);
+    EXPECT_EQ(request_once(port, signed_post("/webhooks/mesh", sandbox.body, "whsec_sandbox_secret"))->status, 401u);
+    // Each on its own: accepted, tagged with its environment.
+    EXPECT_EQ(request_once(port, signed_post("/webhooks/mesh", prod.body, kFixtureSecret))->status, 200u);
+    EXPECT_EQ(request_once(port, signed_post("/webhooks/mesh/sandbox", sandbox.body, "whsec_sandbox_secret"))->status, 200u);
+    // An environment that has no secret has no route.
+    EXPECT_EQ(request_once(port, signed_post("/webhooks/mesh/staging", prod.body, kFixtureSecret))->status, 404u);
+
+    std::map<std::string, std::string> env_by_key;
+    for (const auto& r : read_topic(broker_.bootstrap(), kTopic)) {
+        env_by_key[r.key.value_or("")] = header_of(r, "environment");
+    }
+    EXPECT_EQ(env_by_key, (std::map<std::string, std::string>{{prod.transfer_id, "production"},
+                                                              {sandbox.transfer_id, "sandbox"}}));
+    EXPECT_EQ(metric_value(ingest.metrics(), R"(meshhook_ingest_signature_failures_total{environment="sandbox",reason="mismatch"})"), 1);
+}
+
+TEST_F(IngestServer, OversizeBodyIs413AndTheConnectionClosedWithoutTouchingKafka) {
+    IngestProcess ingest(broker_.bootstrap(), with_args({"--max-body-bytes", "1024"}));
+    std::string body = unique_event().body;
+    body.insert(body.size() - 1, R"(,"Padding":")" + std::string(2000, 'x') + "\"");
+    HttpConnection conn(ingest.port());
+    const auto res = conn.round_trip(signed_post("/webhooks/mesh", body, kFixtureSecret));
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 413u);
+    EXPECT_FALSE(res->keep_alive);
+    EXPECT_TRUE(conn.wait_closed(3s));
+    // Chunked, with no Content-Length to refuse up front: refused as it grows.
+    HttpConnection chunked(ingest.port());
+    std::string req = "POST /webhooks/mesh HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (int i = 0; i < 4; ++i) req += "200\r\n" + std::string(512, 'y') + "\r\n";
+    const auto res2 = chunked.round_trip(req);
+    ASSERT_TRUE(res2);
+    EXPECT_EQ(res2->status, 413u);
+    EXPECT_TRUE(read_topic(broker_.bootstrap(), kTopic).empty());
+    EXPECT_TRUE(read_topic(broker_.bootstrap(), kDlq).empty());
+}
+
+TEST_F(IngestServer, WrongMethodIs405AndUnknownPathIs404) {
+    IngestProcess ingest(broker_.bootstrap());
+    const auto get = request_once(ingest.port(), get_request("/webhooks/mesh"));
+    ASSERT_TRUE(get);
+    EXPECT_EQ(get->status, 405u);
+    EXPECT_EQ(get->header("allow"), "POST");
+    const auto put = request_once(
+        ingest.port(), "PUT /webhooks/mesh HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
+    ASSERT_TRUE(put);
+    EXPECT_EQ(put->status, 405u);
+    const auto post_health = request_once(ingest.port(), post_request("/healthz", "{}", {}));
+    ASSERT_TRUE(post_health);
+    EXPECT_EQ(post_health->status, 405u);
+    const auto unknown = request_once(ingest.port(), signed_post("/webhooks/other", "{}", kFixtureSecret));
+    ASSERT_TRUE(unknown);
+    EXPECT_EQ(unknown->status, 404u);
+    EXPECT_EQ(request_once(ingest.port(), get_request("/healthz"))->status, 200u);
+    EXPECT_TRUE(read_topic(broker_.bootstrap(), kTopic).empty());
+}
+
+TEST_F(IngestServer, StalledClientGets408AndTheConnectionIsClosed) {
+    IngestProcess ingest(broker_.bootstrap(), with_args({"--read-timeout-ms", "300"}));
+    HttpConnection conn(ingest.port());
+    const auto start = std::chrono::steady_clock::now();
+    // Headers half sent, then nothing (slowloris).
+    ASSERT_TRUE(conn.send("POST /webhooks/mesh HTTP/1.1\r\nHost: x\r\nContent-Len"));
+    const auto res = conn.read_response(3s);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 408u);
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 250ms);
+    EXPECT_TRUE(conn.wait_closed(3s));
+
+    // Headers complete, body stalled half way: same.
+    HttpConnection conn2(ingest.port());
+    const auto body = fixture("03-succeeded.json");
+    const auto req = signed_post("/webhooks/mesh", body, kFixtureSecret);
+    ASSERT_TRUE(conn2.send(std::string_view(req).substr(0, req.size() - 10)));
+    const auto res2 = conn2.read_response(3s);
+    ASSERT_TRUE(res2);
+    EXPECT_EQ(res2->status, 408u);
+    EXPECT_TRUE(conn2.wait_closed(3s));
+    EXPECT_TRUE(read_topic(broker_.bootstrap(), kTopic).empty());
+}
+
+TEST_F(IngestServer, KeepAliveAndPipelinedRequestsAreAnsweredInOrder) {
+    IngestProcess ingest(broker_.bootstrap());
+    HttpConnection conn(ingest.port());
+    std::vector<UniqueEvent> events;
+    for (int i = 0; i < 3; ++i) {
+        events.push_back(unique_event());
+        const auto res = conn.round_trip(signed_post("/webhooks/mesh", events.back().body, kFixtureSecret));
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 200u);
+        EXPECT_TRUE(res->keep_alive);
+    }
+    // Four requests in one write; the answers come back in request order.
+    const auto p1 = unique_event();
+    const auto p2 = unique_event();
+    const std::string pipeline = signed_post("/webhooks/mesh", p1.body, kFixtureSecret) +
+                                 signed_post("/webhooks/mesh", p1.body, "wrong_secret") +
+                                 get_request("/healthz") +
+                                 signed_post("/webhooks/mesh", p2.body, kFixtureSecret);
+    ASSERT_TRUE(conn.send(pipeline));
+    std::vector<unsigned> statuses;
+    std::vector<std::string> bodies;
+    for (int i = 0; i < 4; ++i) {
+        const auto res = conn.read_response(5s);
+        ASSERT_TRUE(res) << "response " << i;
+        statuses.push_back(res->status);
+        bodies.push_back(res->body);
+    }
+    EXPECT_EQ(statuses, (std::vector<unsigned>{200, 401, 200, 200}));
+    EXPECT_NE(bodies[0].find(p1.event_id), std::string::npos);
+    EXPECT_NE(bodies[3].find(p2.event_id), std::string::npos);
+    EXPECT_EQ(read_topic(broker_.bootstrap(), kTopic).size(), 5u);
+}
+
+TEST_F(IngestServer, BrokersDownIs503WithinBudgetThenBackIs200AndAcknowledgedEventsLandExactlyOnce) {
+    IngestProcess ingest(broker_.bootstrap());
+    const auto port = ingest.port();
+    std::vector<UniqueEvent> acknowledged;
+    for (int i = 0; i < 5; ++i) {
+        auto e = unique_event();
+        ASSERT_EQ(request_once(port, signed_post("/webhooks/mesh", e.body, kFixtureSecret))->status, 200u);
+        acknowledged.push_back(std::move(e));
+    }
+
+    for (int id = 1; id <= 3; ++id) broker_.broker_down(id);
+    HttpConnection conn(port);
+    for (int i = 0; i < 5; ++i) {
+        const auto e = unique_event();
+        const auto res = conn.round_trip(signed_post("/webhooks/mesh", e.body, kFixtureSecret));
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 503u) << res->body;
+        EXPECT_FALSE(res->header("retry-after").empty());
+        EXPECT_LT(res->elapsed, 200ms) << "Mesh's budget";
+    }
+    // A signed but unusable body cannot be dead-lettered either: 503, not 400.
+    const auto dlq = conn.round_trip(signed_post("/webhooks/mesh", fixture("90-malformed-truncated.json"),
+                                                 kFixtureSecret));
+    ASSERT_TRUE(dlq);
+    EXPECT_EQ(dlq->status, 503u);
+    EXPECT_LT(dlq->elapsed, 200ms);
+    EXPECT_TRUE(wait_until(
+        [&] {
+            const auto r = request_once(port, get_request("/readyz"));
+            return r && r->status == 503;
+        },
+        10s))
+        << "readyz should follow the outage";
+
+    for (int id = 1; id <= 3; ++id) broker_.broker_up(id);
+    // Late delivery reports for the 503s arrive now: no crash, no second answer.
+    EXPECT_TRUE(wait_until(
+        [&] {
+            auto e = unique_event();
+            const auto r = request_once(port, signed_post("/webhooks/mesh", e.body, kFixtureSecret));
+            if (r && r->status == 200) acknowledged.push_back(std::move(e));
+            return r && r->status == 200;
+        },
+        20s));
+    for (int i = 0; i < 10; ++i) {
+        auto e = unique_event();
+        const auto res = conn.round_trip(signed_post("/webhooks/mesh", e.body, kFixtureSecret));
+        ASSERT_TRUE(res);
+        ASSERT_EQ(res->status, 200u) << res->body;
+        acknowledged.push_back(std::move(e));
+    }
+    EXPECT_TRUE(ingest.process().running());
+
+    std::map<std::string, int> copies;
+    for (const auto& r : read_topic(broker_.bootstrap(), kTopic)) ++copies[r.value];
+    for (const auto& e : acknowledged) EXPECT_EQ(copies[e.body], 1) << e.event_id;
+    const auto metrics = ingest.metrics();
+    EXPECT_GE(metric_value(metrics, R"(meshhook_ingest_unavailable_total{reason="ack_timeout"})").value_or(0), 6);
+}
+
+TEST_F(IngestServer, SigtermDuringLoadLosesNoAcknowledgedEventAndExitsZero) {
+    IngestProcess ingest(broker_.bootstrap());
+    const auto port = ingest.port();
+    std::mutex mutex;
+    std::vector<std::string> acknowledged;
+    std::atomic<int> answered{0};
+    std::atomic<int> unavailable{0};
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 4; ++t) {
+        clients.emplace_back([&] {
+            try {
+                while (true) {
+                    HttpConnection conn(port);  // throws once the listener is gone
+                    while (true) {
+                        const auto e = unique_event();
+                        const auto res = conn.round_trip(signed_post("/webhooks/mesh", e.body, kFixtureSecret));
+                        if (!res) break;  // closed by the drain: reconnect (or fail to)
+                        ++answered;
+                        if (res->status == 200) {
+                            std::lock_guard lock(mutex);
+                            acknowledged.push_back(e.body);
+                        } else {
+                            ++unavailable;
+                        }
+                        if (!res->keep_alive) break;
+                    }
+                }
+            } catch (const std::exception&) {
+            }
+        });
+    }
+    ASSERT_TRUE(wait_until([&] { return answered.load() >= 100; }, 30s));
+    ingest.process().signal(SIGTERM);
+    const auto code = ingest.process().wait(20s);
+    for (auto& c : clients) c.join();
+    ASSERT_TRUE(code);
+    EXPECT_EQ(*code, 0) << ingest.process().stderr_text();
+
+    std::map<std::string, int> copies;
+    for (const auto& r : read_topic(broker_.bootstrap(), kTopic)) ++copies[r.value];
+    ASSERT_FALSE(acknowledged.empty());
+    for (const auto& body : acknowledged) EXPECT_EQ(copies[body], 1);
+    EXPECT_EQ(unavailable.load(), 0) << "brokers were up: every answered request should be 200";
+}
+
+TEST_F(IngestServer, MetricsAndHealthEndpointsExposeTheIngestCounters) {
+    IngestProcess ingest(broker_.bootstrap());
+    const auto e = unique_event();
+    ASSERT_EQ(request_once(ingest.port(), signed_post("/webhooks/mesh", e.body, kFixtureSecret))->status, 200u);
+    ASSERT_EQ(request_once(ingest.port(), signed_post("/webhooks/mesh", fixture("91-missing-transfer-id.json"),
+                                                      kFixtureSecret))
+                  ->status,
+              400u);
+    const auto healthz = request_once(ingest.port(), get_request("/healthz"));
+    ASSERT_TRUE(healthz);
+    EXPECT_EQ(healthz->status, 200u);
+    const auto res = request_once(ingest.port(), get_request("/metrics"));
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200u);
+    EXPECT_NE(res->header("content-type").find("text/plain"), std::string::npos);
+    const auto& m = res->body;
+    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_requests_total{route="webhook",status="200"})"), 1);
+    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_requests_total{route="webhook",status="400"})"), 1);
+    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_requests_total{route="healthz",status="200"})"), 1);
+    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_published_total{environment="production"})"), 1);
+    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_dlq_writes_total{environment="production",reason="missing_transfer_id"})"), 1);
+    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_request_duration_seconds_count{route="webhook"})"), 2);
+    EXPECT_EQ(metric_value(m, "meshhook_ingest_kafka_ack_duration_seconds_count"), 2);
+    EXPECT_EQ(metric_value(m, "meshhook_ingest_in_flight_requests"), 0);
+    EXPECT_EQ(metric_value(m, "meshhook_ingest_producer_queue_depth"), 0);
+    EXPECT_EQ(metric_value(m, "meshhook_ingest_ready"), 1);
+    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_unavailable_total{reason="queue_full"})"), 0);
+}
+
+TEST_F(IngestServer, AllowListRefusesOtherClientsAndBelievesOnlyTrustedProxies) {
+    {
+        IngestProcess ingest(broker_.bootstrap(), with_args({"--allow-ips", "20.22.113.37/32"}));
+        const auto e = unique_event();
+        const auto res = request_once(ingest.port(), signed_post("/webhooks/mesh", e.body, kFixtureSecret));
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 403u);
+        // Without a trusted proxy, X-Forwarded-For is the client's own claim: ignored.
+        const auto spoofed = request_once(
+            ingest.port(), post_request("/webhooks/mesh", e.body,
+                                        {{"X-Mesh-Signature-256", common::sign(kFixtureSecret, e.body)},
+                                         {"X-Forwarded-For", "20.22.113.37"}}));
+        ASSERT_TRUE(spoofed);
+        EXPECT_EQ(spoofed->status, 403u);
+    }
+    IngestProcess ingest(broker_.bootstrap(),
+                         with_args({"--allow-ips", "20.22.113.37", "--trusted-proxies", "127.0.0.0/8"}));
+    const auto ok = unique_event();
+    const auto via_proxy = request_once(
+        ingest.port(), post_request("/webhooks/mesh", ok.body,
+                                    {{"X-Mesh-Signature-256", common::sign(kFixtureSecret, ok.body)},
+                                     {"X-Forwarded-For", "20.22.113.37"}}));
+    ASSERT_TRUE(via_proxy);
+    EXPECT_EQ(via_proxy->status, 200u);
+    // The client prepends whatever it likes; the proxy appends the real address.
+    const auto other = unique_event();
+    const auto forged = request_once(
+        ingest.port(), post_request("/webhooks/mesh", other.body,
+                                    {{"X-Mesh-Signature-256", common::sign(kFixtureSecret, other.body)},
+                                     {"X-Forwarded-For", "20.22.113.37, 198.51.100.7"}}));
+    ASSERT_TRUE(forged);
+    EXPECT_EQ(forged->status, 403u);
+    const auto records = read_topic(broker_.bootstrap(), kTopic);
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_EQ(records[0].value, ok.body);
+}
+
+TEST_F(IngestServer, ReplayWindowDeadLettersDeliveriesSentOutsideIt) {
+    IngestProcess ingest(broker_.bootstrap(), with_args({"--max-sent-age-s", "300"}));
+    // The fixtures were sent in 2025: a replay as far as this window is concerned.
+    const auto old = request_once(ingest.port(),
+                                  signed_post("/webhooks/mesh", fixture("03-succeeded.json"), kFixtureSecret));
+    ASSERT_TRUE(old);
+    EXPECT_EQ(old->status, 400u);
+    const auto fresh = unique_event();
+    EXPECT_EQ(request_once(ingest.port(), signed_post("/webhooks/mesh", fresh.body, kFixtureSecret))->status, 200u);
+    const auto dead = read_topic(broker_.bootstrap(), kDlq);
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_EQ(header_of(dead[0], "reason"), "sent_timestamp_outside_window");
+    EXPECT_EQ(dead[0].value, fixture("03-succeeded.json"));
+    const auto events = read_topic(broker_.bootstrap(), kTopic);
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].value, fresh.body);
+}
+
+TEST_F(IngestServer, ConnectionsOverTheCapAreClosed) {
+    IngestProcess ingest(broker_.bootstrap(), with_args({"--max-connections", "2"}));
+    HttpConnection a(ingest.port());
+    HttpConnection b(ingest.port());
+    // Both served: they count against the cap from here on.
+    ASSERT_EQ(a.round_trip(get_request("/healthz"))->status, 200u);
+    ASSERT_EQ(b.round_trip(get_request("/healthz"))->status, 200u);
+    HttpConnection c(ingest.port());
+    EXPECT_TRUE(c.wait_closed(3s));
+    EXPECT_EQ(a.round_trip(get_request("/healthz"))->status, 200u);
+}
+
+TEST(IngestStartup, RefusesToStartWithoutASecretOrWithABadSetting) {
+    const auto ingest = testing::binary_path("meshhook-ingest").string();
+    {
+        testing::Process p({ingest, "--brokers", "127.0.0.1:9"});
+        const auto code = p.wait(10s);
+        ASSERT_TRUE(code);
+        EXPECT_EQ(*code, 2);
+        const auto err = p.stderr_text();
+        EXPECT_NE(err.find("MESH_WEBHOOK_SECRET"), std::string::npos) << err;
+        EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    }
+    {
+        testing::Process p({ingest, "--brokers", "127.0.0.1:9", "--max-body-bytes", "lots"},
+                           {{"MESH_WEBHOOK_SECRET", "s"}});
+        const auto code = p.wait(10s);
+        ASSERT_TRUE(code);
+        EXPECT_EQ(*code, 2);
+        const auto err = p.stderr_text();
+        EXPECT_NE(err.find("--max-body-bytes"), std::string::npos) << err;
+        EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+        EXPECT_EQ(err.find("\"s\""), std::string::npos) << "the secret must not be printed";
+    }
+}
+
+}  // namespace
+}  // namespace meshhook
