@@ -7,6 +7,7 @@ namespace meshhook::tools {
 const std::vector<Subcommand>& subcommands() {
     static const std::vector<Subcommand> kSubcommands = {
         {"sign", sign_main}, {"verify", verify_main}, {"send", send_main},
+        {"dev", dev_main},
     };
     return kSubcommands;
 }

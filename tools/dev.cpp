@@ -1,0 +1,417 @@
+// `meshhook dev`: the whole pipeline on this machine, in one command.
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <random>
+#include <regex>
+#include <sstream>
+
+#include "tools/broker.hpp"
+#include "tools/child.hpp"
+#include "tools/commands.hpp"
+#include "tools/fixtures.hpp"
+#include "tools/http_client.hpp"
+#include "tools/json_field.hpp"
+#include "tools/scenario.hpp"
+#include "tools/sender.hpp"
+#include "tools/topic_reader.hpp"
+#include "tools/util.hpp"
+
+namespace meshhook::tools {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view kProgram = "meshhook dev";
+constexpr const char* kIngestColor = "36";    // cyan
+constexpr const char* kConsumerColor = "35";  // magenta
+constexpr std::string_view kCreditTopic = "ledger.credit-commands";
+
+std::string random_secret() {
+    std::random_device rd;
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string s = "whsec_dev_";
+    for (int i = 0; i < 32; ++i) s += kHex[rd() % 16];
+    return s;
+}
+
+// Sum of every sample of a metric family in Prometheus text format.
+std::optional<double> metric_sum(const std::string& text, std::string_view name) {
+    std::istringstream in(text);
+    std::string line;
+    std::optional<double> sum;
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] == '#' || !line.starts_with(name)) continue;
+        const char next = line.size() > name.size() ? line[name.size()] : '\0';
+        if (next != '{' && next != ' ') continue;
+        const auto space = line.rfind(' ');
+        try {
+            sum = sum.value_or(0) + std::stod(line.substr(space + 1));
+        } catch (const std::exception&) {
+        }
+    }
+    return sum;
+}
+
+class Dev {
+public:
+    Dev(int signal_fd, bool color) : signal_fd_(signal_fd), sink_(color) {}
+
+    // Whether to go on: no Ctrl-C, no child gone. Sets failure_ on a child exit.
+    bool healthy() {
+        signalfd_siginfo info{};
+        while (::read(signal_fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+            if (!interrupted_) {
+                interrupted_ = true;
+                const char* name = sigdescr_np(static_cast<int>(info.ssi_signo));
+                say(std::string("stopping (") + (name != nullptr ? name : "signal") + ")");
+            }
+        }
+        for (auto* child : {ingest_.get(), consumer_.get()}) {
+            if (child == nullptr) continue;
+            if (auto status = child->poll_exit(); status && failure_.empty()) {
+                failure_ = child->name() + " exited unexpectedly (" + *status + ")";
+            }
+        }
+        return !interrupted_ && failure_.empty();
+    }
+
+    // Polls `condition` until it holds, the deadline passes (failure_ =
+    // `what`), or the pipeline is stopping.
+    bool wait_for(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
+                  const std::string& what) {
+        const auto deadline = Clock::now() + timeout;
+        while (healthy()) {
+            if (condition()) return true;
+            if (Clock::now() >= deadline) {
+                failure_ = what;
+                return false;
+            }
+            std::this_thread::sleep_for(50ms);
+        }
+        return false;
+    }
+
+    void say(const std::string& line) { sink_.print(std::string(kProgram) + ": " + line); }
+
+    int run(const common::Settings& settings, const fs::path& bin_dir);
+
+private:
+    bool demo(const std::string& bootstrap, const Url& url, const std::string& secret);
+    int finish(bool ok);
+
+    int signal_fd_;
+    LineSink sink_;
+    std::unique_ptr<Child> ingest_;
+    std::unique_ptr<Child> consumer_;
+    std::atomic<int> ingest_port_{0};
+    std::uint16_t metrics_port_ = 0;
+    bool interrupted_ = false;
+    std::string failure_;
+};
+
+int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
+    const fs::path ingest_bin = bin_dir / "meshhook-ingest";
+    const fs::path consumer_bin = bin_dir / "meshhook-consumer";
+    for (const auto& bin : {ingest_bin, consumer_bin}) {
+        if (::access(bin.c_str(), X_OK) != 0) {
+            return fail(kProgram, bin.filename().string() + " not found in " + bin_dir.string() +
+                                      ": build it first (cmake --build --preset dev --target "
+                                      "meshhook-ingest meshhook-consumer)");
+        }
+    }
+
+    const bool demo_mode = settings.is_set("demo");
+    std::string secret = first_secret(settings.get("secret"));
+    if (secret.empty()) secret = random_secret();
+
+    // The store: a given directory is kept; a temporary one goes at exit.
+    fs::path data_dir;
+    bool remove_data_dir = false;
+    if (settings.is_set("data-dir")) {
+        data_dir = settings.get("data-dir");
+        std::error_code ec;
+        fs::create_directories(data_dir, ec);
+        if (ec) return fail(kProgram, "--data-dir " + data_dir.string() + ": " + ec.message());
+    } else {
+        std::string tmpl = (fs::temp_directory_path() / "meshhook-dev-XXXXXX").string();
+        if (::mkdtemp(tmpl.data()) == nullptr) {
+            return fail(kProgram, "cannot create a temporary directory: " + std::string(std::strerror(errno)));
+        }
+        data_dir = tmpl;
+        remove_data_dir = true;
+    }
+    struct DirCleanup {
+        fs::path dir;
+        bool remove;
+        ~DirCleanup() {
+            std::error_code ec;
+            if (remove) fs::remove_all(dir, ec);
+        }
+    } cleanup{data_dir, remove_data_dir};
+    const std::string store_url = "sqlite://" + fs::absolute(data_dir / "meshhook.db").string();
+
+    BrokerOptions broker_options;
+    broker_options.brokers = 1;
+    broker_options.replication_factor = 1;
+    broker_options.partitions = 4;
+    broker_options.topics = default_topics();
+    std::unique_ptr<MockCluster> cluster;
+    try {
+        cluster = std::make_unique<MockCluster>(broker_options);
+    } catch (const std::exception& e) {
+        return fail(kProgram, std::string("cannot start the embedded broker: ") + e.what());
+    }
+    const std::string bootstrap = cluster->bootstrap();
+    say("embedded Kafka-protocol broker at " + bootstrap);
+
+    metrics_port_ = pick_free_port();
+    if (metrics_port_ == 0) return fail(kProgram, "no free TCP port on 127.0.0.1");
+    const std::regex listening(R"(listening on [^ ]*:([0-9]+))");
+    try {
+        ingest_ = std::make_unique<Child>(
+            "ingest",
+            std::vector<std::string>{ingest_bin.string(), "--listen", "127.0.0.1:0", "--brokers", bootstrap},
+            std::map<std::string, std::string>{{"MESH_WEBHOOK_SECRET", secret}}, sink_, kIngestColor,
+            [this, listening](const std::string& line) {
+                std::smatch m;
+                if (ingest_port_ == 0 && std::regex_search(line, m, listening)) {
+                    ingest_port_ = std::stoi(m[1].str());
+                }
+            });
+        say("started meshhook-ingest (pid " + std::to_string(ingest_->pid()) + ")");
+        consumer_ = std::make_unique<Child>(
+            "consumer",
+            std::vector<std::string>{consumer_bin.string(), "--brokers", bootstrap, "--store", store_url,
+                                     "--group-id", "meshhook-dev", "--metrics-listen",
+                                     "127.0.0.1:" + std::to_string(metrics_port_)},
+            std::map<std::string, std::string>{}, sink_, kConsumerColor, nullptr);
+        say("started meshhook-consumer (pid " + std::to_string(consumer_->pid()) + ")");
+    } catch (const std::exception& e) {
+        failure_ = e.what();
+        return finish(false);
+    }
+
+    const auto ready = [](std::uint16_t port) {
+        const auto r = http_get("127.0.0.1", port, "/readyz", 1000ms);
+        return r.response && r.response->status == 200;
+    };
+    if (!wait_for([this] { return ingest_port_ != 0; }, 30s,
+                  "meshhook-ingest did not report its listening address within 30 s") ||
+        !wait_for([&] { return ready(static_cast<std::uint16_t>(ingest_port_.load())); }, 30s,
+                  "meshhook-ingest was not ready (GET /readyz) within 30 s") ||
+        !wait_for([&] { return ready(metrics_port_); }, 60s,
+                  "meshhook-consumer was not ready (GET /readyz on port " +
+                      std::to_string(metrics_port_) + ") within 60 s")) {
+        return finish(false);
+    }
+
+    Url url{"127.0.0.1", static_cast<std::uint16_t>(ingest_port_.load()), "/webhooks/mesh"};
+    const auto self = fs::read_symlink("/proc/self/exe").string();
+    say("ready");
+    say("  webhook URL   " + url.text());
+    say("  secret        " + secret);
+    say("  store         " + store_url + (remove_data_dir ? " (removed at exit)" : ""));
+    say("  brokers       " + bootstrap);
+    say("  metrics       http://127.0.0.1:" + std::to_string(metrics_port_) + "/metrics (consumer), " +
+        url.text().substr(0, url.text().size() - url.target.size()) + "/metrics (ingest)");
+    say("  try:  " + self + " send --url " + url.text() + " --secret " + secret + " --scenario demo");
+
+    if (demo_mode) return finish(demo(bootstrap, url, secret));
+
+    say("Ctrl-C stops everything");
+    while (healthy()) std::this_thread::sleep_for(100ms);
+    return finish(failure_.empty());
+}
+
+bool Dev::demo(const std::string& bootstrap, const Url& url, const std::string& secret) {
+    const auto scenario = demo_scenario();
+    say("demo: sending " + std::to_string(scenario.deliveries) +
+        " deliveries (pending, processing, succeeded, Mesh's retry of succeeded, a failed transfer)");
+    SendOptions options;
+    options.url = url;
+    options.secret = secret;
+    options.concurrency = 1;
+    options.verbose = true;
+    std::ostringstream send_log;
+    auto sending = std::async(std::launch::async, [&] { return send_streams(scenario.streams, options, send_log); });
+    if (!wait_for([&] { return sending.wait_for(0ms) == std::future_status::ready; }, 120s,
+                  "sending the demo deliveries did not finish within 120 s")) {
+        return false;  // the future joins once the children are gone and requests fail fast
+    }
+    const auto summary = sending.get();
+    std::istringstream lines(send_log.str());
+    for (std::string line; std::getline(lines, line);) say("  " + line);
+    say("demo: " + format_summary(summary));
+    if (!summary.ok()) {
+        failure_ = "not every demo delivery was accepted: " +
+                   (summary.failures.empty() ? std::string("?") : summary.failures.front());
+        return false;
+    }
+
+    // Wait for the credit, then for the consumer to have applied all five
+    // events with nothing left in its outbox: after that, the credit topic
+    // holds everything the demo will ever produce, and "exactly one" is a
+    // statement about the whole topic, not about the first record seen.
+    say("demo: waiting for the credit command on " + std::string(kCreditTopic));
+    std::unique_ptr<TopicReader> reader;
+    try {
+        reader = std::make_unique<TopicReader>(bootstrap, std::string(kCreditTopic), false);
+    } catch (const std::exception& e) {
+        failure_ = e.what();
+        return false;
+    }
+    bool seen = false;
+    if (!wait_for(
+            [&] {
+                for (auto msg = reader->next(0ms); msg; msg = reader->next(0ms)) {
+                    if (json_field(msg.value(), "transferId") == std::string(kDemoTransferId)) seen = true;
+                }
+                return seen;
+            },
+            30s, "no credit command for transfer " + std::string(kDemoTransferId) + " within 30 s")) {
+        return false;
+    }
+    const auto settled = [&] {
+        const auto r = http_get("127.0.0.1", metrics_port_, "/metrics", 1000ms);
+        if (!r.response || r.response->status != 200) return false;
+        const auto events = metric_sum(r.response->body, "meshhook_consumer_events_total");
+        const auto backlog = metric_sum(r.response->body, "meshhook_consumer_outbox_backlog");
+        return events && *events >= static_cast<double>(scenario.deliveries) && backlog && *backlog == 0;
+    };
+    if (!wait_for(settled, 15s,
+                  "the consumer did not report all " + std::to_string(scenario.deliveries) +
+                      " events applied with an empty outbox within 15 s")) {
+        return false;
+    }
+
+    std::vector<std::string> credits;
+    try {
+        TopicReader all(bootstrap, std::string(kCreditTopic), false);
+        const auto deadline = Clock::now() + 10s;
+        while (!all.caught_up()) {
+            if (Clock::now() >= deadline || !healthy()) {
+                failure_ = "could not read " + std::string(kCreditTopic) + " to its end within 10 s";
+                return false;
+            }
+            if (auto msg = all.next(200ms)) credits.emplace_back(msg.value());
+        }
+    } catch (const std::exception& e) {
+        failure_ = e.what();
+        return false;
+    }
+
+    say("demo: credit commands on " + std::string(kCreditTopic) + ": " + std::to_string(credits.size()));
+    int for_demo = 0;
+    std::string amount;
+    for (const auto& c : credits) {
+        std::istringstream pretty(pretty_json(c));
+        for (std::string line; std::getline(pretty, line);) say("  " + line);
+        if (json_field(c, "transferId") == std::string(kDemoTransferId)) {
+            ++for_demo;
+            amount = json_field(c, "amount").value_or("<none>");
+        }
+    }
+    if (credits.size() != 1 || for_demo != 1) {
+        failure_ = "expected exactly one credit command (for transfer " + std::string(kDemoTransferId) +
+                   "), found " + std::to_string(credits.size()) + " (" + std::to_string(for_demo) +
+                   " for that transfer)";
+        return false;
+    }
+    if (amount != kDemoAmount) {
+        failure_ = "the credit's amount is " + amount + ", expected " + std::string(kDemoAmount) + " unchanged";
+        return false;
+    }
+    say("demo: ok: exactly one credit command for transfer " + std::string(kDemoTransferId) +
+        ", amount " + amount + " (unchanged)");
+    return true;
+}
+
+int Dev::finish(bool ok) {
+    // Ingest first: it stops accepting and drains before the consumer goes.
+    for (auto* child : {ingest_.get(), consumer_.get()}) {
+        if (child == nullptr) continue;
+        const bool was_running = !child->poll_exit();
+        const auto status = child->stop(10s);
+        if (was_running) say("stopped meshhook-" + child->name() + " (" + status + ")");
+    }
+    ingest_.reset();
+    consumer_.reset();
+    if (!failure_.empty()) return fail(kProgram, failure_);
+    return ok || interrupted_ ? 0 : 1;
+}
+
+}  // namespace
+
+int dev_main(int argc, const char* const* argv) {
+    common::Settings settings(
+        std::string(kProgram),
+        "runs the whole pipeline on this machine: an embedded Kafka-protocol broker\n"
+        "with every topic, meshhook-ingest and meshhook-consumer (SQLite store), their\n"
+        "logs prefixed and coloured. Prints the webhook URL, the secret and a ready\n"
+        "`meshhook send` line. Ctrl-C stops everything; no process is left behind.\n\n"
+        "--demo: waits until both are ready, sends the demo sequence (pending,\n"
+        "processing, succeeded, Mesh's retry of succeeded, a failed transfer), prints\n"
+        "the credit commands that came out, checks there is exactly one with its\n"
+        "amount text unchanged, stops and exits 0 (1 when anything failed).\n\n"
+        "meshhook-ingest and meshhook-consumer are taken from the directory of this\n"
+        "binary, or --bin-dir.");
+    settings.add({"demo", "", "", "send the demo sequence, print the credit, stop", false, true})
+        .add({"secret", "MESHHOOK_DEV_SECRET", "", "webhook secret (default: a random one, printed)", true})
+        .add({"data-dir", "", "", "directory of the SQLite store, kept (default: a temporary one, removed)"})
+        .add({"bin-dir", "", "", "where meshhook-ingest and meshhook-consumer are (default: beside meshhook)"})
+        .add({"color", "", "auto", "coloured prefixes: auto | always | never (NO_COLOR is honoured)"});
+    if (auto code = parse_or_exit(settings, kProgram, argc, argv)) return *code;
+    if (!settings.positional().empty()) {
+        std::cerr << kProgram << ": unexpected argument '" << settings.positional().front() << "'\n";
+        return 2;
+    }
+    const auto& color_mode = settings.get("color");
+    if (color_mode != "auto" && color_mode != "always" && color_mode != "never") {
+        std::cerr << kProgram << ": --color: expected auto, always or never\n";
+        return 2;
+    }
+    const bool color = color_mode == "always" ||
+                       (color_mode == "auto" && stdout_is_tty() && std::getenv("NO_COLOR") == nullptr);
+
+    fs::path bin_dir;
+    if (settings.is_set("bin-dir")) {
+        bin_dir = settings.get("bin-dir");
+    } else {
+        std::error_code ec;
+        bin_dir = fs::read_symlink("/proc/self/exe", ec).parent_path();
+        if (ec) return fail(kProgram, "cannot find my own binary: " + ec.message());
+    }
+
+    // Signals are read from a signalfd, so they must be blocked before any
+    // thread starts (the embedded broker's included); children unblock them.
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+    const int sfd = ::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) return fail(kProgram, "signalfd: " + std::string(std::strerror(errno)));
+    int code;
+    {
+        Dev dev(sfd, color);
+        code = dev.run(settings, bin_dir);
+    }
+    ::close(sfd);
+    return code;
+}
+
+}  // namespace meshhook::tools

@@ -1,0 +1,88 @@
+#include "tools/topic_reader.hpp"
+
+#include <librdkafka/rdkafka.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <stdexcept>
+
+namespace meshhook::tools {
+
+std::optional<int> topic_partitions(common::Consumer& consumer, const std::string& brokers,
+                                    const std::string& topic, std::chrono::milliseconds timeout,
+                                    std::string& error) {
+    const rd_kafka_metadata_t* md = nullptr;
+    const auto err = rd_kafka_metadata(consumer.native(), 1, nullptr, &md, static_cast<int>(timeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        error = "cannot reach Kafka at " + brokers + ": " + rd_kafka_err2str(err);
+        return std::nullopt;
+    }
+    std::optional<int> count;
+    for (int i = 0; i < md->topic_cnt; ++i) {
+        if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            count = md->topics[i].partition_cnt;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    if (!count || *count <= 0) {
+        error = "unknown topic '" + topic + "' on " + brokers;
+        return std::nullopt;
+    }
+    return count;
+}
+
+common::KafkaConfig reader_config(const std::string& brokers) {
+    static std::atomic<int> counter{0};
+    return {{"bootstrap.servers", brokers},
+            {"group.id", "meshhook-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)},
+            {"enable.auto.commit", "false"},
+            // A dead broker list should fail in seconds, not librdkafka's minutes.
+            {"socket.connection.setup.timeout.ms", "5000"}};
+}
+
+TopicReader::TopicReader(const std::string& brokers, const std::string& topic, bool from_end,
+                         std::chrono::milliseconds timeout)
+    : consumer_(std::make_unique<common::Consumer>(reader_config(brokers))), topic_(topic) {
+    std::string error;
+    const auto count = topic_partitions(*consumer_, brokers, topic, timeout, error);
+    if (!count) throw std::runtime_error(error);
+    partitions_ = *count;
+    std::vector<common::TopicPartition> assignment;
+    for (std::int32_t p = 0; p < partitions_; ++p) {
+        const auto marks = consumer_->watermarks(topic, p, timeout);
+        if (!marks) {
+            throw std::runtime_error("cannot read offsets of " + topic + "[" + std::to_string(p) +
+                                     "] from " + brokers);
+        }
+        end_[p] = marks->second;
+        position_[p] = from_end ? marks->second : marks->first;
+        assignment.push_back({topic, p, position_[p]});
+    }
+    consumer_->assign(assignment);
+}
+
+common::Message TopicReader::next(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        auto msg = consumer_->poll(std::max(left, std::chrono::milliseconds(0)));
+        if (!msg) return msg;
+        if (msg.error_code() == 0) {
+            position_[msg.partition()] = msg.offset() + 1;
+            return msg;
+        }
+        last_error_ = msg.error();
+        if (std::chrono::steady_clock::now() >= deadline) return common::Message();
+    }
+}
+
+bool TopicReader::caught_up() const {
+    for (const auto& [p, end] : end_) {
+        const auto it = position_.find(p);
+        if (it == position_.end() || it->second < end) return false;
+    }
+    return true;
+}
+
+}  // namespace meshhook::tools
