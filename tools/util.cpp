@@ -109,6 +109,10 @@ std::string pretty_json(std::string_view json) {
     // A token-level re-indenter: strings are copied verbatim (escapes
     // included), numbers keep their text. Validity is checked only as far as
     // bracket balance; anything odd returns the input untouched.
+    const auto start = json.find_first_not_of(" \t\r\n");
+    if (start == std::string_view::npos || (json[start] != '{' && json[start] != '[')) {
+        return std::string(json);
+    }
     std::string out;
     out.reserve(json.size() * 2);
     int depth = 0;
