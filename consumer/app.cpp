@@ -1,0 +1,243 @@
+#include "consumer/app.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "common/kafka.hpp"
+#include "common/metrics.hpp"
+#include "consumer/batch.hpp"
+#include "consumer/consume_loop.hpp"
+#include "consumer/http_server.hpp"
+#include "consumer/metrics.hpp"
+#include "consumer/relay.hpp"
+#include "consumer/store.hpp"
+
+namespace meshhook::consumer {
+
+namespace {
+
+using common::ConfigError;
+
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
+
+extern "C" void on_stop_signal(int /*sig*/) { g_stop.store(true); }
+
+std::chrono::milliseconds millis(const common::Settings& s, std::string_view flag,
+                                 std::uint64_t min, std::uint64_t max) {
+    return std::chrono::milliseconds(
+        static_cast<std::int64_t>(common::parse_uint(s.describe(flag), s.get(flag), min, max)));
+}
+
+std::string topic(const common::Settings& s, std::string_view flag) {
+    const std::string& t = s.get(flag);
+    const bool ok = !t.empty() && t.size() <= 249 && t != "." && t != ".." &&
+                    std::all_of(t.begin(), t.end(), [](char c) {
+                        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                               (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+                    });
+    if (!ok) {
+        throw ConfigError(s.describe(flag) + ": not a valid Kafka topic name: \"" + t + "\"");
+    }
+    return t;
+}
+
+}  // namespace
+
+void declare_settings(common::Settings& s) {
+    s.add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...); required"})
+        .add({"group-id", "CONSUMER_GROUP_ID", "meshhook-consumer", "Kafka consumer group"})
+        .add({"input-topic", "CONSUMER_INPUT_TOPIC", "mesh.transfer-events",
+              "Topic of transfer-status events"})
+        .add({"credit-topic", "CONSUMER_CREDIT_TOPIC", "ledger.credit-commands",
+              "Topic for ledger credit commands"})
+        .add({"review-topic", "CONSUMER_REVIEW_TOPIC", "ledger.credit-review",
+              "Topic for succeeded transfers that policy sends to review"})
+        .add({"anomaly-topic", "CONSUMER_ANOMALY_TOPIC", "meshhook.anomalies",
+              "Topic for conflicts and unparseable records"})
+        .add({"store", "CONSUMER_STORE", "sqlite://meshhook.db",
+              "State store: sqlite:///abs/path.db, sqlite://relative.db or postgresql://..."})
+        .add({"batch-max", "CONSUMER_BATCH_MAX", "500", "Most records applied per transaction"})
+        .add({"batch-ms", "CONSUMER_BATCH_MS", "100",
+              "Longest wait for a batch to fill once it has a record"})
+        .add({"allowed-assets", "CONSUMER_ALLOWED_ASSETS", "",
+              "TOKEN:CHAIN pairs that may be credited, e.g. USDC:Ethereum,USDC:Solana "
+              "(case-insensitive; empty = all)"})
+        .add({"destination-addresses-file", "CONSUMER_DESTINATION_ADDRESSES_FILE", "",
+              "Optional file of '<environment> <address>' lines; when set, only those "
+              "destinations are credited"})
+        .add({"metrics-listen", "CONSUMER_METRICS_LISTEN", "0.0.0.0:9091",
+              "Address for /metrics, /healthz and /readyz (port 0 picks one)"})
+        .add({"session-timeout-ms", "KAFKA_SESSION_TIMEOUT_MS", "10000",
+              "Consumer group session timeout"})
+        .add({"drain-timeout-ms", "CONSUMER_DRAIN_TIMEOUT_MS", "10000",
+              "On SIGTERM, longest wait for the outbox relay to send what is committed"})
+        .add({"log-format", "LOG_FORMAT", "text", "text or json"})
+        .add({"log-level", "LOG_LEVEL", "info", "trace, debug, info, warn or error"});
+}
+
+ConsumerConfig load_config(const common::Settings& s) {
+    ConsumerConfig c;
+    c.brokers = s.get("brokers");
+    if (c.brokers.empty()) {
+        throw ConfigError(s.describe("brokers") + ": required (host:port,...)");
+    }
+    c.group_id = s.get("group-id");
+    if (c.group_id.empty()) {
+        throw ConfigError(s.describe("group-id") + ": must not be empty");
+    }
+    c.topics.input = topic(s, "input-topic");
+    c.topics.credits = topic(s, "credit-topic");
+    c.topics.reviews = topic(s, "review-topic");
+    c.topics.anomalies = topic(s, "anomaly-topic");
+    c.store_url = s.get("store");
+    if (!c.store_url.starts_with("sqlite://") && !c.store_url.starts_with("postgresql://") &&
+        !c.store_url.starts_with("postgres://")) {
+        throw ConfigError(s.describe("store") +
+                          ": must start with sqlite:// or postgresql://, got \"" +
+                          redact_store_url(c.store_url) + "\"");
+    }
+    c.batch_max = static_cast<std::size_t>(
+        common::parse_uint(s.describe("batch-max"), s.get("batch-max"), 1, 100000));
+    c.batch_wait = millis(s, "batch-ms", 0, 60000);
+    c.policy.parse_allowed_assets(s.describe("allowed-assets"), s.get("allowed-assets"));
+    if (!s.get("destination-addresses-file").empty()) {
+        c.policy.load_destination_file(s.describe("destination-addresses-file"),
+                                       s.get("destination-addresses-file"));
+    }
+    c.metrics_listen = common::parse_host_port(s.describe("metrics-listen"), s.get("metrics-listen"));
+    c.session_timeout = millis(s, "session-timeout-ms", 1000, 3600000);
+    c.drain_timeout = millis(s, "drain-timeout-ms", 0, 600000);
+    c.log_format = common::parse_log_format(s.get("log-format"));
+    c.log_level = s.get("log-level");
+    return c;
+}
+
+int run(int argc, char** argv) {
+    common::Settings settings(std::string(kProgram),
+                              "applies Mesh transfer events exactly once and emits ledger credit "
+                              "commands");
+    declare_settings(settings);
+    ConsumerConfig config;
+    try {
+        if (settings.parse(argc, argv) == common::Settings::Outcome::kHelp) {
+            std::cout << settings.help_text();
+            return 0;
+        }
+        if (!settings.positional().empty()) {
+            throw ConfigError("unexpected argument \"" + settings.positional().front() +
+                              "\" (see --help)");
+        }
+        config = load_config(settings);
+        common::init_logging(kProgram, config.log_format, config.log_level);
+    } catch (const std::exception& e) {
+        common::fail_config(kProgram, e);
+    }
+    std::signal(SIGPIPE, SIG_IGN);
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, nullptr);
+    sigaction(SIGINT, &action, nullptr);
+
+    std::unique_ptr<Store> store;
+    try {
+        store = open_store(config.store_url);
+    } catch (const StoreError& e) {
+        common::fail_config(kProgram, ConfigError(settings.describe("store") + ": " + e.what()));
+    }
+    common::log_info("starting: brokers=" + config.brokers + " group=" + config.group_id +
+                     " input=" + config.topics.input + " store=" +
+                     redact_store_url(config.store_url) + " (" + std::string(store->kind()) +
+                     ", schema v" + std::to_string(store->schema_version()) + ")");
+
+    common::Registry registry;
+    ConsumerMetrics metrics(registry);
+    std::atomic<bool> ready{false};
+    std::atomic<ConsumeLoop*> loop_ref{nullptr};
+    std::unique_ptr<HttpServer> http;
+    try {
+        http = std::make_unique<HttpServer>(
+            settings.describe("metrics-listen"), config.metrics_listen,
+            [&](std::string_view method, std::string_view path) -> HttpResponse {
+                if (method != "GET" && method != "HEAD") {
+                    return {405, "text/plain; charset=utf-8", "method not allowed\n"};
+                }
+                if (path == "/metrics") {
+                    return {200, "text/plain; version=0.0.4; charset=utf-8", registry.render()};
+                }
+                if (path == "/healthz") {
+                    return {200, "text/plain; charset=utf-8", "ok\n"};
+                }
+                if (path == "/readyz") {
+                    const ConsumeLoop* loop = loop_ref.load();
+                    const bool ok = ready.load() && loop != nullptr && loop->store_healthy();
+                    metrics.ready().set(ok ? 1 : 0);
+                    return {ok ? 200U : 503U, "text/plain; charset=utf-8",
+                            ok ? "ready\n" : "not ready\n"};
+                }
+                return {404, "text/plain; charset=utf-8", "not found\n"};
+            });
+    } catch (const ConfigError& e) {
+        common::fail_config(kProgram, e);
+    }
+    common::log_info("metrics on port " + std::to_string(http->port()));
+
+    const common::KafkaConfig client{{"bootstrap.servers", config.brokers},
+                                     {"client.id", std::string(kProgram)}};
+    RelayOptions relay_options;
+    relay_options.store_url = config.store_url;
+    relay_options.kafka = client;
+    relay_options.topics = {config.topics.credits, config.topics.reviews, config.topics.anomalies};
+    OutboxRelay relay(relay_options, &metrics);
+
+    LoopOptions loop_options;
+    loop_options.kafka = client;
+    loop_options.kafka.emplace_back("group.id", config.group_id);
+    loop_options.kafka.emplace_back("session.timeout.ms",
+                                    std::to_string(config.session_timeout.count()));
+    loop_options.kafka.emplace_back(
+        "heartbeat.interval.ms",
+        std::to_string(std::max<std::int64_t>(100, config.session_timeout.count() / 3)));
+    loop_options.topics = config.topics;
+    loop_options.batch_max = config.batch_max;
+    loop_options.batch_wait = config.batch_wait;
+    BatchApplier applier(config.policy, config.topics);
+
+    std::unique_ptr<ConsumeLoop> loop;
+    try {
+        loop = std::make_unique<ConsumeLoop>(loop_options, *store, applier, &metrics,
+                                             [&relay] { relay.notify(); });
+        loop->subscribe();
+    } catch (const common::KafkaError& e) {
+        common::fail_config(kProgram, ConfigError(settings.describe("brokers") + ": " + e.what()));
+    }
+    relay.start();
+    loop_ref.store(loop.get());
+    ready.store(true);
+    metrics.ready().set(1);
+    std::printf("%s: ready\n", kProgram.data());
+    std::fflush(stdout);
+    common::log_info("ready");
+
+    try {
+        loop->run(g_stop);
+    } catch (const std::exception& e) {
+        common::log_error(std::string("fatal: ") + e.what());
+        ready.store(false);
+        relay.stop(std::chrono::milliseconds(0));
+        return 1;
+    }
+    ready.store(false);
+    metrics.ready().set(0);
+    common::log_info("stopping: sending what is committed, then leaving the group");
+    relay.stop(config.drain_timeout);
+    loop->close();
+    common::log_info("stopped: " + std::to_string(relay.sent()) + " outbox rows sent");
+    return 0;
+}
+
+}  // namespace meshhook::consumer

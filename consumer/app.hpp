@@ -1,0 +1,41 @@
+#pragma once
+// meshhook-consumer's settings and process wiring (main.cpp only calls run()).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/config.hpp"
+#include "common/log.hpp"
+#include "consumer/state_machine.hpp"
+
+namespace meshhook::consumer {
+
+inline constexpr std::string_view kProgram = "meshhook-consumer";
+
+struct ConsumerConfig {
+    std::string brokers;
+    std::string group_id;
+    Topics topics;
+    std::string store_url;
+    std::size_t batch_max = 500;
+    std::chrono::milliseconds batch_wait{100};
+    Policy policy;
+    common::HostPort metrics_listen;
+    std::chrono::milliseconds session_timeout{10000};
+    std::chrono::milliseconds drain_timeout{10000};
+    common::LogFormat log_format = common::LogFormat::kText;
+    std::string log_level = "info";
+};
+
+void declare_settings(common::Settings& settings);
+// Throws common::ConfigError naming the bad setting.
+ConsumerConfig load_config(const common::Settings& settings);
+
+// The whole program; returns the exit code (0 after SIGTERM/SIGINT, 2 on a
+// bad setting or an unreachable store, 1 on a fatal runtime error).
+int run(int argc, char** argv);
+
+}  // namespace meshhook::consumer

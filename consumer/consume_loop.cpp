@@ -1,0 +1,256 @@
+#include "consumer/consume_loop.hpp"
+
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <thread>
+#include <utility>
+
+#include "common/log.hpp"
+#include "consumer/metrics.hpp"
+
+namespace meshhook::consumer {
+
+namespace {
+
+std::int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+constexpr std::string_view kEnvironmentHeader = "environment";
+
+}  // namespace
+
+ConsumeLoop::ConsumeLoop(LoopOptions options, Store& store, BatchApplier& applier,
+                         ConsumerMetrics* metrics, std::function<void()> on_commit)
+    : options_(std::move(options)),
+      store_(store),
+      applier_(applier),
+      metrics_(metrics),
+      on_commit_(std::move(on_commit)) {
+    consumer_ = std::make_unique<common::Consumer>(options_.kafka, this);
+}
+
+ConsumeLoop::~ConsumeLoop() {
+    try {
+        close();
+    } catch (...) {
+        // closing is best effort in a destructor
+    }
+}
+
+void ConsumeLoop::subscribe() { consumer_->subscribe({options_.topics.input}); }
+
+void ConsumeLoop::close() {
+    if (consumer_) {
+        consumer_->close();
+    }
+}
+
+void ConsumeLoop::assign_from_store(common::Consumer& consumer,
+                                    const std::vector<common::TopicPartition>& partitions) {
+    const auto stored = store_.offsets(options_.topics.input);
+    std::vector<common::TopicPartition> seek;
+    expected_.clear();
+    for (const common::TopicPartition& tp : partitions) {
+        if (tp.topic != options_.topics.input) {
+            continue;
+        }
+        common::TopicPartition at = tp;
+        if (const auto it = stored.find(tp.partition); it != stored.end()) {
+            at.offset = it->second;
+            expected_[tp.partition] = it->second;
+        } else {
+            at.offset = common::kOffsetBeginning;
+            expected_[tp.partition] = std::nullopt;
+        }
+        seek.push_back(at);
+    }
+    // assign() with explicit offsets also drops anything fetched before.
+    consumer.assign(seek);
+}
+
+void ConsumeLoop::on_assign(common::Consumer& consumer,
+                            const std::vector<common::TopicPartition>& partitions) {
+    batch_.clear();
+    try {
+        assign_from_store(consumer, partitions);
+        needs_reseek_ = false;
+        std::string list;
+        for (const auto& [p, offset] : expected_) {
+            list += " " + std::to_string(p) + "@" + (offset ? std::to_string(*offset) : "start");
+        }
+        common::log_info("assigned " + options_.topics.input + ":" + list);
+    } catch (const StoreError& e) {
+        // Assign anyway so the group stays stable; nothing is applied until
+        // the store answers and the partitions are re-seeked.
+        common::log_warn(std::string("store unavailable on assignment: ") + e.what());
+        store_ok_.store(false);
+        consumer.assign(partitions);
+        needs_reseek_ = true;
+    }
+}
+
+void ConsumeLoop::on_revoke(common::Consumer& consumer,
+                            const std::vector<common::TopicPartition>& partitions) {
+    // The batch in hand is not applied: the next owner reads it again from
+    // the store's offsets.
+    for (const common::TopicPartition& tp : partitions) {
+        expected_.erase(tp.partition);
+    }
+    std::erase_if(batch_, [this](const common::Message& m) {
+        return !expected_.contains(m.partition());
+    });
+    consumer.unassign();
+}
+
+bool ConsumeLoop::reseek() {
+    try {
+        assign_from_store(*consumer_, consumer_->assignment());
+        needs_reseek_ = false;
+        return true;
+    } catch (const std::exception& e) {
+        common::log_warn(std::string("re-seek failed: ") + e.what());
+        store_ok_.store(false);
+        return false;
+    }
+}
+
+void ConsumeLoop::run(const std::atomic<bool>& stop) {
+    while (!stop.load()) {
+        if (needs_reseek_ && !reseek()) {
+            // Store down: keep polling (heartbeats, rebalances) without applying.
+            consumer_->poll(std::chrono::milliseconds(500));
+            continue;
+        }
+        collect(stop);
+        if (!batch_.empty()) {
+            apply();
+        }
+    }
+    if (!batch_.empty() && !needs_reseek_) {
+        apply();  // finish the batch in hand
+    }
+}
+
+void ConsumeLoop::collect(const std::atomic<bool>& stop) {
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    while (!stop.load() && batch_.size() < options_.batch_max && !needs_reseek_) {
+        auto timeout = std::chrono::milliseconds(100);
+        if (deadline) {
+            const auto now = std::chrono::steady_clock::now();
+            if (now >= *deadline) {
+                break;
+            }
+            timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            *deadline - now));
+        }
+        common::Message m = consumer_->poll(timeout);
+        if (!m) {
+            if (!batch_.empty()) {
+                break;  // nothing more right now: apply what is in hand
+            }
+            continue;
+        }
+        if (m.error_code() != 0) {
+            if (!m.is_partition_eof()) {
+                common::log_warn("consume: " + m.error());
+            }
+            continue;
+        }
+        if (m.topic() != options_.topics.input) {
+            continue;
+        }
+        const auto it = expected_.find(m.partition());
+        if (it == expected_.end()) {
+            continue;  // revoked meanwhile
+        }
+        if (it->second && m.offset() < *it->second) {
+            continue;  // fetched before a re-seek
+        }
+        if (batch_.empty()) {
+            deadline = std::chrono::steady_clock::now() + options_.batch_wait;
+        }
+        batch_.push_back(std::move(m));
+    }
+}
+
+void ConsumeLoop::apply() {
+    const auto started = std::chrono::steady_clock::now();
+    std::vector<InputRecord> records;
+    records.reserve(batch_.size());
+    std::map<std::int32_t, std::int64_t> next;
+    for (const common::Message& m : batch_) {
+        records.push_back({m.topic(), m.partition(), m.offset(), m.key().value_or(""), m.value(),
+                           m.header(kEnvironmentHeader).value_or("")});
+        auto& n = next[m.partition()];
+        n = std::max(n, m.offset() + 1);
+    }
+    std::vector<PartitionAdvance> advances;
+    for (const auto& [partition, offset] : next) {
+        advances.push_back({options_.topics.input, partition, expected_.at(partition), offset});
+    }
+    BatchResult result;
+    try {
+        result = applier_.apply(store_, records, advances, wall_ms());
+    } catch (const StoreError& e) {
+        common::log_warn(std::string("batch rolled back: ") + e.what());
+        store_ok_.store(false);
+        batch_.clear();
+        needs_reseek_ = true;
+        // Back off before retrying against a failing store.
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        return;
+    }
+    batch_.clear();
+    if (result.status == BatchStatus::kFenced) {
+        // Another consumer moved an offset since we read it: its state wins.
+        fenced_.fetch_add(1);
+        common::log_warn("batch fenced: another consumer advanced a partition; re-seeking");
+        needs_reseek_ = true;
+        return;
+    }
+    store_ok_.store(true);
+    committed_.fetch_add(1);
+    std::vector<common::TopicPartition> commit;
+    for (const PartitionAdvance& a : advances) {
+        expected_[a.partition] = a.next;
+        commit.push_back({a.topic, a.partition, a.next});
+    }
+    if (metrics_ != nullptr) {
+        metrics_->record(result.stats,
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+                             .count());
+    }
+    if (result.stats.outbox_rows > 0 && on_commit_) {
+        on_commit_();
+    }
+    try {
+        consumer_->commit(commit, true);
+    } catch (const common::KafkaError& e) {
+        // Only lag tools read these; the store holds the real offsets.
+        common::log_debug(std::string("kafka offset commit: ") + e.what());
+    }
+    update_lag();
+}
+
+void ConsumeLoop::update_lag() {
+    if (metrics_ == nullptr) {
+        return;
+    }
+    for (const auto& [partition, offset] : expected_) {
+        std::int64_t low = 0;
+        std::int64_t high = 0;
+        // Cached from fetch responses: no broker round trip on the hot path.
+        if (rd_kafka_get_watermark_offsets(consumer_->native(), options_.topics.input.c_str(),
+                                           partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            high < 0 || !offset) {
+            continue;
+        }
+        metrics_->lag(options_.topics.input, partition, std::max<std::int64_t>(0, high - *offset));
+    }
+}
+
+}  // namespace meshhook::consumer

@@ -1,0 +1,38 @@
+#pragma once
+// Every metric of meshhook-consumer, declared once. Names and labels are part
+// of the interface (README.md "Metrics": dashboards and alerts use them).
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "common/metrics.hpp"
+#include "consumer/batch.hpp"
+
+namespace meshhook::consumer {
+
+class ConsumerMetrics {
+public:
+    explicit ConsumerMetrics(common::Registry& registry);
+
+    // Counts a committed batch (never a rolled-back one: no double counting).
+    void record(const BatchStats& stats, double apply_seconds);
+    void outbox_sent(std::string_view topic, std::uint64_t n);
+    void outbox_state(std::int64_t backlog, double oldest_age_seconds);
+    void lag(std::string_view topic, std::int32_t partition, std::int64_t lag);
+
+    common::Gauge& ready() { return ready_; }
+    common::Registry& registry() { return registry_; }
+
+private:
+    common::Registry& registry_;
+    common::Counter& credits_;
+    common::Gauge& backlog_;
+    common::Gauge& oldest_age_;
+    common::Histogram& apply_duration_;
+    common::Histogram& commit_duration_;
+    common::Gauge& ready_;
+};
+
+}  // namespace meshhook::consumer
