@@ -1,0 +1,256 @@
+// `meshhook send` against a scripted HTTP server over a real socket: what it
+// sends, in which order, and how it retries.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "common/signature.hpp"
+#include "common/transfer_event.hpp"
+#include "tests/integration/tools/cli_harness.hpp"
+#include "tests/support/process.hpp"
+
+namespace meshhook::testing {
+namespace {
+
+// An HTTP/1.1 server answering each POST with the next scripted status (200
+// once the script is used up), recording every request. One connection at
+// a time is enough: tests that need order run with --concurrency 1.
+class ScriptedServer {
+public:
+    struct Request {
+        std::string signature;
+        std::string body;
+    };
+
+    explicit ScriptedServer(std::deque<int> script) : script_(std::move(script)) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd_, 16) != 0) {
+            throw std::runtime_error("ScriptedServer: bind/listen failed");
+        }
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+        port_ = ntohs(addr.sin_port);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~ScriptedServer() {
+        stop_ = true;
+        thread_.join();
+        ::close(fd_);
+    }
+
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/webhooks/mesh"; }
+    std::vector<Request> requests() {
+        std::lock_guard lock(mutex_);
+        return requests_;
+    }
+
+private:
+    bool wait_readable(int fd) {
+        while (!stop_) {
+            pollfd pfd{fd, POLLIN, 0};
+            if (::poll(&pfd, 1, 50) > 0) return true;
+        }
+        return false;
+    }
+
+    void serve() {
+        while (wait_readable(fd_)) {
+            const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (c < 0) continue;
+            handle(c);
+            ::close(c);
+        }
+    }
+
+    void handle(int c) {
+        std::string buf;
+        for (;;) {
+            auto end = buf.find("\r\n\r\n");
+            while (end == std::string::npos) {
+                if (!wait_readable(c)) return;
+                char tmp[4096];
+                const ssize_t n = ::read(c, tmp, sizeof tmp);
+                if (n <= 0) return;
+                buf.append(tmp, static_cast<std::size_t>(n));
+                end = buf.find("\r\n\r\n");
+            }
+            const std::string head = buf.substr(0, end);
+            std::size_t length = 0;
+            std::string signature;
+            std::istringstream lines(head);
+            for (std::string line; std::getline(lines, line);) {
+                if (!line.empty() && line.back() == '\r') line.pop_back();
+                const auto colon = line.find(':');
+                if (colon == std::string::npos) continue;
+                std::string name = line.substr(0, colon);
+                for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+                const std::string value = line.substr(line.find_first_not_of(' ', colon + 1));
+                if (name == "content-length") length = std::stoul(value);
+                if (name == "x-mesh-signature-256") signature = value;
+            }
+            while (buf.size() < end + 4 + length) {
+                if (!wait_readable(c)) return;
+                char tmp[4096];
+                const ssize_t n = ::read(c, tmp, sizeof tmp);
+                if (n <= 0) return;
+                buf.append(tmp, static_cast<std::size_t>(n));
+            }
+            int status = 200;
+            {
+                std::lock_guard lock(mutex_);
+                requests_.push_back({signature, buf.substr(end + 4, length)});
+                if (!script_.empty()) {
+                    status = script_.front();
+                    script_.pop_front();
+                }
+            }
+            buf.erase(0, end + 4 + length);
+            std::string response = "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: 2\r\n";
+            if (status == 503) response += "Retry-After: 0\r\n";
+            response += "\r\nok";
+            if (::send(c, response.data(), response.size(), MSG_NOSIGNAL) < 0) return;
+        }
+    }
+
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+    std::mutex mutex_;
+    std::deque<int> script_;
+    std::vector<Request> requests_;
+};
+
+const std::string kSecret = "whsec_test_fixture_secret";
+
+TEST(CliSend, DemoScenarioSendsFixturesOneToFiveInOrderSignedLikeMesh) {
+    ScriptedServer server({});
+    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--scenario", "demo"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    const auto requests = server.requests();
+    ASSERT_EQ(requests.size(), 5U);
+    const std::vector<std::string> names = {"01-pending.json", "02-processing.json", "03-succeeded.json",
+                                            "04-succeeded-retry.json", "05-failed-other-transfer.json"};
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        EXPECT_EQ(requests[i].body, fixture(names[i])) << names[i];
+        EXPECT_EQ(requests[i].signature, common::sign(kSecret, requests[i].body)) << names[i];
+    }
+    // The documented value for 03, not just self-consistency.
+    EXPECT_EQ(requests[2].signature, "O19yL0ASsiN6mYuj/xfe+kztlcTgLDMNbap/TVtPP8E=");
+    EXPECT_NE(r.out.find("deliveries 5: 5 delivered (200), 0 given up"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("latency ms p50"), std::string::npos) << r.out;
+}
+
+TEST(CliSend, RetriesNon200AnswersWithTheSameBytesUntilAccepted) {
+    ScriptedServer server({503, 500, 200});
+    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--backoff-ms", "10",
+                                 fixture_path("03-succeeded.json").string()});
+    EXPECT_EQ(r.code, 0) << r.err;
+    const auto requests = server.requests();
+    ASSERT_EQ(requests.size(), 3U);
+    for (const auto& req : requests) EXPECT_EQ(req.body, fixture("03-succeeded.json"));
+    EXPECT_NE(r.out.find("200 x1"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("500 x1"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("503 x1"), std::string::npos) << r.out;
+}
+
+TEST(CliSend, GivesUpAfterMaxAttemptsWithOneLineAndExitOne) {
+    ScriptedServer server({500, 500, 500, 500});
+    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--backoff-ms", "1",
+                                 "--max-attempts", "3", fixture_path("01-pending.json").string()});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(server.requests().size(), 3U);
+    ASSERT_EQ(lines_of(r.err).size(), 1U) << r.err;
+    EXPECT_NE(r.err.find("1 of 1 deliveries were never answered 200"), std::string::npos) << r.err;
+}
+
+TEST(CliSend, DirectorySendsItsJsonFilesByNameKeepingEachTransfersOrder) {
+    ScriptedServer server({});
+    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--concurrency", "3",
+                                 fixture_path("01-pending.json").parent_path().string()});
+    EXPECT_EQ(r.code, 0) << r.err;
+    const auto requests = server.requests();
+    ASSERT_EQ(requests.size(), 8U);
+    std::vector<std::string> order;
+    for (const auto& req : requests) {
+        for (const std::string name : {"01-pending.json", "02-processing.json", "03-succeeded.json",
+                                       "04-succeeded-retry.json"}) {
+            if (req.body == fixture(name)) order.push_back(name);
+        }
+    }
+    EXPECT_EQ(order, (std::vector<std::string>{"01-pending.json", "02-processing.json",
+                                               "03-succeeded.json", "04-succeeded-retry.json"}));
+}
+
+TEST(CliSend, RandomScenarioSendsValidSignedBodiesInTransferOrder) {
+    ScriptedServer server({});
+    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--scenario", "random",
+                                 "--transfers", "40", "--seed", "9", "--concurrency", "1"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    const auto requests = server.requests();
+    ASSERT_GT(requests.size(), 40U);
+    common::TransferEventParser parser;
+    std::map<std::string, int> first_seen_rank;
+    for (const auto& req : requests) {
+        EXPECT_EQ(req.signature, common::sign(kSecret, req.body));
+        const auto parsed = parser.parse(req.body);
+        ASSERT_TRUE(parsed.ok()) << req.body;
+        first_seen_rank.emplace(std::string(parsed.event.transfer_id.value), 0);
+    }
+    EXPECT_EQ(first_seen_rank.size(), 40U);
+    EXPECT_NE(r.out.find("scenario random: 40 transfers"), std::string::npos) << r.out;
+}
+
+TEST(CliSend, WrongSecretAnswered401IsOneLineNamingTheSecret) {
+    ScriptedServer server({401});
+    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", "whsec_wrong", "--max-attempts",
+                                 "1", fixture_path("01-pending.json").string()});
+    EXPECT_EQ(r.code, 1);
+    ASSERT_EQ(lines_of(r.err).size(), 1U) << r.err;
+    EXPECT_NE(r.err.find("check --secret"), std::string::npos) << r.err;
+}
+
+TEST(CliSend, UnreadableFileIsOneLineAndNothingIsSent) {
+    ScriptedServer server({});
+    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", kSecret,
+                                 fixture_path("01-pending.json").string(), "/nonexistent/x.json"});
+    EXPECT_EQ(r.code, 1);
+    ASSERT_EQ(lines_of(r.err).size(), 1U) << r.err;
+    EXPECT_NE(r.err.find("cannot read /nonexistent/x.json"), std::string::npos) << r.err;
+    EXPECT_TRUE(server.requests().empty());
+}
+
+TEST(CliSend, UnreachableUrlIsOneLineAndExitOne) {
+    const auto port = free_port();
+    const auto r = run_meshhook({"send", "--url", "http://127.0.0.1:" + std::to_string(port) + "/", "--secret",
+                                 kSecret, "--max-attempts", "2", "--backoff-ms", "1", "--scenario", "demo"});
+    EXPECT_EQ(r.code, 1);
+    ASSERT_EQ(lines_of(r.err).size(), 1U) << r.err;
+    EXPECT_NE(r.err.find("cannot connect"), std::string::npos) << r.err;
+}
+
+TEST(CliSend, BadScenarioAndHttpsUrlAreConfigErrors) {
+    auto r = run_meshhook({"send", "--secret", kSecret, "--scenario", "chaos"});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("--scenario"), std::string::npos) << r.err;
+    r = run_meshhook({"send", "--secret", kSecret, "--url", "https://x/", "--scenario", "demo"});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("--url"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace meshhook::testing
