@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# `make bench`: micro benchmarks and the ingest load test against the
+# baseline server, side by side in one run; writes benchmarks/RESULTS.md.
+# usage: benchmarks/run.sh BUILD_DIR   (a Release build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build/release}
+bin=$build/bin
+out=benchmarks/RESULTS.md
+work=$(mktemp -d /tmp/meshhook-bench.XXXXXX)
+secret=whsec_test_fixture_secret
+duration=${BENCH_SECONDS:-10}
+connections=${BENCH_CONNECTIONS:-32}
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+command -v wrk >/dev/null || { echo "wrk missing: apt-get install wrk"; exit 1; }
+cores=$(nproc)
+server_core=0
+client_core=$(( cores > 1 ? 1 : 0 ))
+cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() {  # URL
+    for _ in $(seq 1 200); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.05; done
+    echo "timed out waiting for $1"; return 1
+}
+
+# ---------------------------------------------------------------- micro
+echo "== micro benchmarks"
+"$bin/bench_micro" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+    --benchmark_format=json > "$work/micro.json" 2>/dev/null
+openssl_hmac=$(openssl speed -seconds 3 -bytes 1024 -hmac sha256 2>/dev/null | awk '/^hmac\(sha256\)/ {print $2}')
+micro_rows=$(python3 - "$work/micro.json" "$openssl_hmac" <<'PY'
+import json, sys
+data = json.load(open(sys.argv[1]))
+med = {b["run_name"]: b for b in data["benchmarks"] if b.get("aggregate_name") == "median"}
+ns = lambda n: med[n]["real_time"]
+rows = []
+def row(name, ours, ceiling, what):
+    rows.append(f"| {what} | {ns(ours):.0f} ns | {ns(ceiling):.0f} ns | {ns(ours)/ns(ceiling):.2f}x |")
+row("v", "BM_VerifySignature1KiB", "BM_CeilingOpenSslHmac1KiB", "verify 1 KiB delivery vs pre-keyed OpenSSL HMAC-SHA256")
+row("p", "BM_ParseEvent1KiB", "BM_CeilingSimdjsonDomParse1KiB", "parse 1 KiB delivery vs simdjson DOM parse (" + med["BM_CeilingSimdjsonDomParse1KiB"].get("label","") + ")")
+rows.append(f"| verify with two active secrets (rotation) | {ns('BM_VerifySignatureTwoSecrets1KiB'):.0f} ns | | |")
+o = sys.argv[2].rstrip('k')
+if o:
+    per = 1024 / (float(o) * 1000) * 1e9
+    rows.append(f"| `openssl speed -hmac sha256 -bytes 1024` | | {per:.0f} ns | verify: {ns('BM_VerifySignature1KiB')/per:.2f}x |")
+print("\n".join(rows))
+PY
+)
+
+# ---------------------------------------------------------------- ingest load
+run_wrk() {  # URL SCRIPT -> prints RESULT line
+    taskset -c "$client_core" wrk -t1 -c"$connections" -d"${duration}s" --latency -s "$2" "$1" | grep '^RESULT'
+}
+measure() {  # PID URL SCRIPT -> "RESULT ... cpu_ticks=N"
+    local before after line
+    before=$(cpu_ticks "$1")
+    line=$(run_wrk "$2" "$3")
+    after=$(cpu_ticks "$1")
+    echo "$line cpu_ticks=$((after - before))"
+}
+field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" <<< "$2"; }
+
+ingest_rows=""
+if [ -x "$bin/meshhook-ingest" ] && [ -x "$bin/meshhook" ]; then
+    echo "== ingest load test (server on core $server_core, client on core $client_core, ${duration}s each)"
+    python3 benchmarks/make_wrk_script.py tests/fixtures/03-succeeded.json "$secret" 2000 /webhooks/mesh "$work/post.lua"
+
+    mkfifo "$work/broker.in"
+    taskset -c "$client_core" "$bin/meshhook" broker --brokers 3 --partitions 4 < "$work/broker.in" > "$work/broker.out" 2>"$work/broker.err" &
+    pids+=($!)
+    exec 7>"$work/broker.in"   # keeps the broker's stdin open
+    for _ in $(seq 1 100); do grep -q bootstrap= "$work/broker.out" 2>/dev/null && break; sleep 0.05; done
+    bootstrap=$(sed -n 's/^bootstrap=//p' "$work/broker.out")
+
+    port=$(free_port)
+    taskset -c "$server_core" "$bin/bench_baseline_server" 127.0.0.1 "$port" > /dev/null &
+    base_pid=$!; pids+=($base_pid)
+    sleep 0.3
+    base=$(measure "$base_pid" "http://127.0.0.1:$port/webhooks/mesh" "$work/post.lua")
+    kill "$base_pid"
+
+    port=$(free_port)
+    MESH_WEBHOOK_SECRET=$secret taskset -c "$server_core" "$bin/meshhook-ingest" --listen "127.0.0.1:$port" \
+        --brokers "$bootstrap" --threads 1 > "$work/ingest.out" 2> "$work/ingest.err" &
+    ingest_pid=$!; pids+=($ingest_pid)
+    wait_http "http://127.0.0.1:$port/readyz"
+    ours=$(measure "$ingest_pid" "http://127.0.0.1:$port/webhooks/mesh" "$work/post.lua")
+    curl -fsS "http://127.0.0.1:$port/metrics" > "$work/ingest.metrics"
+    kill -TERM "$ingest_pid"; wait "$ingest_pid" || true
+
+    port=$(free_port)
+    MESH_WEBHOOK_SECRET=$secret "$bin/meshhook-ingest" --listen "127.0.0.1:$port" \
+        --brokers "$bootstrap" --threads 2 > /dev/null 2>&1 &
+    ingest2_pid=$!; pids+=($ingest2_pid)
+    wait_http "http://127.0.0.1:$port/readyz"
+    two=$(run_wrk "http://127.0.0.1:$port/webhooks/mesh" "$work/post.lua")
+    kill -TERM "$ingest2_pid"; wait "$ingest2_pid" || true
+
+    tick=$(getconf CLK_TCK)
+    ingest_rows=$(python3 - "$base" "$ours" "$two" "$tick" <<'PY'
+import re, sys
+def parse(s):
+    return {k: int(v) for k, v in re.findall(r'(\w+)=(\d+)', s)}
+base, ours, two, tick = parse(sys.argv[1]), parse(sys.argv[2]), parse(sys.argv[3]), int(sys.argv[4])
+def rps(r): return r["requests"] / (r["duration_us"] / 1e6)
+def cpu_us(r): return r["cpu_ticks"] * 1e6 / tick / max(r["requests"], 1)
+def lat(r): return f'{r["p50_us"]/1000:.2f} / {r["p99_us"]/1000:.2f} / {r["p999_us"]/1000:.2f} / {r["max_us"]/1000:.1f}'
+print(f'| baseline Beast server (answers 200, nothing else), 1 thread | {rps(base):,.0f} | {cpu_us(base):.1f} | {lat(base)} | {base["non2xx"]} |')
+print(f'| meshhook-ingest, 1 thread (verify + parse + Kafka acks=all) | {rps(ours):,.0f} | {cpu_us(ours):.1f} | {lat(ours)} | {ours["non2xx"]} |')
+print(f'| meshhook-ingest, 2 threads, unpinned (shares both cores with the client and broker) | {rps(two):,.0f} | | {lat(two)} | {two["non2xx"]} |')
+print(f'\n**Ratio, measured side by side in this run: meshhook-ingest reaches {100*rps(ours)/rps(base):.0f}% of the baseline\'s requests/s on one core.**')
+PY
+)
+fi
+
+{
+    echo "# Benchmark results"
+    echo
+    echo "Written by \`make bench\` (\`benchmarks/run.sh $build\`) on $(date -u +%Y-%m-%d) at $(date -u +%H:%M) UTC."
+    echo "Machine: $cores cores, $cpu_model, $(free -g | awk '/^Mem:/ {print $2}') GiB; $(uname -sr)."
+    echo "Release build (\`cmake --preset release\`), g++ $(g++ -dumpversion)."
+    echo
+    echo "## Micro benchmarks (Google Benchmark, median of 5; ratios from the same run)"
+    echo
+    echo "| what | ours | ceiling | ratio |"
+    echo "|---|---|---|---|"
+    echo "$micro_rows"
+    echo
+    echo "Command: \`$bin/bench_micro\`; ceiling for verification also from \`openssl speed -seconds 3 -bytes 1024 -hmac sha256\`."
+    if [ -n "$ingest_rows" ]; then
+        echo
+        echo "## Ingest throughput per core (side by side in one run)"
+        echo
+        echo "Server pinned to core $server_core, \`wrk -t1 -c$connections -d${duration}s\` pinned to core $client_core,"
+        echo "2,000 distinct signed deliveries (fixture 03 with fresh ids) posted in turn to \`/webhooks/mesh\`."
+        echo "meshhook-ingest answers 200 only after the test broker (\`meshhook broker\`, 3 brokers, also on core $client_core) acknowledged with acks=all."
+        echo
+        echo "| server | requests/s | CPU-µs per request | latency p50 / p99 / p99.9 / max (ms) | non-2xx |"
+        echo "|---|---|---|---|---|"
+        echo "$ingest_rows"
+    fi
+} > "$out"
+cat "$out"
