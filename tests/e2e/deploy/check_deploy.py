@@ -565,7 +565,10 @@ def check_compose(project, problems):
         problems.check(s.get("read_only") is True and "ALL" in s.get("cap_drop", []),
                        f"compose {svc}: read-only, no capabilities")
         if svc == "consumer":
-            store = flags.get("store") or ""
+            store_env = settings.get("store", {}).get("env")
+            store = flags.get("store") or expand_defaults(env.get(store_env or "", ""))
+            problems.check("store" not in flags, "compose consumer: the store URL holds a password: "
+                           "pass it in the environment, not on the command line")
             problems.check(store.startswith("postgresql://"), f"compose consumer: --store must be PostgreSQL, got {store!r}")
             host = re.search(r"@([\w-]+):(\d+)/", store)
             problems.check(host is not None and host.group(1) in services and
@@ -794,26 +797,44 @@ def check_dockerfile(project, problems):
         problems.note("binaries not built (or no ldd/dpkg): runtime library coverage not checked")
         return
     needed = {}
+    libs = {}
     for exe in exes:
         out = subprocess.run(["ldd", str(exe)], capture_output=True, text=True).stdout
         for path in re.findall(r"=>\s+(/\S+)", out):
-            real = os.path.realpath(path)
-            owner = subprocess.run(["dpkg", "-S", real], capture_output=True, text=True)
-            if owner.returncode != 0:
-                owner = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True)
-            pkg = owner.stdout.split(":", 1)[0].strip() if owner.returncode == 0 else None
-            problems.check(pkg is not None, f"{exe.name}: no Debian package owns {path}")
-            if pkg:
-                needed.setdefault(pkg, set()).add(exe.name)
+            libs.setdefault(path, set()).add(exe.name)
+    # One dpkg -S for every path (it is slow per call); with merged /usr a
+    # library is registered under /lib or /usr/lib, so ask for both spellings.
+    spellings = {p: {p, os.path.realpath(p)} | {q.replace("/usr/lib/", "/lib/", 1) for q in (p, os.path.realpath(p))}
+                 for p in libs}
+    query = sorted(set().union(*spellings.values())) if spellings else []
+    owners = {}
+    if query:
+        out = subprocess.run(["dpkg", "-S"] + query, capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            pkgs, _, path = line.partition(": ")
+            owners[path.strip()] = pkgs.split(",")[0].split(":")[0].strip()
+    for path, users in sorted(libs.items()):
+        pkg = next((owners[q] for q in sorted(spellings[path]) if q in owners), None)
+        problems.check(pkg is not None, f"{sorted(users)}: no Debian package owns {path}")
+        if pkg:
+            needed.setdefault(pkg, set()).update(users)
     # Transitive dependencies of listed packages come with apt; only direct
     # packages must be listed. A library is covered if its package is listed
     # or is pulled in by one that is.
     covered = set(runtime) | base
-    for pkg in runtime:
-        deps = subprocess.run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
-                               "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", pkg],
-                              capture_output=True, text=True).stdout
-        covered |= {re.sub(r":\w+$", "", d.strip()) for d in re.findall(r"Depends:\s*<?([^\s>]+)", deps)}
+    todo = list(runtime)
+    while todo:
+        pkg = todo.pop()
+        q = subprocess.run(["dpkg-query", "-W", "-f=${Pre-Depends}, ${Depends}", pkg],
+                           capture_output=True, text=True)
+        for alt in q.stdout.split(","):
+            for dep in alt.split("|"):
+                name = re.sub(r":\w+$", "", dep.strip().split(" ")[0]) if dep.strip() else ""
+                if name and name not in covered:
+                    covered.add(name)
+                    todo.append(name)
+    print("runtime libraries of the binaries, by Debian package: " +
+          ", ".join(f"{p} ({', '.join(sorted(u))})" for p, u in sorted(needed.items())))
     for pkg, users in sorted(needed.items()):
         problems.check(pkg in covered, f"Dockerfile runtime stage lacks {pkg} (linked by {sorted(users)})")
     for pkg in sorted(runtime - set(needed)):

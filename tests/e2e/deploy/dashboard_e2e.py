@@ -181,7 +181,7 @@ def main():
     ap.add_argument("--bin-dir", required=True)
     ap.add_argument("--prometheus", default="prometheus")
     args = ap.parse_args()
-    src, bins = Path(args.source_dir), Path(args.bin_dir)
+    src, bins = Path(args.source_dir).resolve(), Path(args.bin_dir).resolve()
     fixtures = src / "tests" / "fixtures"
     for b in ("meshhook", "meshhook-ingest", "meshhook-consumer"):
         if not (bins / b).is_file():
@@ -192,8 +192,8 @@ def main():
     children = Children(tmp)
     try:
         run(src, bins, fixtures, tmp, children, args.prometheus)
-    except AssertionError as e:
-        print(f"FAIL: {e}")
+    except Exception as e:  # noqa: BLE001 - any failure: report it with the children's logs
+        print(f"FAIL: {type(e).__name__}: {e}")
         for name, _, _ in children.procs:
             print(f"--- {name} log (tail) ---\n{children.log(name)}")
         return 1
