@@ -28,6 +28,7 @@ import json
 import math
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -199,6 +200,7 @@ def main():
         return 1
     finally:
         children.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
     print("ok")
     return 0
 
