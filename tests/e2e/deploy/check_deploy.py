@@ -774,6 +774,13 @@ def check_dockerfile(project, problems):
         if l.startswith("COPY ") and "--from=" not in l:
             for src in l.split()[1:-1]:
                 problems.check((project.root / src).exists(), f"Dockerfile: COPY source {src} does not exist")
+    # The ignore file must let every COPY source through (and only those).
+    ignore = project.deploy / "Dockerfile.dockerignore"
+    if problems.check(ignore.is_file(), "deploy/Dockerfile.dockerignore missing (the context is the whole repository)"):
+        allowed = {l[1:].rstrip("/") for l in ignore.read_text().splitlines() if l.startswith("!")}
+        copied = {src.rstrip("/") for l in lines if l.startswith("COPY ") and "--from=" not in l
+                  for src in l.split()[1:-1]}
+        problems.check(allowed == copied, f"Dockerfile.dockerignore lets through {sorted(allowed)}, COPY uses {sorted(copied)}")
     targets = project.executable_targets()
     built = set(re.findall(r"build/release/bin/([\w.-]+)", text))
     problems.check(built == set(BINARIES), f"Dockerfile installs {sorted(built)}, expected {sorted(BINARIES)}")
