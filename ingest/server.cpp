@@ -627,19 +627,27 @@ int Server::run() {
         }
     }
     for (auto& s : live) s->drain();
-    live.clear();  // a session must be free to end while we wait
+    // Released before waiting: the last reference may be ours, and a session's
+    // destructor takes sessions_mutex.
+    live.clear();
+    const auto all_closed = [&impl] { return impl.connections.load() == 0; };
+    bool drained = false;
     {
         std::unique_lock lock(impl.sessions_mutex);
-        if (!impl.sessions_cv.wait_until(lock, drain_deadline,
-                                         [&impl] { return impl.connections.load() == 0; })) {
-            common::log_warn("drain timeout: closing " + std::to_string(impl.connections.load()) +
-                             " connections");
+        drained = impl.sessions_cv.wait_until(lock, drain_deadline, all_closed);
+        if (!drained) {
             for (auto& w : impl.sessions) {
-                if (auto s = w.lock()) s->force_close();
+                if (auto s = w.lock()) live.push_back(std::move(s));
             }
-            impl.sessions_cv.wait_for(lock, std::chrono::milliseconds(500),
-                                      [&impl] { return impl.connections.load() == 0; });
         }
+    }
+    if (!drained) {
+        common::log_warn("drain timeout: closing " + std::to_string(impl.connections.load()) +
+                         " connections");
+        for (auto& s : live) s->force_close();
+        live.clear();
+        std::unique_lock lock(impl.sessions_mutex);
+        impl.sessions_cv.wait_for(lock, std::chrono::milliseconds(500), all_closed);
     }
     impl.publisher->close();
     readiness.join();

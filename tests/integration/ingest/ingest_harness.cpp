@@ -7,7 +7,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -106,6 +119,7 @@ std::optional<HttpResponse> HttpConnection::read_response(std::chrono::milliseco
         if (n <= 0) {
             if (n < 0 && errno == EINTR) continue;
             // EOF: a body delimited by close is complete now.
+            if (!parser.got_some()) return std::nullopt;
             boost::system::error_code ec;
             parser.put_eof(ec);
             if (ec || !parser.is_done()) return std::nullopt;
@@ -268,6 +282,100 @@ std::vector<Record> read_topic(const std::string& bootstrap, const std::string& 
         throw std::runtime_error("read " + std::to_string(out.size()) + " of " +
                                  std::to_string(expected) + " records from " + topic);
     }
+    return out;
+}
+
+namespace {
+
+struct PkeyDeleter {
+    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct X509Deleter {
+    void operator()(X509* x) const { X509_free(x); }
+};
+struct FileCloser {
+    void operator()(FILE* f) const { std::fclose(f); }
+};
+
+HttpResponse to_response(http::response<http::string_body>&& msg) {
+    HttpResponse out;
+    out.status = msg.result_int();
+    for (const auto& field : msg) out.headers[lower(field.name_string())] = std::string(field.value());
+    out.body = std::move(msg.body());
+    out.keep_alive = msg.keep_alive();
+    return out;
+}
+
+}  // namespace
+
+SelfSignedCert::SelfSignedCert() {
+    char tmpl[] = "/tmp/meshhook-ingest-tls-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = tmpl;
+    std::unique_ptr<EVP_PKEY, PkeyDeleter> key(EVP_EC_gen("P-256"));
+    std::unique_ptr<X509, X509Deleter> cert(X509_new());
+    if (!key || !cert) throw std::runtime_error("OpenSSL: key or certificate allocation failed");
+    X509_set_version(cert.get(), 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert.get()), -60);
+    X509_gmtime_adj(X509_getm_notAfter(cert.get()), 3600);
+    X509_set_pubkey(cert.get(), key.get());
+    X509_NAME* name = X509_get_subject_name(cert.get());
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+    X509_set_issuer_name(cert.get(), name);
+    // Its own CA, so the client can trust exactly this certificate.
+    for (const auto& [nid, value] : {std::pair{NID_basic_constraints, "critical,CA:TRUE"},
+                                     std::pair{NID_subject_alt_name, "IP:127.0.0.1"}}) {
+        X509V3_CTX ctx;
+        X509V3_set_ctx_nodb(&ctx);
+        X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
+        X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+        if (ext == nullptr) throw std::runtime_error("OpenSSL: extension failed");
+        X509_add_ext(cert.get(), ext, -1);
+        X509_EXTENSION_free(ext);
+    }
+    if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) throw std::runtime_error("X509_sign failed");
+    std::unique_ptr<FILE, FileCloser> kf(std::fopen(key_path().c_str(), "w"));
+    std::unique_ptr<FILE, FileCloser> cf(std::fopen(cert_path().c_str(), "w"));
+    if (!kf || !cf || PEM_write_PrivateKey(kf.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1 ||
+        PEM_write_X509(cf.get(), cert.get()) != 1) {
+        throw std::runtime_error("writing PEM files failed");
+    }
+}
+
+SelfSignedCert::~SelfSignedCert() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+}
+
+std::optional<HttpResponse> https_request(std::uint16_t port, std::string_view request,
+                                          const std::string& ca_cert_path) {
+    namespace asio = boost::asio;
+    namespace ssl = asio::ssl;
+    asio::io_context ioc;
+    ssl::context ctx(ssl::context::tls_client);
+    ctx.load_verify_file(ca_cert_path);
+    ctx.set_verify_mode(ssl::verify_peer);
+    boost::beast::ssl_stream<boost::beast::tcp_stream> stream(ioc, ctx);
+    boost::system::error_code ec;
+    auto& socket = boost::beast::get_lowest_layer(stream).socket();
+    socket.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
+    if (ec) return std::nullopt;
+    // Synchronous Asio reads honour no deadline; the socket's own timeout bounds them.
+    timeval tv{5, 0};
+    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const auto start = Clock::now();
+    stream.handshake(ssl::stream_base::client, ec);
+    if (ec) return std::nullopt;
+    asio::write(stream, asio::buffer(request.data(), request.size()), ec);
+    if (ec) return std::nullopt;
+    boost::beast::flat_buffer buffer;
+    http::response<http::string_body> msg;
+    http::read(stream, buffer, msg, ec);
+    if (ec) return std::nullopt;
+    auto out = to_response(std::move(msg));
+    out.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
     return out;
 }
 

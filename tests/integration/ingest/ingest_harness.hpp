@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -116,6 +117,26 @@ struct Record {
 // read by assignment: no consumer group, so no 3 s join.
 std::vector<Record> read_topic(const std::string& bootstrap, const std::string& topic,
                                int partitions = 4);
+
+// A self-signed P-256 certificate for 127.0.0.1 and its key, as PEM files in
+// a temporary directory removed on destruction.
+class SelfSignedCert {
+public:
+    SelfSignedCert();
+    ~SelfSignedCert();
+    SelfSignedCert(const SelfSignedCert&) = delete;
+    SelfSignedCert& operator=(const SelfSignedCert&) = delete;
+    std::string cert_path() const { return (dir_ / "cert.pem").string(); }
+    std::string key_path() const { return (dir_ / "key.pem").string(); }
+
+private:
+    std::filesystem::path dir_;
+};
+
+// One request over TLS, verifying the server against `ca_cert_path`.
+// nullopt when the handshake or the exchange fails.
+std::optional<HttpResponse> https_request(std::uint16_t port, std::string_view request,
+                                          const std::string& ca_cert_path);
 
 // Value of a sample line "name{labels} value" in Prometheus text, or nullopt.
 std::optional<double> metric_value(const std::string& text, const std::string& series);

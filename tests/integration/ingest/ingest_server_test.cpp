@@ -509,6 +509,31 @@ TEST_F(IngestServer, ConnectionsOverTheCapAreClosed) {
     EXPECT_EQ(a.round_trip(get_request("/healthz"))->status, 200u);
 }
 
+TEST_F(IngestServer, ServesWebhooksOverTls) {
+    const testing::ingest::SelfSignedCert cert;
+    IngestProcess::Options options;
+    options.args = {"--tls-cert", cert.cert_path(), "--tls-key", cert.key_path()};
+    options.wait_ready = false;  // /readyz speaks TLS too: polled below
+    IngestProcess ingest(broker_.bootstrap(), options);
+    ASSERT_TRUE(wait_until(
+        [&] {
+            const auto r = https_request(ingest.port(), get_request("/readyz", false), cert.cert_path());
+            return r && r->status == 200;
+        },
+        20s));
+    const auto e = unique_event();
+    const auto res = https_request(ingest.port(), signed_post("/webhooks/mesh", e.body, kFixtureSecret),
+                                   cert.cert_path());
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200u) << res->body;
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    HttpConnection plain(ingest.port());
+    EXPECT_FALSE(plain.round_trip(get_request("/healthz"), 2s));
+    const auto records = read_topic(broker_.bootstrap(), kTopic);
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_EQ(records[0].value, e.body);
+}
+
 TEST(IngestStartup, RefusesToStartWithoutASecretOrWithABadSetting) {
     const auto ingest = testing::binary_path("meshhook-ingest").string();
     {
