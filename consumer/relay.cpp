@@ -215,6 +215,9 @@ bool OutboxRelay::send(Store& store, common::Producer& producer,
 bool OutboxRelay::recover(Store& store) {
     common::KafkaConfig config = options_.kafka;
     config.emplace_back("enable.partition.eof", "false");
+    // librdkafka refuses assign() without a group.id; this consumer never
+    // joins the group (no subscribe) and never commits.
+    config.emplace_back("group.id", "meshhook-outbox-relay-scan");
     common::Consumer consumer(config);
     std::vector<common::TopicPartition> assignment;
     std::map<std::pair<std::string, std::int32_t>, std::int64_t> ends;

@@ -1,0 +1,330 @@
+// meshhook-consumer as a process against `meshhook broker` over TCP: the
+// fixtures in several orders with duplicates give exactly one credit per
+// succeeded transfer, with the amount text unchanged.
+
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <random>
+
+#include "common/transfer_event.hpp"
+#include "consumer/state_machine.hpp"
+#include "consumer/store.hpp"
+#include "tests/integration/consumer/harness.hpp"
+#include "tests/support/process.hpp"
+
+namespace meshhook::testing {
+namespace {
+
+const std::string kTransfer = "4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01";
+const std::string kFailedTransfer = "c0ffee00-1234-4abc-8def-00000000beef";
+const std::string kCamelTransfer = "5e5e5e5e-0000-4000-8000-00000000aaaa";
+
+// Fixture file -> the key meshhook-ingest would give it (its TransferId).
+const std::map<std::string, std::string> kKeys = {
+    {"01-pending.json", kTransfer},
+    {"02-processing.json", kTransfer},
+    {"03-succeeded.json", kTransfer},
+    {"04-succeeded-retry.json", kTransfer},
+    {"05-failed-other-transfer.json", kFailedTransfer},
+    {"06-camelcase-succeeded.json", kCamelTransfer},
+    {"90-malformed-truncated.json", "bad00000-0000-4000-8000-00000000aaaa"},
+    {"91-missing-transfer-id.json", ""},
+};
+
+// The credit command the consumer must emit for a fixture, byte for byte.
+std::string expected_command(const std::string& fixture_name, const std::string& environment = "") {
+    common::TransferEventParser parser;
+    const std::string body = fixture(fixture_name);
+    const auto parsed = parser.parse(body);
+    EXPECT_TRUE(parsed.ok());
+    return consumer::encode_credit_command(
+        consumer::TransferEvent::from_view(parsed.event, environment));
+}
+
+class ConsumerIntegration : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = std::filesystem::temp_directory_path() / unique_name("meshhook-consumer-it");
+        std::filesystem::create_directories(dir_);
+        run_.bootstrap = broker_.bootstrap();
+        run_.store_url = "sqlite://" + (dir_ / "meshhook.db").string();
+        run_.group_id = unique_name("it-group");
+    }
+    void TearDown() override {
+        process_.reset();
+        std::filesystem::remove_all(dir_);
+    }
+
+    void start() { process_ = start_consumer(run_); }
+
+    void feed(const std::vector<std::string>& fixtures, const std::string& environment = "") {
+        Feeder feeder(broker_.bootstrap());
+        for (const std::string& name : fixtures) {
+            feeder.send(kKeys.at(name), fixture(name), environment);
+        }
+        feeder.flush();
+    }
+
+    // Waits until the consumer applied the whole input and sent its outbox.
+    void wait_caught_up() {
+        auto store = consumer::open_store(run_.store_url);
+        TopicReader reader(broker_.bootstrap());
+        ASSERT_TRUE(wait_until([&] { return caught_up(*store, reader); }, 60s))
+            << process_->stderr_text();
+    }
+
+    std::vector<TopicRecord> read(const std::string& topic) {
+        TopicReader reader(broker_.bootstrap());
+        return reader.read_all(topic);
+    }
+
+    BrokerProcess broker_;
+    std::filesystem::path dir_;
+    ConsumerRun run_;
+    std::unique_ptr<Process> process_;
+};
+
+struct Order {
+    std::string name;
+    std::vector<std::string> fixtures;
+};
+
+void PrintTo(const Order& order, std::ostream* os) { *os << order.name; }
+
+std::vector<Order> orders() {
+    const std::vector<std::string> all = {"01-pending.json",
+                                          "02-processing.json",
+                                          "03-succeeded.json",
+                                          "04-succeeded-retry.json",
+                                          "05-failed-other-transfer.json",
+                                          "06-camelcase-succeeded.json",
+                                          "90-malformed-truncated.json",
+                                          "91-missing-transfer-id.json"};
+    std::vector<Order> out;
+    out.push_back({"InOrder", all});
+    std::vector<std::string> reversed(all.rbegin(), all.rend());
+    out.push_back({"Reversed", reversed});
+    std::vector<std::string> twice;
+    for (const std::string& f : all) {
+        twice.push_back(f);
+        twice.push_back(f);
+    }
+    twice.insert(twice.end(), all.begin(), all.end());
+    out.push_back({"EveryDeliveryRepeated", twice});
+    std::vector<std::string> shuffled = twice;
+    std::mt19937 rng(20261128);
+    std::shuffle(shuffled.begin(), shuffled.end(), rng);
+    out.push_back({"ShuffledWithDuplicates", shuffled});
+    return out;
+}
+
+class FixtureOrders : public ConsumerIntegration, public ::testing::WithParamInterface<Order> {};
+
+TEST_P(FixtureOrders, OneCreditPerSucceededTransferWithTheExactAmountText) {
+    start();
+    feed(GetParam().fixtures);
+    wait_caught_up();
+
+    const auto credits = read(kCreditTopic);
+    std::map<std::string, std::vector<TopicRecord>> by_key;
+    for (const TopicRecord& r : credits) {
+        by_key[r.key].push_back(r);
+    }
+    ASSERT_EQ(credits.size(), 2U);
+    ASSERT_EQ(by_key[kTransfer].size(), 1U);
+    ASSERT_EQ(by_key[kCamelTransfer].size(), 1U);
+    EXPECT_FALSE(by_key.contains(kFailedTransfer));
+    EXPECT_EQ(by_key[kTransfer][0].value, expected_command("03-succeeded.json"));
+    EXPECT_NE(by_key[kTransfer][0].value.find("\"amount\":\"250.000000000000000001\""),
+              std::string::npos);
+    EXPECT_EQ(by_key[kTransfer][0].dedup_key, "credit:production:" + kTransfer);
+    EXPECT_EQ(by_key[kCamelTransfer][0].value, expected_command("06-camelcase-succeeded.json"));
+
+    // Each bad record (one per delivery: they have no identity to dedup on)
+    // became an anomaly with its raw bytes; nothing went to review.
+    const auto bad = static_cast<std::size_t>(
+        std::count_if(GetParam().fixtures.begin(), GetParam().fixtures.end(),
+                      [](const std::string& f) { return f.starts_with("9"); }));
+    const auto anomalies = read(kAnomalyTopic);
+    ASSERT_EQ(anomalies.size(), bad);
+    for (const TopicRecord& a : anomalies) {
+        EXPECT_NE(a.value.find("\"kind\":\"unparseable\""), std::string::npos);
+    }
+    EXPECT_TRUE(read(kReviewTopic).empty());
+
+    auto store = consumer::open_store(run_.store_url);
+    EXPECT_EQ(store->transfer("production", kFailedTransfer)->status, "failed");
+    EXPECT_TRUE(store->transfer("production", kTransfer)->credited);
+}
+
+INSTANTIATE_TEST_SUITE_P(Orders, FixtureOrders, ::testing::ValuesIn(orders()),
+                         [](const ::testing::TestParamInfo<Order>& param) {
+                             return param.param.name;
+                         });
+
+TEST_F(ConsumerIntegration, SandboxAndProductionAreSeparateTransfers) {
+    start();
+    feed({"03-succeeded.json"});
+    feed({"03-succeeded.json", "04-succeeded-retry.json"}, "sandbox");
+    wait_caught_up();
+    const auto credits = read(kCreditTopic);
+    ASSERT_EQ(credits.size(), 2U);
+    std::set<std::string> keys;
+    for (const TopicRecord& r : credits) {
+        keys.insert(r.dedup_key);
+    }
+    EXPECT_EQ(keys, (std::set<std::string>{"credit:production:" + kTransfer,
+                                           "credit:sandbox:" + kTransfer}));
+}
+
+TEST_F(ConsumerIntegration, AssetOutsidePolicyGoesToReviewNotToTheLedger) {
+    run_.extra_args = {"--allowed-assets", "usdc:solana"};
+    start();
+    feed({"03-succeeded.json", "06-camelcase-succeeded.json"});
+    wait_caught_up();
+    const auto credits = read(kCreditTopic);
+    ASSERT_EQ(credits.size(), 1U);
+    EXPECT_EQ(credits[0].key, kCamelTransfer);
+    const auto reviews = read(kReviewTopic);
+    ASSERT_EQ(reviews.size(), 1U);
+    EXPECT_EQ(reviews[0].key, kTransfer);
+    EXPECT_NE(reviews[0].value.find("\"reason\":\"asset_not_allowed\""), std::string::npos);
+    EXPECT_NE(reviews[0].value.find("\"amount\":\"250.000000000000000001\""), std::string::npos);
+}
+
+TEST_F(ConsumerIntegration, RestartResumesFromTheStoreAndDoesNotCreditAgain) {
+    start();
+    feed({"01-pending.json", "03-succeeded.json"});
+    wait_caught_up();
+    process_->signal(SIGTERM);
+    ASSERT_EQ(process_->wait(30s), std::optional<int>(0)) << process_->stderr_text();
+
+    run_.group_id = unique_name("it-group");  // a new group: Kafka's offsets are no help
+    start();
+    feed({"04-succeeded-retry.json", "02-processing.json", "05-failed-other-transfer.json"});
+    wait_caught_up();
+    const auto credits = read(kCreditTopic);
+    ASSERT_EQ(credits.size(), 1U);
+    EXPECT_EQ(credits[0].value, expected_command("03-succeeded.json"));
+}
+
+// A crash after the broker acknowledged a command but before the store
+// marked it sent: on start the relay finds it on the topic and does not
+// send it again; a row that never reached the topic is sent.
+TEST_F(ConsumerIntegration, RelayMarksRowsAlreadyOnTheTopicInsteadOfResending) {
+    {
+        auto store = consumer::open_store(run_.store_url);
+        auto tx = store->begin();
+        ASSERT_TRUE(tx->add_outbox({kCreditTopic, "t-delivered", "{\"delivered\":true}",
+                                    "credit:production:t-delivered"},
+                                   1));
+        ASSERT_TRUE(tx->add_outbox({kCreditTopic, "t-pending", "{\"delivered\":false}",
+                                    "credit:production:t-pending"},
+                                   2));
+        tx->commit();
+    }
+    {
+        common::Producer producer({{"bootstrap.servers", broker_.bootstrap()}});
+        ASSERT_EQ(producer.produce(kCreditTopic, "t-delivered", "{\"delivered\":true}",
+                                   {{"dedup-key", "credit:production:t-delivered"}}, nullptr),
+                  common::ProduceStatus::kEnqueued);
+        ASSERT_EQ(producer.flush(10s), 0);
+    }
+    start();
+    auto store = consumer::open_store(run_.store_url);
+    ASSERT_TRUE(wait_until([&] { return store->outbox_stats().unsent == 0; }, 30s))
+        << process_->stderr_text();
+    const auto credits = read(kCreditTopic);
+    ASSERT_EQ(credits.size(), 2U);
+    std::map<std::string, int> count;
+    for (const TopicRecord& r : credits) {
+        ++count[r.dedup_key];
+    }
+    EXPECT_EQ(count["credit:production:t-delivered"], 1);
+    EXPECT_EQ(count["credit:production:t-pending"], 1);
+    for (const consumer::OutboxRow& row : store->outbox_rows()) {
+        ASSERT_TRUE(row.sent_offset.has_value()) << row.dedup_key;
+        const auto it = std::find_if(credits.begin(), credits.end(), [&](const TopicRecord& r) {
+            return r.dedup_key == row.dedup_key;
+        });
+        ASSERT_NE(it, credits.end());
+        EXPECT_EQ(*row.sent_offset, it->offset);
+        EXPECT_EQ(*row.sent_partition, it->partition);
+    }
+}
+
+TEST_F(ConsumerIntegration, ServesMetricsHealthAndReadiness) {
+    start();
+    feed({"01-pending.json", "03-succeeded.json", "04-succeeded-retry.json",
+          "90-malformed-truncated.json"});
+    wait_caught_up();
+    EXPECT_EQ(http_get(run_.metrics_port, "/healthz").first, 200);
+    EXPECT_TRUE(wait_until([&] { return http_get(run_.metrics_port, "/readyz").first == 200; }, 10s));
+    EXPECT_EQ(http_get(run_.metrics_port, "/nope").first, 404);
+    std::string metrics;
+    // The relay refreshes the backlog gauge at least once a second.
+    ASSERT_TRUE(wait_until(
+        [&] {
+            metrics = http_get(run_.metrics_port, "/metrics").second;
+            return metrics.find("meshhook_consumer_outbox_sent_total{topic=\"ledger.credit-commands\"} 1") !=
+                   std::string::npos;
+        },
+        10s))
+        << metrics;
+    for (const std::string line :
+         {"meshhook_consumer_events_total{status=\"succeeded\"} 2",
+          "meshhook_consumer_events_total{status=\"pending\"} 1",
+          "meshhook_consumer_event_outcomes_total{outcome=\"applied\"} 2",
+          "meshhook_consumer_event_outcomes_total{outcome=\"duplicate\"} 1",
+          "meshhook_consumer_event_outcomes_total{outcome=\"unparseable\"} 1",
+          "meshhook_consumer_credits_total 1",
+          "meshhook_consumer_anomalies_total{kind=\"unparseable\"} 1",
+          "meshhook_consumer_outbox_backlog 0", "meshhook_consumer_ready 1"}) {
+        EXPECT_NE(metrics.find(line), std::string::npos) << line << "\n" << metrics;
+    }
+    EXPECT_NE(metrics.find("meshhook_consumer_batch_apply_duration_seconds_count"),
+              std::string::npos);
+    EXPECT_NE(metrics.find("meshhook_consumer_store_commit_duration_seconds_count"),
+              std::string::npos);
+    EXPECT_NE(metrics.find("meshhook_consumer_lag{"), std::string::npos);
+}
+
+TEST_F(ConsumerIntegration, SigtermSendsWhatIsCommittedAndExitsZero) {
+    start();
+    feed({"03-succeeded.json"});
+    auto store = consumer::open_store(run_.store_url);
+    ASSERT_TRUE(wait_until([&] { return !store->outbox_rows().empty(); }, 30s));
+    process_->signal(SIGTERM);
+    ASSERT_EQ(process_->wait(30s), std::optional<int>(0)) << process_->stderr_text();
+    EXPECT_EQ(store->outbox_stats().unsent, 0);
+    EXPECT_EQ(read(kCreditTopic).size(), 1U);
+}
+
+TEST_F(ConsumerIntegration, BadSettingFailsAtStartWithOneLineNamingIt) {
+    Process p({binary_path("meshhook-consumer").string(), "--brokers", broker_.bootstrap(),
+               "--store", run_.store_url, "--allowed-assets", "USDC-Ethereum"});
+    EXPECT_EQ(p.wait(10s), std::optional<int>(2));
+    const std::string err = p.stderr_text();
+    EXPECT_NE(err.find("--allowed-assets"), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+}
+
+TEST_F(ConsumerIntegration, UnreachableStoreFailsAtStartWithOneLine) {
+    Process p({binary_path("meshhook-consumer").string(), "--brokers", broker_.bootstrap(),
+               "--store",
+               "postgresql://meshhook:hunter2@127.0.0.1:" + std::to_string(free_port()) + "/x"});
+    EXPECT_EQ(p.wait(10s), std::optional<int>(2));
+    const std::string err = p.stderr_text();
+    EXPECT_NE(err.find("--store"), std::string::npos) << err;
+    EXPECT_NE(err.find("cannot connect to PostgreSQL"), std::string::npos) << err;
+    EXPECT_EQ(err.find("hunter2"), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+}
+
+}  // namespace
+}  // namespace meshhook::testing
