@@ -46,24 +46,6 @@ std::string random_secret() {
     return s;
 }
 
-// Sum of every sample of a metric family in Prometheus text format.
-std::optional<double> metric_sum(const std::string& text, std::string_view name) {
-    std::istringstream in(text);
-    std::string line;
-    std::optional<double> sum;
-    while (std::getline(in, line)) {
-        if (line.empty() || line[0] == '#' || !line.starts_with(name)) continue;
-        const char next = line.size() > name.size() ? line[name.size()] : '\0';
-        if (next != '{' && next != ' ') continue;
-        const auto space = line.rfind(' ');
-        try {
-            sum = sum.value_or(0) + std::stod(line.substr(space + 1));
-        } catch (const std::exception&) {
-        }
-    }
-    return sum;
-}
-
 class Dev {
 public:
     Dev(int signal_fd, bool color) : signal_fd_(signal_fd), sink_(color) {}
@@ -81,7 +63,7 @@ public:
         for (auto* child : {ingest_.get(), consumer_.get()}) {
             if (child == nullptr) continue;
             if (auto status = child->poll_exit(); status && failure_.empty()) {
-                failure_ = child->name() + " exited unexpectedly (" + *status + ")";
+                failure_ = "meshhook-" + child->name() + " exited unexpectedly (" + *status + ")";
             }
         }
         return !interrupted_ && failure_.empty();
@@ -261,7 +243,9 @@ bool Dev::demo(const std::string& bootstrap, const Url& url, const std::string& 
     }
 
     // Wait for the credit, then for the consumer to have applied all five
-    // events with nothing left in its outbox: after that, the credit topic
+    // events and to have every credit it wrote to its outbox acknowledged by
+    // the broker (its backlog gauge is only sampled every second, so the
+    // counters are compared instead): after that, the credit topic
     // holds everything the demo will ever produce, and "exactly one" is a
     // statement about the whole topic, not about the first record seen.
     say("demo: waiting for the credit command on " + std::string(kCreditTopic));
@@ -286,13 +270,17 @@ bool Dev::demo(const std::string& bootstrap, const Url& url, const std::string& 
     const auto settled = [&] {
         const auto r = http_get("127.0.0.1", metrics_port_, "/metrics", 1000ms);
         if (!r.response || r.response->status != 200) return false;
-        const auto events = metric_sum(r.response->body, "meshhook_consumer_events_total");
-        const auto backlog = metric_sum(r.response->body, "meshhook_consumer_outbox_backlog");
-        return events && *events >= static_cast<double>(scenario.deliveries) && backlog && *backlog == 0;
+        const auto& text = r.response->body;
+        const auto events = prometheus_sum(text, "meshhook_consumer_events_total");
+        const auto credits = prometheus_sum(text, "meshhook_consumer_credits_total");
+        const auto sent = prometheus_sum(text, "meshhook_consumer_outbox_sent_total",
+                                         "topic=\"ledger.credit-commands\"");
+        return events && *events >= static_cast<double>(scenario.deliveries) && credits &&
+               sent.value_or(0) >= *credits;
     };
     if (!wait_for(settled, 15s,
                   "the consumer did not report all " + std::to_string(scenario.deliveries) +
-                      " events applied with an empty outbox within 15 s")) {
+                      " events applied and every credit sent within 15 s")) {
         return false;
     }
 

@@ -37,7 +37,10 @@ common::KafkaConfig reader_config(const std::string& brokers) {
             {"group.id", "meshhook-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)},
             {"enable.auto.commit", "false"},
             // A dead broker list should fail in seconds, not librdkafka's minutes.
-            {"socket.connection.setup.timeout.ms", "5000"}};
+            {"socket.connection.setup.timeout.ms", "5000"},
+            // The CLI reports what went wrong in one line of its own;
+            // librdkafka's retry chatter would bury it.
+            {"log_level", "0"}};
 }
 
 TopicReader::TopicReader(const std::string& brokers, const std::string& topic, bool from_end,

@@ -183,6 +183,28 @@ std::string pretty_json(std::string_view json) {
     return out;
 }
 
+std::optional<double> prometheus_sum(std::string_view text, std::string_view name,
+                                     std::string_view label) {
+    std::optional<double> sum;
+    while (!text.empty()) {
+        const auto eol = text.find('\n');
+        const std::string_view line = text.substr(0, eol);
+        text = eol == std::string_view::npos ? std::string_view() : text.substr(eol + 1);
+        if (line.empty() || line[0] == '#' || !line.starts_with(name) || line.size() <= name.size()) {
+            continue;
+        }
+        const char next = line[name.size()];
+        if (next != '{' && next != ' ') continue;
+        const auto space = line.rfind(' ');
+        if (!label.empty() && line.substr(0, space).find(label) == std::string_view::npos) continue;
+        try {
+            sum = sum.value_or(0) + std::stod(std::string(line.substr(space + 1)));
+        } catch (const std::exception&) {
+        }
+    }
+    return sum;
+}
+
 bool stdout_is_tty() { return ::isatty(STDOUT_FILENO) == 1; }
 
 }  // namespace meshhook::tools

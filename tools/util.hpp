@@ -39,6 +39,12 @@ std::optional<std::int64_t> parse_time_ms(std::string_view text);
 // it is not valid JSON. Number text is copied as is (amounts stay exact).
 std::string pretty_json(std::string_view json);
 
+// Sum of the samples of metric family `name` in Prometheus text format whose
+// label set contains `label` (e.g. `topic="ledger.credit-commands"`; empty:
+// every sample). nullopt when there is no such sample.
+std::optional<double> prometheus_sum(std::string_view text, std::string_view name,
+                                     std::string_view label = {});
+
 // Whether stdout is a terminal (for colours).
 bool stdout_is_tty();
 
