@@ -8,6 +8,9 @@ const std::vector<Subcommand>& subcommands() {
     static const std::vector<Subcommand> kSubcommands = {
         {"sign", sign_main}, {"verify", verify_main}, {"send", send_main},
         {"dev", dev_main},
+        {"tail", tail_main},
+        {"replay", replay_main},
+        {"state", state_main},
     };
     return kSubcommands;
 }
