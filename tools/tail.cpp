@@ -72,6 +72,10 @@ int tail_main(int argc, const char* const* argv) {
 
     try {
         TopicReader reader(settings.get("brokers"), topic, settings.get("from") == "end", timeout);
+        // On stderr, so stdout stays records only; also tells a script that
+        // records produced from now on will be seen.
+        std::cerr << kProgram << ": reading " << topic << " (" << reader.partitions() << " partitions) from the "
+                  << settings.get("from") << (follow ? ", following" : "") << std::endl;
         std::uint64_t printed = 0;
         auto last_progress = std::chrono::steady_clock::now();
         while (g_stop == 0 && (max == 0 || printed < max)) {
