@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <stdexcept>
@@ -213,7 +214,13 @@ UniqueEvent unique_event(std::string_view status, std::optional<std::int64_t> se
 }
 
 IngestProcess::IngestProcess(const std::string& bootstrap, Options options) {
-    std::vector<std::string> argv = {binary_path("meshhook-ingest").string(), "--listen",
+    // MESHHOOK_TEST_INGEST_BINARY runs these tests against another build of the
+    // receiver (e.g. the TSan one) while the broker comes from this build.
+    const char* override_binary = std::getenv("MESHHOOK_TEST_INGEST_BINARY");
+    const std::string binary = override_binary != nullptr && *override_binary != '\0'
+                                   ? std::string(override_binary)
+                                   : binary_path("meshhook-ingest").string();
+    std::vector<std::string> argv = {binary, "--listen",
                                      "127.0.0.1:0", "--brokers", bootstrap, "--threads", "2"};
     for (auto& a : options.args) argv.push_back(std::move(a));
     auto env = std::move(options.env);
