@@ -74,6 +74,7 @@ void ConsumeLoop::assign_from_store(common::Consumer& consumer,
 
 void ConsumeLoop::on_assign(common::Consumer& consumer,
                             const std::vector<common::TopicPartition>& partitions) {
+    // Called from inside librdkafka's C code: nothing may propagate out.
     batch_.clear();
     try {
         assign_from_store(consumer, partitions);
@@ -83,13 +84,20 @@ void ConsumeLoop::on_assign(common::Consumer& consumer,
             list += " " + std::to_string(p) + "@" + (offset ? std::to_string(*offset) : "start");
         }
         common::log_info("assigned " + options_.topics.input + ":" + list);
-    } catch (const StoreError& e) {
-        // Assign anyway so the group stays stable; nothing is applied until
-        // the store answers and the partitions are re-seeked.
-        common::log_warn(std::string("store unavailable on assignment: ") + e.what());
+        return;
+    } catch (const std::exception& e) {
+        common::log_warn(std::string("seek to the store's offsets failed on assignment: ") +
+                         e.what());
         store_ok_.store(false);
+    }
+    // Assign anyway so the group stays stable; nothing is applied until the
+    // store answers and the partitions are re-seeked.
+    expected_.clear();
+    needs_reseek_ = true;
+    try {
         consumer.assign(partitions);
-        needs_reseek_ = true;
+    } catch (const std::exception& e) {
+        common::log_warn(std::string("assign failed: ") + e.what());
     }
 }
 
@@ -103,7 +111,11 @@ void ConsumeLoop::on_revoke(common::Consumer& consumer,
     std::erase_if(batch_, [this](const common::Message& m) {
         return !expected_.contains(m.partition());
     });
-    consumer.unassign();
+    try {
+        consumer.unassign();
+    } catch (const std::exception& e) {  // called from librdkafka's C code
+        common::log_warn(std::string("unassign failed: ") + e.what());
+    }
 }
 
 bool ConsumeLoop::reseek() {

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -154,7 +155,7 @@ protected:
         r.store_url = store_url_;
         r.group_id = group;
         // Small batches: many transactions, so kills land inside them.
-        r.extra_args = {"--batch-max", "25"};
+        r.extra_args = {"--batch-max", "10"};
         return r;
     }
 
@@ -204,22 +205,55 @@ protected:
 TEST_P(CrashTest, KilledAtRandomMomentsStillCreditsEverySucceededTransferExactlyOnce) {
     const Workload w = make_workload(rng_);
     int kills = 0;
-    {
-        PacedFeeder feeder(broker_.bootstrap(), w, 30s);
-        while (kills < kKillsPerStore) {
-            // A new group per incarnation: the store, not Kafka, holds the
-            // offsets, and the test broker would otherwise hold a rejoin for
-            // the dead member's whole session timeout.
-            ConsumerRun r = run(unique_name("crash-group"));
-            auto process = start_consumer(r);
-            // Before, during and after the ~3 s group join, and mid-stream.
-            std::this_thread::sleep_for(random_ms(300, 4500));
-            ASSERT_TRUE(process->running()) << process->stderr_text();
-            process->signal(SIGKILL);
-            ASSERT_TRUE(process->wait(10s).has_value());
-            ++kills;
+    int killed_mid_stream = 0;  // incarnations that applied something before dying
+    auto probe = consumer::open_store(store_url_);
+    const auto applied = [&] {
+        std::int64_t sum = 0;
+        for (const auto& [p, offset] : probe->offsets(kInputTopic)) {
+            sum += offset;
+        }
+        return sum;
+    };
+    Feeder feeder(broker_.bootstrap());
+    std::size_t fed = 0;
+    while (kills < kKillsPerStore) {
+        // A new group per incarnation: the store, not Kafka, holds the
+        // offsets, and the test broker would otherwise hold a rejoin for the
+        // dead member's whole session timeout.
+        ConsumerRun r = run(unique_name("crash-group"));
+        const std::int64_t before = applied();
+        auto process = start_consumer(r);
+        // Each incarnation gets its slice of the stream while it starts.
+        const std::size_t slice_end = w.events.size() * static_cast<std::size_t>(kills + 1) /
+                                      static_cast<std::size_t>(kKillsPerStore);
+        for (; fed < slice_end; ++fed) {
+            feeder.send(w.events[fed].first, w.events[fed].second);
+        }
+        feeder.flush();
+        if (kills % 4 == 0) {
+            // During start-up and the ~3 s group join.
+            std::this_thread::sleep_for(random_ms(0, 3000));
+        } else {
+            // Mid-stream: once its first batch is committed, somewhere in the
+            // batches and relay sends that follow.
+            ASSERT_TRUE(wait_until([&] { return applied() > before; }, 20s))
+                << process->stderr_text();
+            std::this_thread::sleep_for(random_ms(0, 150));
+        }
+        ASSERT_TRUE(process->running()) << process->stderr_text();
+        process->signal(SIGKILL);
+        ASSERT_TRUE(process->wait(10s).has_value());
+        ++kills;
+        const std::int64_t after = applied();
+        std::printf("kill %d: applied %lld -> %lld of %zu fed, outbox unsent %lld\n", kills,
+                    static_cast<long long>(before), static_cast<long long>(after), fed,
+                    static_cast<long long>(probe->outbox_stats().unsent));
+        if (after > before && after < static_cast<std::int64_t>(fed)) {
+            ++killed_mid_stream;
         }
     }
+    // The kills must have hit a consumer at work, not only idle ones.
+    EXPECT_GE(killed_mid_stream, 4);
     ConsumerRun last = run(unique_name("crash-group"));
     auto survivor = start_consumer(last);
     verify(w);
@@ -258,6 +292,52 @@ TEST_P(SharedPostgres, TwoConsumersOneKilledMidRunStillCreditExactlyOnce) {
     verify(w);
     second->signal(SIGTERM);
     EXPECT_EQ(second->wait(30s), std::optional<int>(0)) << second->stderr_text();
+}
+
+// A consumer paused (SIGSTOP) long enough to lose its partitions, then
+// resumed: whatever it had in hand is refused by the offset fence or
+// dropped on revocation, and the result is still one credit per transfer.
+TEST_P(SharedPostgres, PausedConsumerThatLostItsPartitionsCannotCreditTwice) {
+    const Workload w = make_workload(rng_);
+    const std::string group = unique_name("zombie-group");
+    ConsumerRun a = run(group);
+    ConsumerRun b = run(group);
+    auto zombie = start_consumer(a);
+    auto survivor = start_consumer(b);
+    {
+        PacedFeeder feeder(broker_.bootstrap(), w, 30s);
+        auto store = consumer::open_store(store_url_);
+        ASSERT_TRUE(wait_until(
+            [&] { return store->offsets(kInputTopic).size() >= 2 && !store->outbox_rows().empty(); },
+            60s));
+        std::this_thread::sleep_for(random_ms(0, 1000));
+        zombie->signal(SIGSTOP);
+        // The survivor takes every partition once the zombie's session expires
+        // (~6 s): all four offsets move while the zombie is frozen.
+        const auto frozen_at = store->offsets(kInputTopic);
+        const bool taken_over = wait_until(
+            [&] {
+                const auto now = store->offsets(kInputTopic);
+                if (now.size() < 4) {
+                    return false;
+                }
+                for (const auto& [p, offset] : now) {
+                    const auto it = frozen_at.find(p);
+                    if (it != frozen_at.end() && it->second == offset) {
+                        return false;
+                    }
+                }
+                return true;
+            },
+            40s);
+        zombie->signal(SIGCONT);
+        ASSERT_TRUE(taken_over) << survivor->stderr_text();
+    }
+    verify(w);
+    zombie->signal(SIGTERM);
+    survivor->signal(SIGTERM);
+    EXPECT_EQ(zombie->wait(30s), std::optional<int>(0)) << zombie->stderr_text();
+    EXPECT_EQ(survivor->wait(30s), std::optional<int>(0)) << survivor->stderr_text();
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, SharedPostgres, ::testing::Values("postgresql"),
