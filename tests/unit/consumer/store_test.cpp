@@ -290,21 +290,23 @@ TEST_P(StoreSuite, OnlyOneRelayHoldsTheLock) {
 
 // ------------------------------------------------------------------ batches
 
+// Owns the bytes the records' views point into.
 struct Fed {
     std::vector<std::string> bodies;
+    std::vector<std::string> environments;
     std::vector<InputRecord> records;
 };
 
 Fed feed(const std::vector<std::pair<std::string, std::string>>& fixtures_and_env,
          std::int32_t partition, std::int64_t first_offset) {
     Fed fed;
-    fed.bodies.reserve(fixtures_and_env.size());
     for (const auto& [name, env] : fixtures_and_env) {
         fed.bodies.push_back(testing::fixture(name));
+        fed.environments.push_back(env);
     }
     for (std::size_t i = 0; i < fixtures_and_env.size(); ++i) {
         fed.records.push_back({kInput, partition, first_offset + static_cast<std::int64_t>(i),
-                               "key", fed.bodies[i], fixtures_and_env[i].second});
+                               "key", fed.bodies[i], fed.environments[i]});
     }
     return fed;
 }
