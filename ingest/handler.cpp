@@ -70,7 +70,9 @@ void log_rejected(unsigned status, std::string_view reason, std::string_view env
     common::log_warn(line);
 }
 
-bool is_get(const Request& r) { return r.method() == http::verb::get || r.method() == http::verb::head; }
+// HEAD is not offered: probes and Prometheus use GET, and a HEAD response
+// must not carry the body these handlers produce.
+bool is_get(const Request& r) { return r.method() == http::verb::get; }
 
 }  // namespace
 

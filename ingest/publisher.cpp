@@ -12,6 +12,11 @@ AckWaiter::AckWaiter(boost::asio::any_io_executor executor, Callback callback,
                      common::Histogram& ack_duration)
     : executor_(std::move(executor)), callback_(std::move(callback)), ack_duration_(ack_duration) {}
 
+void AckWaiter::await_report() {
+    produced_at_ = std::chrono::steady_clock::now();
+    self_ = shared_from_this();
+}
+
 void AckWaiter::on_delivery(const common::DeliveryReport& report) noexcept {
     ack_duration_.observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - produced_at_).count());
@@ -68,14 +73,12 @@ std::optional<PublishOutcome> Publisher::publish(const Publication& pub,
     std::vector<common::Header> headers;
     headers.reserve(pub.headers.size());
     for (const auto& [k, v] : pub.headers) headers.push_back({k, v});
-    // The report may arrive on the poller thread before produce() returns: the
-    // self reference must be in place first.
-    waiter->self_ = waiter;
-    waiter->produced_at_ = std::chrono::steady_clock::now();
+    waiter->await_report();
     const auto status = producer_.produce(pub.topic, pub.key, pub.value, headers, waiter.get());
     if (status == common::ProduceStatus::kEnqueued) return std::nullopt;
-    waiter->self_.reset();
-    common::log_warn(std::string("produce refused: ").append(common::to_string(status)));
+    waiter->cancel_report();
+    // The 503 that follows is logged with its reason; this says which refusal it was.
+    common::log_debug(std::string("produce refused: ").append(common::to_string(status)));
     return status == common::ProduceStatus::kQueueFull ? PublishOutcome::kQueueFull
                                                         : PublishOutcome::kDeliveryFailed;
 }

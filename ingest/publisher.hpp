@@ -24,7 +24,8 @@ namespace meshhook::ingest {
 //
 // Lifetime: the waiter holds itself alive from produce until its report, and
 // its callback holds the session, so a late report always finds both.
-class AckWaiter final : public common::DeliveryHandler {
+class AckWaiter final : public common::DeliveryHandler,
+                        public std::enable_shared_from_this<AckWaiter> {
 public:
     using Callback = std::function<void(PublishOutcome)>;
 
@@ -34,10 +35,15 @@ public:
     // True for exactly one caller.
     bool claim() noexcept { return !claimed_.exchange(true, std::memory_order_acq_rel); }
 
+    // Before produce(): a report is owed from now on (the waiter keeps itself
+    // alive until it comes). The report may arrive before produce() returns.
+    void await_report();
+    // produce() refused the record: no report will come.
+    void cancel_report() { self_.reset(); }
+
     void on_delivery(const common::DeliveryReport& report) noexcept override;
 
 private:
-    friend class Publisher;
     void complete(PublishOutcome outcome);
 
     boost::asio::any_io_executor executor_;

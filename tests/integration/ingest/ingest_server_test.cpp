@@ -315,6 +315,35 @@ TEST_F(IngestServer, KeepAliveAndPipelinedRequestsAreAnsweredInOrder) {
     EXPECT_EQ(read_topic(broker_.bootstrap(), kTopic).size(), 5u);
 }
 
+TEST_F(IngestServer, ExpectContinueGets100BeforeTheBodyAndOversizeIsRefusedUpFront) {
+    IngestProcess ingest(broker_.bootstrap(), with_args({"--max-body-bytes", "1024"}));
+    const auto e = unique_event();
+    HttpConnection conn(ingest.port());
+    const std::string head = "POST /webhooks/mesh HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                             "X-Mesh-Signature-256: " + common::sign(kFixtureSecret, e.body) +
+                             "\r\nContent-Length: " + std::to_string(e.body.size()) + "\r\n\r\n";
+    ASSERT_TRUE(conn.send(head));
+    const auto interim = conn.read_response(3s);
+    ASSERT_TRUE(interim);
+    EXPECT_EQ(interim->status, 100u);
+    ASSERT_TRUE(conn.send(e.body));
+    const auto final_res = conn.read_response(3s);
+    ASSERT_TRUE(final_res);
+    EXPECT_EQ(final_res->status, 200u) << final_res->body;
+
+    // Too large by its Content-Length: refused before the client sends it.
+    HttpConnection big(ingest.port());
+    ASSERT_TRUE(big.send("POST /webhooks/mesh HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                         "Content-Length: 1000000\r\n\r\n"));
+    const auto refused = big.read_response(3s);
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 413u);
+    EXPECT_TRUE(big.wait_closed(3s));
+    const auto records = read_topic(broker_.bootstrap(), kTopic);
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_EQ(records[0].value, e.body);
+}
+
 TEST_F(IngestServer, BrokersDownIs503WithinBudgetThenBackIs200AndAcknowledgedEventsLandExactlyOnce) {
     IngestProcess ingest(broker_.bootstrap());
     const auto port = ingest.port();
