@@ -12,6 +12,7 @@
 #include <random>
 
 #include "common/transfer_event.hpp"
+#include "consumer/sql.hpp"
 #include "consumer/state_machine.hpp"
 #include "consumer/store.hpp"
 #include "tests/integration/consumer/harness.hpp"
@@ -323,6 +324,18 @@ TEST_F(ConsumerIntegration, UnreachableStoreFailsAtStartWithOneLine) {
     EXPECT_NE(err.find("--store"), std::string::npos) << err;
     EXPECT_NE(err.find("cannot connect to PostgreSQL"), std::string::npos) << err;
     EXPECT_EQ(err.find("hunter2"), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+}
+
+TEST_F(ConsumerIntegration, StoreWithANewerSchemaFailsAtStartWithOneLine) {
+    consumer::open_store(run_.store_url).reset();  // creates the schema
+    consumer::sql::open_sqlite(run_.store_url.substr(9))
+        ->exec_script("UPDATE meshhook_schema SET version = 7");
+    Process p({binary_path("meshhook-consumer").string(), "--brokers", broker_.bootstrap(),
+               "--store", run_.store_url});
+    EXPECT_EQ(p.wait(10s), std::optional<int>(2));
+    const std::string err = p.stderr_text();
+    EXPECT_NE(err.find("schema version 7 is newer than this binary"), std::string::npos) << err;
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
 }
 
