@@ -879,12 +879,67 @@ def check_docs(project, problems):
                 problems.check(a in runbook_anchors(project), f"{rel}: anchor #{a} missing")
 
 
+def check_topics_script(project, problems):
+    """deploy/kafka/create-topics.sh builds the right kafka-topics.sh and
+    kafka-configs.sh calls: run against recorders of those two commands (no
+    Kafka broker can run here), once on an empty cluster and once on a cluster
+    where every topic exists."""
+    import tempfile
+    script = project.deploy / "kafka" / "create-topics.sh"
+    problems.check(os.access(script, os.X_OK), "create-topics.sh is not executable")
+    syntax = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    problems.check(syntax.returncode == 0, f"create-topics.sh: {syntax.stderr.strip()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        log = tmp / "calls"
+        # kafka-topics.sh --describe succeeds only when EXISTING is set, and
+        # then reports 6 partitions, so the mismatch warning shows.
+        (tmp / "kafka-topics.sh").write_text(
+            "#!/bin/bash\necho \"kafka-topics.sh $*\" >> \"$CALLS\"\n"
+            "if [[ \" $* \" == *\" --describe \"* ]]; then\n"
+            "  [[ -n \"$EXISTING\" ]] || exit 1\n"
+            "  echo \"Topic: x  TopicId: y  PartitionCount: 6  ReplicationFactor: 3\"\nfi\n")
+        (tmp / "kafka-configs.sh").write_text("#!/bin/bash\necho \"kafka-configs.sh $*\" >> \"$CALLS\"\n")
+        for f in ("kafka-topics.sh", "kafka-configs.sh"):
+            (tmp / f).chmod(0o755)
+        env = dict(os.environ, KAFKA_BOOTSTRAP="k1:9092,k2:9092", REPLICATION_FACTOR="3",
+                   MIN_INSYNC_REPLICAS="2", KAFKA_BIN=str(tmp), CALLS=str(log))
+        run = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=30)
+        problems.check(run.returncode == 0, f"create-topics.sh on an empty cluster exited {run.returncode}: {run.stderr}")
+        calls = log.read_text().splitlines() if log.exists() else []
+        creates = [c for c in calls if " --create " in c]
+        rows = dict(re.findall(r'^\s*"([a-z.-]+)\s+(\d+)\s', script.read_text(), re.M))
+        problems.check(len(creates) == len(TOPICS), f"expected {len(TOPICS)} --create calls, got {len(creates)}")
+        for topic in TOPICS:
+            c = next((c for c in creates if f" --topic {topic} " in c + " "), None)
+            if not problems.check(c is not None, f"create-topics.sh does not create {topic}"):
+                continue
+            for want in (f"--partitions {rows.get(topic)}", "--replication-factor 3",
+                         "--bootstrap-server k1:9092,k2:9092", "--config min.insync.replicas=2",
+                         "--config unclean.leader.election.enable=false", "--config retention.ms=",
+                         "--if-not-exists"):
+                problems.check(want in c, f"create {topic}: missing {want!r} in: {c}")
+        log.unlink(missing_ok=True)
+        env["EXISTING"] = "1"
+        run = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=30)
+        problems.check(run.returncode == 0, f"create-topics.sh on an existing cluster exited {run.returncode}: {run.stderr}")
+        calls = log.read_text().splitlines() if log.exists() else []
+        problems.check(not any(" --create " in c for c in calls), "create-topics.sh re-creates existing topics")
+        alters = [c for c in calls if c.startswith("kafka-configs.sh") and " --alter " in c]
+        problems.check(len(alters) == len(TOPICS), f"expected {len(TOPICS)} config updates, got {len(alters)}")
+        problems.check(all("min.insync.replicas=2" in c for c in alters), "config updates must set min.insync.replicas")
+        warned = [t for t in TOPICS if f"{t} has 6 partitions" in run.stderr]
+        problems.check(sorted(warned) == sorted(t for t in TOPICS if rows.get(t) != "6"),
+                       f"partition-count warnings for {warned}")
+
+
 CHECKS = {
     "alert-tests": check_alert_tests,
     "metrics": check_metrics,
     "dashboard": check_dashboard,
     "prometheus-config": check_prometheus_config,
     "compose": check_compose,
+    "topics-script": check_topics_script,
     "k8s": check_k8s,
     "dockerfile": check_dockerfile,
     "docs": check_docs,
