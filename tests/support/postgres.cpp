@@ -8,7 +8,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/file.h>
+
 #include <cerrno>
+#include <fstream>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -67,6 +70,56 @@ std::string tail_of(const std::filesystem::path& log) {
     }
 }
 
+void give_to_postgres(const std::filesystem::path& dir) {
+    ::chmod(dir.c_str(), 0700);
+    if (::geteuid() != 0) {
+        return;
+    }
+    const passwd* pw = ::getpwnam("postgres");
+    if (pw == nullptr) {
+        throw std::runtime_error("PostgresServer: no `postgres` user (install postgresql)");
+    }
+    if (::chown(dir.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+        throw std::runtime_error("PostgresServer: chown failed");
+    }
+}
+
+// initdb takes over a second and its output is always the same: it runs once
+// per machine (under an flock, for parallel test processes) into a template
+// that each server copies.
+std::filesystem::path template_data() {
+    const auto base = std::filesystem::temp_directory_path() /
+                      ("meshhook-pg15-template-" + std::to_string(::geteuid()));
+    const auto data = base / "data";
+    const auto ready = base / "ready";
+    if (std::filesystem::exists(ready)) {
+        return data;
+    }
+    const std::string lock_path = base.string() + ".lock";
+    const int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0 || ::flock(lock, LOCK_EX) != 0) {
+        throw std::runtime_error("PostgresServer: cannot lock " + lock_path);
+    }
+    struct Unlock {
+        int fd;
+        ~Unlock() { ::close(fd); }
+    } unlock{lock};
+    if (!std::filesystem::exists(ready)) {
+        std::filesystem::remove_all(base);
+        std::filesystem::create_directory(base);
+        give_to_postgres(base);
+        const auto log = base.parent_path() / (base.filename().string() + ".log");
+        // --no-sync: a throwaway cluster for tests.
+        if (run({(kPgBin / "initdb").string(), "-D", data.string(), "-A", "trust", "-U",
+                 "meshhook", "-E", "UTF8", "--locale=C", "--no-sync"},
+                log) != 0) {
+            throw std::runtime_error("PostgresServer: initdb failed: " + tail_of(log));
+        }
+        std::ofstream(ready) << "initdb done\n";
+    }
+    return data;
+}
+
 }  // namespace
 
 PostgresServer::PostgresServer() {
@@ -75,24 +128,12 @@ PostgresServer::PostgresServer() {
         throw std::runtime_error("PostgresServer: mkdtemp failed");
     }
     dir_ = tmpl;
-    ::chmod(dir_.c_str(), 0700);
-    if (::geteuid() == 0) {
-        const passwd* pw = ::getpwnam("postgres");
-        if (pw == nullptr) {
-            throw std::runtime_error("PostgresServer: no `postgres` user (install postgresql)");
-        }
-        if (::chown(dir_.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
-            throw std::runtime_error("PostgresServer: chown failed");
-        }
-    }
+    give_to_postgres(dir_);
     const auto data = dir_ / "data";
     const auto log = dir_ / "setup.log";
-    // --no-sync and fsync=off: this server lives for one test run; the tests
-    // kill consumers, never the database, so durability on disk is not tested here.
-    if (run({(kPgBin / "initdb").string(), "-D", data.string(), "-A", "trust", "-U", "meshhook",
-             "-E", "UTF8", "--locale=C", "--no-sync"},
-            log) != 0) {
-        throw std::runtime_error("PostgresServer: initdb failed: " + tail_of(log));
+    if (run({"cp", "-a", template_data().string(), data.string()}, log) != 0) {
+        throw std::runtime_error("PostgresServer: copying the initdb template failed: " +
+                                 tail_of(log));
     }
     // A port can be taken between free_port() and the bind: retry a few times.
     bool started = false;
