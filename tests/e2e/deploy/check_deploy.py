@@ -725,7 +725,11 @@ def check_k8s(project, problems):
             problems.check(grace > need, f"{binary}: terminationGracePeriodSeconds {grace} <= preStop + drain {need}")
             problems.check("replicas" not in spec, f"{binary}: the HPA owns replicas; do not set them")
         else:
-            problems.check(grace >= 30, f"{binary}: terminationGracePeriodSeconds {grace} too short for a batch + leave")
+            drain_ms = int(env.get("CONSUMER_DRAIN_TIMEOUT_MS", {}).get("value")
+                           or settings.get("drain-timeout-ms", {}).get("default") or 0)
+            # the relay's drain, plus a batch in hand and leaving the group
+            problems.check(grace >= drain_ms / 1000 + 20,
+                           f"{binary}: terminationGracePeriodSeconds {grace} < drain {drain_ms / 1000} s + 20 s")
             problems.check(spec.get("replicas", 1) >= 2, f"{binary}: at least 2 replicas")
 
     for s in by_kind.get("Service", []):
