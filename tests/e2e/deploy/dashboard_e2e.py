@@ -13,7 +13,9 @@ unsigned deliveries the way Mesh does, then asks Prometheus's HTTP API:
   with a finite value ($__rate_interval replaced by a window that fits the
   1 s scrape interval);
 - the alerts that must fire on this traffic (DLQ write, anomaly, review)
-  fire, and the ones that must not (target down, 5xx ratio) do not.
+  fire, and the ones that must not (target down, 5xx ratio) do not;
+- the compose file's healthchecks (bash, /dev/tcp, GET /readyz) pass
+  against the running services and fail against a closed port.
 
 Usage: dashboard_e2e.py --source-dir DIR --bin-dir DIR [--prometheus PATH]
 """
@@ -27,6 +29,7 @@ import http.client
 import json
 import math
 import os
+import re
 import select
 import shutil
 import signal
@@ -39,6 +42,8 @@ import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
+
+import yaml
 
 SECRET = "whsec_test_fixture_secret"
 SIGNATURE_HEADER = "X-Mesh-Signature-256"
@@ -235,6 +240,18 @@ def run(src, bins, fixtures, tmp, children, prometheus_bin):
         return http_get(port, "/readyz")[0] == 200
     wait_until("meshhook-ingest /readyz", lambda: ready(ingest_port), 30)
     wait_until("meshhook-consumer /readyz", lambda: ready(consumer_port), 60)
+
+    # The compose healthchecks (bash and /dev/tcp: the image has no curl)
+    # work against the real servers, and fail against a closed port.
+    compose = yaml.safe_load((src / "deploy" / "compose.yaml").read_text())
+    for service, port in (("ingest", ingest_port), ("consumer", consumer_port)):
+        test = compose["services"][service]["healthcheck"]["test"]
+        assert test[0] == "CMD", f"{service} healthcheck: {test}"
+        default = re.search(r"/dev/tcp/127\.0\.0\.1/(\d+)", test[-1]).group(1)
+        for p, want in ((port, 0), (free_port(), 1)):
+            argv = test[1:-1] + [test[-1].replace(f"/127.0.0.1/{default}", f"/127.0.0.1/{p}")]
+            rc = subprocess.run(argv, capture_output=True, timeout=10).returncode
+            assert (rc == 0) == (want == 0), f"compose healthcheck of {service} on port {p}: exit {rc}"
 
     rules = src / "deploy" / "prometheus" / "alerts.yml"
     config = tmp / "prometheus.yml"
