@@ -240,6 +240,11 @@ def run(src, bins, fixtures, tmp, children, prometheus_bin):
         return http_get(port, "/readyz")[0] == 200
     wait_until("meshhook-ingest /readyz", lambda: ready(ingest_port), 30)
     wait_until("meshhook-consumer /readyz", lambda: ready(consumer_port), 60)
+    # The paths the Kubernetes probes and Prometheus use (deploy/k8s).
+    for port in (ingest_port, consumer_port):
+        for path in ("/healthz", "/metrics"):
+            status = http_get(port, path)[0]
+            assert status == 200, f"GET {path} on port {port} answered {status}"
 
     # The compose healthchecks (bash and /dev/tcp: the image has no curl)
     # work against the real servers, and fail against a closed port.
