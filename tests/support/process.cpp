@@ -16,6 +16,10 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
 #include <thread>
 #include <utility>
 
@@ -68,6 +72,49 @@ std::uint16_t free_port() {
 
 // ------------------------------------------------------------------ Process
 
+namespace {
+
+// PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not
+// the process. Tests start children from worker threads (a fault loop
+// restarting a killed server), so every fork happens on this one thread,
+// which lives as long as the test process.
+class Spawner {
+public:
+    static Spawner& instance() {
+        static Spawner* spawner = new Spawner();  // never destroyed: outlives every Process
+        return *spawner;
+    }
+    pid_t run(const std::function<pid_t()>& fork_child) {
+        std::packaged_task<pid_t()> task(fork_child);
+        auto result = task.get_future();
+        {
+            std::lock_guard lock(mutex_);
+            tasks_.push_back(std::move(task));
+        }
+        cv_.notify_one();
+        return result.get();
+    }
+
+private:
+    Spawner() {
+        std::thread([this] {
+            while (true) {
+                std::unique_lock lock(mutex_);
+                cv_.wait(lock, [this] { return !tasks_.empty(); });
+                auto task = std::move(tasks_.front());
+                tasks_.pop_front();
+                lock.unlock();
+                task();
+            }
+        }).detach();
+    }
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<std::packaged_task<pid_t()>> tasks_;
+};
+
+}  // namespace
+
 Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> extra_env,
                  std::optional<std::filesystem::path> cwd) {
     int in_pipe[2];
@@ -96,20 +143,26 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
     args.push_back(nullptr);
     const pid_t parent = ::getpid();
 
-    pid_ = ::fork();
+    const int child_in = in_pipe[0];
+    const int child_out = out_pipe[1];
+    const char* workdir = cwd ? cwd->c_str() : nullptr;
+    pid_ = Spawner::instance().run([&]() -> pid_t {
+        const pid_t pid = ::fork();
+        if (pid == 0) {
+            // Die with the test process: no orphan brokers or servers.
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != parent) ::_exit(127);
+            ::setpgid(0, 0);
+            ::dup2(child_in, STDIN_FILENO);
+            ::dup2(child_out, STDOUT_FILENO);
+            ::dup2(err_fd, STDERR_FILENO);
+            if (workdir != nullptr && ::chdir(workdir) != 0) ::_exit(127);
+            ::execve(args[0], args.data(), envp.data());
+            ::_exit(127);
+        }
+        return pid;
+    });
     if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-        // Die with the test process: no orphan brokers or servers.
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) ::_exit(127);
-        ::setpgid(0, 0);
-        ::dup2(in_pipe[0], STDIN_FILENO);
-        ::dup2(out_pipe[1], STDOUT_FILENO);
-        ::dup2(err_fd, STDERR_FILENO);
-        if (cwd && ::chdir(cwd->c_str()) != 0) ::_exit(127);
-        ::execve(args[0], args.data(), envp.data());
-        ::_exit(127);
-    }
     ::close(in_pipe[0]);
     ::close(out_pipe[1]);
     ::close(err_fd);
