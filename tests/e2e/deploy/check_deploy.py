@@ -937,6 +937,55 @@ def check_topics_script(project, problems):
                        f"partition-count warnings for {warned}")
 
 
+def check_docker_context(project, problems):
+    """The image's build stage configures from exactly what it COPYs: the
+    COPY sources are put in a temporary directory the way the build context
+    would hold them, the Dockerfile's own `cmake --preset` command runs there,
+    and every target its `cmake --build` names exists. (Compiling is left to
+    the real image build: on these machines it would take minutes.)"""
+    import shlex
+    import tempfile
+    text = project.read("deploy/Dockerfile")
+    joined = re.sub(r"\\\n", " ", text)
+    build_stage = joined.split("\nFROM ")[1] if "\nFROM " in joined else joined
+    copies = [l.split()[1:] for l in build_stage.splitlines() if l.startswith("COPY ") and "--from=" not in l]
+    configure = re.search(r"(cmake --preset \S+[^&]*?)\s*&&", build_stage)
+    build = re.search(r"cmake --build --preset (\S+)[^&]*?--target ((?:[\w.-]+\s*)+)", build_stage)
+    if not problems.check(configure is not None and build is not None,
+                          "Dockerfile: no `cmake --preset ...` / `cmake --build --preset ... --target ...`"):
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = Path(tmp)
+        for args in copies:
+            *sources, dest = args
+            # Every COPY of the build stage mirrors its source path under
+            # WORKDIR /src (checked here, so the mirror is faithful).
+            for src in sources:
+                problems.check(dest.rstrip("/") in (src.rstrip("/"), ".") or dest == "./",
+                               f"Dockerfile: COPY {src} {dest} does not keep the repository layout")
+                origin = project.root / src
+                if not problems.check(origin.exists(), f"COPY source {src} missing"):
+                    continue
+                if origin.is_dir():
+                    shutil.copytree(origin, ctx / src.rstrip("/"), dirs_exist_ok=True,
+                                    ignore=shutil.ignore_patterns("build", ".git"))
+                else:
+                    shutil.copy2(origin, ctx / Path(src).name)
+        cmd = shlex.split(configure.group(1))
+        proc = subprocess.run(cmd, cwd=ctx, capture_output=True, text=True, timeout=120)
+        if not problems.check(proc.returncode == 0,
+                              f"`{' '.join(cmd)}` fails on the image's build context:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"):
+            return
+        preset = build.group(1)
+        targets = build.group(2).split()
+        helptext = subprocess.run(["cmake", "--build", "--preset", preset, "--target", "help"], cwd=ctx,
+                                  capture_output=True, text=True, timeout=60).stdout
+        for t in targets:
+            problems.check(re.search(rf"\.\.\. {re.escape(t)}$", helptext, re.M) is not None,
+                           f"Dockerfile builds --target {t}, which the configured tree does not have")
+        print(f"configured the image's build context with: {' '.join(cmd)}; targets {targets} exist")
+
+
 CHECKS = {
     "alert-tests": check_alert_tests,
     "metrics": check_metrics,
@@ -946,6 +995,7 @@ CHECKS = {
     "topics-script": check_topics_script,
     "k8s": check_k8s,
     "dockerfile": check_dockerfile,
+    "docker-context": check_docker_context,
     "docs": check_docs,
 }
 
