@@ -4,11 +4,11 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 PRESET ?= dev
 
-DEB_PACKAGES := build-essential cmake clang libclang-rt-14-dev ccache pkg-config libboost1.81-dev librdkafka-dev \
+DEB_PACKAGES := build-essential cmake clang clang-tidy libclang-rt-14-dev ccache pkg-config libboost1.81-dev librdkafka-dev \
   libsimdjson-dev libssl-dev libspdlog-dev libsqlite3-dev sqlite3 libpq-dev postgresql \
   googletest libgtest-dev libgmock-dev libbenchmark-dev kcat curl wrk python3 python3-yaml prometheus
 
-.PHONY: deps configure build test demo bench clean asan tsan fuzz
+.PHONY: deps configure build test demo bench clean asan tsan fuzz tidy
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -50,6 +50,16 @@ bench: deps
 fuzz: deps
 	$(MAKE) --no-print-directory build PRESET=fuzz
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} ./tests/fuzz/run.sh
+
+# clang-tidy over our own sources (compile commands from the dev preset);
+# any finding fails.
+tidy: deps
+	$(MAKE) --no-print-directory configure PRESET=dev
+	run-clang-tidy -p build/dev -quiet -j $(JOBS) -warnings-as-errors='*' \
+	  -extra-arg=-Wno-unknown-warning-option \
+	  '^$(CURDIR)/(common|ingest|consumer|tools)/.*\.cpp$$' > build/tidy.log 2>&1 \
+	  || { grep -E 'warning:|error:' build/tidy.log | sort -u; exit 1; }
+	@echo "clang-tidy: clean"
 
 clean:
 	rm -rf build
