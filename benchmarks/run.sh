@@ -118,6 +118,34 @@ PY
 )
 fi
 
+# ---------------------------------------------------------------- consumer store
+consumer_rows=""
+if [ -x "$bin/bench_consumer_store" ]; then
+    events=${BENCH_CONSUMER_EVENTS:-1000000}
+    echo "== consumer store: $events events"
+    store_run() {  # LABEL URL
+        "$bin/bench_consumer_store" "$2" "$events" 500 5000 | while read -r line; do
+            b=$(sed -n 's/.*batch=\([0-9]*\).*/\1/p' <<< "$line")
+            r=$(sed -n 's/.*events_per_s=\([0-9]*\).*/\1/p' <<< "$line")
+            s=$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' <<< "$line")
+            printf '| %s | %s | %s | %s |\n' "$1" "$b" "$(printf "%'d" "$r")" "$s"
+        done
+    }
+    consumer_rows+=$(store_run "SQLite, file on this machine's disk (WAL, synchronous=FULL)" "sqlite://$work/bench.db")$'\n'
+    consumer_rows+=$(store_run "SQLite on tmpfs (/dev/shm: the store's CPU cost without the disk's fsync)" "sqlite:///dev/shm/meshhook-bench-$$.db")$'\n'
+    rm -f /dev/shm/meshhook-bench-$$.db*
+    pgbin=/usr/lib/postgresql/15/bin
+    if [ -x "$pgbin/initdb" ]; then
+        pgdir=$work/pg; mkdir -p "$pgdir"; pgport=$(free_port)
+        as_pg() { if [ "$(id -u)" = 0 ]; then chown -R postgres "$pgdir"; runuser -u postgres -- "$@"; else "$@"; fi; }
+        as_pg "$pgbin/initdb" -D "$pgdir/data" -A trust -U meshhook > /dev/null
+        as_pg "$pgbin/pg_ctl" -D "$pgdir/data" -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1" -l "$pgdir/log" -w start > /dev/null
+        as_pg "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U meshhook meshhook
+        consumer_rows+=$(store_run "PostgreSQL 15 (local server, defaults: synchronous_commit=on)" "postgresql://meshhook@127.0.0.1:$pgport/meshhook")
+        as_pg "$pgbin/pg_ctl" -D "$pgdir/data" -m fast stop > /dev/null
+    fi
+fi
+
 {
     echo "# Benchmark results"
     echo
@@ -143,6 +171,18 @@ fi
         echo "| server | requests/s | CPU-µs per request | latency p50 / p99 / p99.9 / max (ms) | non-2xx |"
         echo "|---|---|---|---|---|"
         echo "$ingest_rows"
+    fi
+    if [ -n "$consumer_rows" ]; then
+        echo
+        echo "## Consumer: events/s applied by the store alone"
+        echo
+        echo "\`$bin/bench_consumer_store URL $events 500 5000\`: the consume loop's BatchApplier (parse, state machine,"
+        echo "outbox, transfer rows, fenced offset move) with one transaction per batch, four events per transfer"
+        echo "(pending, processing, succeeded, Mesh's retry), $((events / 4)) credits written; no Kafka."
+        echo
+        echo "| store | batch | events/s | seconds |"
+        echo "|---|---|---|---|"
+        echo "$consumer_rows"
     fi
 } > "$out"
 cat "$out"
