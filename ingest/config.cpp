@@ -52,7 +52,8 @@ std::optional<std::size_t> IngestConfig::environment_index(std::string_view name
 
 void declare_settings(common::Settings& s) {
     const auto cores = std::max(1U, std::thread::hardware_concurrency());
-    s.add({"listen", "INGEST_LISTEN", "0.0.0.0:8080", "Address to listen on (host:port; port 0 picks one)"})
+    s.add({"listen", "INGEST_LISTEN", "0.0.0.0:8080",
+           "Address to listen on (host:port; port 0 picks one)"})
         .add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...); required"})
         .add({"webhook-secret", std::string(kSecretEnv), "",
               "Comma-separated active secrets for /webhooks/mesh (environment production); "
@@ -62,7 +63,8 @@ void declare_settings(common::Settings& s) {
         .add({"dlq-topic", "KAFKA_DLQ_TOPIC", "mesh.transfer-events.dlq",
               "Topic for signed deliveries that are not usable events"})
         .add({"threads", "INGEST_THREADS", std::to_string(cores), "I/O threads"})
-        .add({"max-body-bytes", "INGEST_MAX_BODY_BYTES", "65536", "Largest request body (413 above)"})
+        .add({"max-body-bytes", "INGEST_MAX_BODY_BYTES", "65536",
+              "Largest request body (413 above)"})
         .add({"ack-timeout-ms", "INGEST_ACK_TIMEOUT_MS", "150",
               "Budget from request received to Kafka's delivery report (503 after it)"})
         .add({"max-connections", "INGEST_MAX_CONNECTIONS", "10000",
@@ -73,7 +75,8 @@ void declare_settings(common::Settings& s) {
               "CIDR list of proxies whose X-Forwarded-For is believed"})
         .add({"max-sent-age-s", "INGEST_MAX_SENT_AGE_S", "0",
               "Replay window on the signed SentTimestamp, in seconds (0: off)"})
-        .add({"tls-cert", "INGEST_TLS_CERT", "", "PEM certificate chain; enables TLS with --tls-key"})
+        .add({"tls-cert", "INGEST_TLS_CERT", "",
+              "PEM certificate chain; enables TLS with --tls-key"})
         .add({"tls-key", "INGEST_TLS_KEY", "", "PEM private key for --tls-cert"})
         .add({"read-timeout-ms", "INGEST_READ_TIMEOUT_MS", "5000",
               "From a request's first byte to its last (408 after it)"})
@@ -98,8 +101,9 @@ IngestConfig load_config(const common::Settings& s,
     }
 
     if (s.is_set("webhook-secret")) {
-        c.environments.push_back({std::string(kProductionEnvironment),
-                                  secrets_from(s.describe("webhook-secret"), s.get("webhook-secret"))});
+        c.environments.push_back(
+            {std::string(kProductionEnvironment),
+             secrets_from(s.describe("webhook-secret"), s.get("webhook-secret"))});
     }
     for (const auto& [suffix, value] : env_secrets) {
         const std::string variable = std::string(kSecretEnvPrefix) + suffix;
@@ -132,20 +136,21 @@ IngestConfig load_config(const common::Settings& s,
         throw ConfigError(s.describe("dlq-topic") + ": must differ from --topic");
     }
 
-    c.threads = static_cast<unsigned>(common::parse_uint(s.describe("threads"), s.get("threads"), 1, 256));
+    c.threads =
+        static_cast<unsigned>(common::parse_uint(s.describe("threads"), s.get("threads"), 1, 256));
     c.max_body_bytes = common::parse_uint(s.describe("max-body-bytes"), s.get("max-body-bytes"), 64,
                                           64 * 1024 * 1024);
     c.ack_timeout = millis(s, "ack-timeout-ms", 1, 60000);
-    c.max_connections = common::parse_uint(s.describe("max-connections"), s.get("max-connections"),
-                                           1, 1000000);
+    c.max_connections =
+        common::parse_uint(s.describe("max-connections"), s.get("max-connections"), 1, 1000000);
     c.allow_ips = parse_networks(s.describe("allow-ips"), s.get("allow-ips"));
     c.trusted_proxies = parse_networks(s.describe("trusted-proxies"), s.get("trusted-proxies"));
     if (!c.trusted_proxies.empty() && c.allow_ips.empty()) {
         // Without an allow-list nothing reads X-Forwarded-For: say so rather than ignore it.
         throw ConfigError(s.describe("trusted-proxies") + ": only meaningful with --allow-ips");
     }
-    const auto max_age = common::parse_uint(s.describe("max-sent-age-s"), s.get("max-sent-age-s"),
-                                            0, 7 * 24 * 3600);
+    const auto max_age =
+        common::parse_uint(s.describe("max-sent-age-s"), s.get("max-sent-age-s"), 0, 7 * 24 * 3600);
     if (max_age > 0) c.max_sent_age = std::chrono::seconds(static_cast<std::int64_t>(max_age));
 
     c.tls_cert = s.get("tls-cert");

@@ -37,8 +37,8 @@ struct IngestConfig {
     std::size_t max_body_bytes = 64 * 1024;
     std::chrono::milliseconds ack_timeout{150};
     std::size_t max_connections = 10000;
-    std::vector<IpNetwork> allow_ips;        // empty: every client address is allowed
-    std::vector<IpNetwork> trusted_proxies;  // whose X-Forwarded-For is believed
+    std::vector<IpNetwork> allow_ips;                  // empty: every client address is allowed
+    std::vector<IpNetwork> trusted_proxies;            // whose X-Forwarded-For is believed
     std::optional<std::chrono::seconds> max_sent_age;  // replay window; nullopt = off
     std::string tls_cert;
     std::string tls_key;

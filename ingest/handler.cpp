@@ -58,7 +58,9 @@ Response method_not_allowed(std::string_view allow, unsigned version, bool keep_
 
 // Log lines carry client-chosen text (targets, ids): bounded, so a hostile
 // request cannot make one line huge. The log formatter escapes control bytes.
-std::string_view clip(std::string_view text) { return text.substr(0, 128); }
+std::string_view clip(std::string_view text) {
+    return text.substr(0, 128);
+}
 
 void log_rejected(unsigned status, std::string_view reason, std::string_view environment,
                   std::string_view client, std::string_view extra = {}) {
@@ -72,13 +74,16 @@ void log_rejected(unsigned status, std::string_view reason, std::string_view env
 
 // HEAD is not offered: probes and Prometheus use GET, and a HEAD response
 // must not carry the body these handlers produce.
-bool is_get(const Request& r) { return r.method() == http::verb::get; }
+bool is_get(const Request& r) {
+    return r.method() == http::verb::get;
+}
 
 }  // namespace
 
 Response error_response(unsigned status, std::string_view error, std::string_view message,
                         unsigned version, bool keep_alive) {
-    std::string body = "{\"error\":" + json_string(error) + ",\"message\":" + json_string(message) + "}";
+    std::string body =
+        "{\"error\":" + json_string(error) + ",\"message\":" + json_string(message) + "}";
     auto res = simple(status, std::move(body), kJson, version, keep_alive);
     if (status == 503) res.set(http::field::retry_after, kRetryAfter);
     return res;
@@ -118,30 +123,34 @@ Action RequestHandler::handle(const Request& request, const ClientInfo& client,
     }
 
     if (path == "/healthz") {
-        if (!is_get(request)) return {Route::kHealthz, method_not_allowed("GET", version, keep_alive)};
+        if (!is_get(request))
+            return {Route::kHealthz, method_not_allowed("GET", version, keep_alive)};
         return {Route::kHealthz, simple(200, R"({"status":"ok"})", kJson, version, keep_alive)};
     }
     if (path == "/readyz") {
-        if (!is_get(request)) return {Route::kReadyz, method_not_allowed("GET", version, keep_alive)};
+        if (!is_get(request))
+            return {Route::kReadyz, method_not_allowed("GET", version, keep_alive)};
         if (context_.ready.load(std::memory_order_acquire)) {
-            return {Route::kReadyz, simple(200, R"({"status":"ready"})", kJson, version, keep_alive)};
+            return {Route::kReadyz,
+                    simple(200, R"({"status":"ready"})", kJson, version, keep_alive)};
         }
-        return {Route::kReadyz, error_response(503, "not_ready", "Kafka not reachable yet",
-                                               version, keep_alive)};
+        return {Route::kReadyz,
+                error_response(503, "not_ready", "Kafka not reachable yet", version, keep_alive)};
     }
     if (path == "/metrics") {
-        if (!is_get(request)) return {Route::kMetrics, method_not_allowed("GET", version, keep_alive)};
-        return {Route::kMetrics, simple(200, context_.metrics.registry().render(),
-                                        "text/plain; version=0.0.4; charset=utf-8", version,
-                                        keep_alive)};
+        if (!is_get(request))
+            return {Route::kMetrics, method_not_allowed("GET", version, keep_alive)};
+        return {Route::kMetrics,
+                simple(200, context_.metrics.registry().render(),
+                       "text/plain; version=0.0.4; charset=utf-8", version, keep_alive)};
     }
     log_rejected(404, "unknown_path", {}, client.peer.to_string(),
                  "target=" + std::string(clip(request.target())));
     return {Route::kOther, error_response(404, "not_found", "no such route", version, keep_alive)};
 }
 
-Action RequestHandler::webhook(const Request& request, const ClientInfo& client,
-                               std::size_t env, std::chrono::system_clock::time_point now) {
+Action RequestHandler::webhook(const Request& request, const ClientInfo& client, std::size_t env,
+                               std::chrono::system_clock::time_point now) {
     const unsigned version = request.version();
     const bool keep_alive = client.keep_alive && request.keep_alive();
     const auto& config = context_.config;
@@ -155,8 +164,8 @@ Action RequestHandler::webhook(const Request& request, const ClientInfo& client,
         if (!address || !contains_any(config.allow_ips, *address)) {
             log_rejected(403, "address_not_allowed", env_name, client_text,
                          "peer=" + client.peer.to_string());
-            return {Route::kWebhook,
-                    error_response(403, "forbidden", "client address not allowed", version, keep_alive)};
+            return {Route::kWebhook, error_response(403, "forbidden", "client address not allowed",
+                                                    version, keep_alive)};
         }
     }
     if (request.method() != http::verb::post) {
@@ -170,8 +179,9 @@ Action RequestHandler::webhook(const Request& request, const ClientInfo& client,
                                                 version, keep_alive)};
     }
 
-    const auto signature = verifiers_[env].verify(header(request, common::kSignatureHeader),
-                                                  header(request, common::kLegacySignatureHeader), body);
+    const auto signature =
+        verifiers_[env].verify(header(request, common::kSignatureHeader),
+                               header(request, common::kLegacySignatureHeader), body);
     if (!signature.ok()) {
         context_.metrics.signature_failure(env, signature.error);
         log_rejected(401, common::to_string(signature.error), env_name, client_text);
@@ -255,8 +265,9 @@ Response RequestHandler::complete(const Publication& pub, PublishOutcome outcome
     const auto reason = unavailable_reason(outcome);
     context_.metrics.unavailable(reason);
     log_rejected(503, to_string(reason), env_name, pub.client,
-                 pub.kind == Publication::Kind::kDeadLetter ? "dead_letter=" + pub.reason
-                                                            : "event_id=" + std::string(clip(pub.event_id)));
+                 pub.kind == Publication::Kind::kDeadLetter
+                     ? "dead_letter=" + pub.reason
+                     : "event_id=" + std::string(clip(pub.event_id)));
     return error_response(503, "unavailable",
                           std::string("not stored, retry: ").append(to_string(reason)), version,
                           keep_alive);

@@ -7,6 +7,9 @@
 // Beast types appear in this header: it is included by ingest's own sources
 // and tests only.
 
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -17,9 +20,6 @@
 #include <utility>
 #include <variant>
 #include <vector>
-
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
 
 #include "common/signature.hpp"
 #include "common/transfer_event.hpp"

@@ -23,7 +23,7 @@ struct IpAddress {
 };
 
 struct IpNetwork {
-    IpAddress base;      // with host bits cleared
+    IpAddress base;       // with host bits cleared
     unsigned prefix = 0;  // in bits of the address family (0..32 or 0..128)
 
     // "20.22.113.37", "10.0.0.0/8", "2001:db8::/32"; nullopt when malformed.

@@ -56,14 +56,16 @@ IngestMetrics::IngestMetrics(common::Registry& registry,
     for (std::size_t r = 0; r < kRouteCount; ++r) {
         const std::string route(to_string(static_cast<Route>(r)));
         for (std::size_t i = 0; i < kStatuses.size(); ++i) {
-            requests_[r][i] = &registry.counter(
-                kRequests, kRequestsHelp, {{"route", route}, {"status", std::to_string(kStatuses[i])}});
+            requests_[r][i] =
+                &registry.counter(kRequests, kRequestsHelp,
+                                  {{"route", route}, {"status", std::to_string(kStatuses[i])}});
         }
         durations_[r] = &registry.histogram(kDuration, kDurationHelp, {{"route", route}});
     }
     for (std::size_t u = 0; u < kUnavailableCount; ++u) {
-        unavailable_[u] = &registry.counter(kUnavailableName, kUnavailableHelp,
-                                            {{"reason", std::string(to_string(static_cast<Unavailable>(u)))}});
+        unavailable_[u] =
+            &registry.counter(kUnavailableName, kUnavailableHelp,
+                              {{"reason", std::string(to_string(static_cast<Unavailable>(u)))}});
     }
     for (const auto& name : environments) {
         PerEnvironment e;
@@ -72,7 +74,8 @@ IngestMetrics::IngestMetrics(common::Registry& registry,
         for (std::size_t i = 0; i < kSignatureReasons.size(); ++i) {
             e.signature_failures[i] = &registry.counter(
                 kSignatureFailures, kSignatureFailuresHelp,
-                {{"environment", name}, {"reason", std::string(common::to_string(kSignatureReasons[i]))}});
+                {{"environment", name},
+                 {"reason", std::string(common::to_string(kSignatureReasons[i]))}});
         }
         environments_.push_back(std::move(e));
     }
@@ -96,7 +99,8 @@ void IngestMetrics::request_answered(Route route, unsigned status, double second
 
 void IngestMetrics::signature_failure(std::size_t environment, common::SignatureError reason) {
     for (std::size_t i = 0; i < kSignatureReasons.size(); ++i) {
-        if (kSignatureReasons[i] == reason) environments_.at(environment).signature_failures[i]->inc();
+        if (kSignatureReasons[i] == reason)
+            environments_.at(environment).signature_failures[i]->inc();
     }
 }
 
@@ -107,8 +111,9 @@ void IngestMetrics::published(std::size_t environment) {
 void IngestMetrics::dlq_write(std::size_t environment, std::string_view reason) {
     // Dead letters are rare and their reasons open-ended: looked up when they happen.
     registry_
-        .counter(kDlq, kDlqHelp,
-                 {{"environment", environments_.at(environment).name}, {"reason", std::string(reason)}})
+        .counter(
+            kDlq, kDlqHelp,
+            {{"environment", environments_.at(environment).name}, {"reason", std::string(reason)}})
         .inc();
 }
 

@@ -1,8 +1,7 @@
 #include "ingest/publisher.hpp"
 
-#include <librdkafka/rdkafka.h>
-
 #include <boost/asio/post.hpp>
+#include <librdkafka/rdkafka.h>
 
 #include "common/log.hpp"
 
@@ -23,7 +22,8 @@ void AckWaiter::on_delivery(const common::DeliveryReport& report) noexcept {
     // Moved out first: from here on the posted handler is what keeps us alive.
     auto self = std::move(self_);
     if (!self) return;
-    const auto outcome = report.ok() ? PublishOutcome::kAcknowledged : PublishOutcome::kDeliveryFailed;
+    const auto outcome =
+        report.ok() ? PublishOutcome::kAcknowledged : PublishOutcome::kDeliveryFailed;
     try {
         boost::asio::post(executor_, [self, outcome] { self->complete(outcome); });
     } catch (...) {
@@ -80,7 +80,7 @@ std::optional<PublishOutcome> Publisher::publish(const Publication& pub,
     // The 503 that follows is logged with its reason; this says which refusal it was.
     common::log_debug(std::string("produce refused: ").append(common::to_string(status)));
     return status == common::ProduceStatus::kQueueFull ? PublishOutcome::kQueueFull
-                                                        : PublishOutcome::kDeliveryFailed;
+                                                       : PublishOutcome::kDeliveryFailed;
 }
 
 int Publisher::flush_and_purge(std::chrono::milliseconds timeout) {

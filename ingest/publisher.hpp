@@ -2,13 +2,13 @@
 // The Kafka side of a webhook: produce a Publication and learn, on the
 // session's executor, whether the broker has it.
 
+#include <boost/asio/any_io_executor.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
-
-#include <boost/asio/any_io_executor.hpp>
 
 #include "common/kafka.hpp"
 #include "common/metrics.hpp"

@@ -1,7 +1,5 @@
 #include "ingest/server.hpp"
 
-#include <unistd.h>
-
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -14,6 +12,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <mutex>
@@ -134,7 +133,8 @@ public:
     ~Session() override { server_.session_ended(); }
 
     void start() {
-        asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->on_start(); });
+        asio::dispatch(stream_.get_executor(),
+                       [self = this->shared_from_this()] { self->on_start(); });
     }
 
     void drain() override {
@@ -149,7 +149,14 @@ public:
     }
 
 private:
-    enum class State : std::uint8_t { kHandshake, kIdle, kReading, kPublishing, kWriting, kClosing };
+    enum class State : std::uint8_t {
+        kHandshake,
+        kIdle,
+        kReading,
+        kPublishing,
+        kWriting,
+        kClosing
+    };
 
     static Stream make_stream(ServerImpl& server, tcp::socket socket) {
         if constexpr (kIsTls<Stream>) {
@@ -186,10 +193,9 @@ private:
         if constexpr (kIsTls<Stream>) {
             state_ = State::kHandshake;
             arm(server_.config.read_timeout);
-            stream_.async_handshake(ssl::stream_base::server,
-                                    [self = this->shared_from_this()](error_code ec) {
-                                        self->on_handshake(ec);
-                                    });
+            stream_.async_handshake(
+                ssl::stream_base::server,
+                [self = this->shared_from_this()](error_code ec) { self->on_handshake(ec); });
         } else {
             do_read();
         }
@@ -216,7 +222,8 @@ private:
     // ---- reading
 
     void do_read() {
-        if (close_after_ || server_.draining.load(std::memory_order_acquire)) return do_close(false);
+        if (close_after_ || server_.draining.load(std::memory_order_acquire))
+            return do_close(false);
         state_ = State::kIdle;
         if (buffer_.size() > 0) return do_read_request();  // pipelined: already here
         // The idle wait has its own (longer) timeout; the read timeout starts
@@ -242,10 +249,9 @@ private:
         parser_->body_limit(server_.config.max_body_bytes);
         parser_->header_limit(kHeaderLimit);
         arm(server_.config.read_timeout);
-        http::async_read_header(stream_, buffer_, *parser_,
-                                [self = this->shared_from_this()](error_code ec, std::size_t) {
-                                    self->on_header(ec);
-                                });
+        http::async_read_header(
+            stream_, buffer_, *parser_,
+            [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
     }
 
     void on_header(error_code ec) {
@@ -266,16 +272,16 @@ private:
     }
 
     void do_read_body() {
-        http::async_read(stream_, buffer_, *parser_,
-                         [self = this->shared_from_this()](error_code ec, std::size_t) {
-                             self->on_read(ec);
-                         });
+        http::async_read(
+            stream_, buffer_, *parser_,
+            [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
     }
 
     void on_read_error(error_code ec) {
         disarm();
         if (parser_ && parser_->is_header_done()) {
-            route_ = parser_->get().target().starts_with("/webhooks/") ? Route::kWebhook : Route::kOther;
+            route_ =
+                parser_->get().target().starts_with("/webhooks/") ? Route::kWebhook : Route::kOther;
         } else {
             route_ = Route::kOther;
         }
@@ -289,7 +295,8 @@ private:
             return write_error(413, "payload_too_large", "body over the limit");
         }
         if (ec == http::error::header_limit) {
-            common::log_warn("rejected request status=431 reason=header_too_large client=" + client);
+            common::log_warn("rejected request status=431 reason=header_too_large client=" +
+                             client);
             return write_error(431, "header_too_large", "request header over the limit");
         }
         if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
@@ -321,7 +328,9 @@ private:
     void do_publish() {
         waiter_ = std::make_shared<AckWaiter>(
             stream_.get_executor(),
-            [self = this->shared_from_this()](PublishOutcome outcome) { self->on_published(outcome); },
+            [self = this->shared_from_this()](PublishOutcome outcome) {
+                self->on_published(outcome);
+            },
             server_.metrics.kafka_ack_duration());
         if (const auto immediate = server_.publisher->publish(*publication_, waiter_)) {
             waiter_->claim();
@@ -331,12 +340,12 @@ private:
         server_.metrics.in_flight().inc();
         // The budget runs from the request's first byte, as Mesh's 200 ms does.
         ack_timer_.expires_at(started_ + server_.config.ack_timeout);
-        ack_timer_.async_wait([self = this->shared_from_this(), waiter = std::weak_ptr(waiter_)](
-                                  error_code ec) {
-            auto w = waiter.lock();
-            if (ec || !w || w != self->waiter_) return;
-            if (w->claim()) self->finish_publication(PublishOutcome::kAckTimeout);
-        });
+        ack_timer_.async_wait(
+            [self = this->shared_from_this(), waiter = std::weak_ptr(waiter_)](error_code ec) {
+                auto w = waiter.lock();
+                if (ec || !w || w != self->waiter_) return;
+                if (w->claim()) self->finish_publication(PublishOutcome::kAckTimeout);
+            });
     }
 
     // Runs on this session's executor, after the waiter's claim succeeded.
@@ -370,10 +379,9 @@ private:
         if (close_after_ || server_.draining.load(std::memory_order_acquire)) res.keep_alive(false);
         response_ = std::move(res);
         beast::get_lowest_layer(stream_).expires_after(server_.config.read_timeout);
-        http::async_write(stream_, response_,
-                          [self = this->shared_from_this()](error_code ec, std::size_t) {
-                              self->on_write(ec);
-                          });
+        http::async_write(
+            stream_, response_,
+            [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_write(ec); });
     }
 
     void on_write(error_code ec) {
@@ -465,8 +473,8 @@ ServerImpl::ServerImpl(IngestConfig cfg)
     if (config.tls()) {
         tls.emplace(ssl::context::tls_server);
         tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                         ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
-                         ssl::context::single_dh_use);
+                         ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                         ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
         error_code ec;
         tls->use_certificate_chain_file(config.tls_cert, ec);
         if (ec) throw common::ConfigError("--tls-cert (INGEST_TLS_CERT): " + ec.message());
@@ -563,7 +571,8 @@ std::string Server::bind() {
     const auto& listen = impl.config.listen;
     error_code ec;
     const auto address = asio::ip::make_address(listen.host, ec);
-    if (ec) throw common::ConfigError("--listen (INGEST_LISTEN): not an IP address: " + listen.host);
+    if (ec)
+        throw common::ConfigError("--listen (INGEST_LISTEN): not an IP address: " + listen.host);
     const tcp::endpoint endpoint(address, listen.port);
     auto& ioc = impl.threads.front()->ioc;
     impl.acceptor.emplace(ioc);
@@ -572,8 +581,8 @@ std::string Server::bind() {
     if (!ec) impl.acceptor->bind(endpoint, ec);
     if (!ec) impl.acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-        throw common::ConfigError("--listen (INGEST_LISTEN): cannot listen on " + listen.host + ":" +
-                                  std::to_string(listen.port) + ": " + ec.message());
+        throw common::ConfigError("--listen (INGEST_LISTEN): cannot listen on " + listen.host +
+                                  ":" + std::to_string(listen.port) + ": " + ec.message());
     }
     const auto bound = impl.acceptor->local_endpoint();
     const auto host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
@@ -656,9 +665,9 @@ int Server::run() {
     for (auto& t : io_threads) t.join();
 
     // 3. What is still queued was answered 503 (ack timeout): deliver it if we can.
-    const auto remaining = std::max(std::chrono::milliseconds(100),
-                                    std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        drain_deadline - Clock::now()));
+    const auto remaining = std::max(
+        std::chrono::milliseconds(100),
+        std::chrono::duration_cast<std::chrono::milliseconds>(drain_deadline - Clock::now()));
     const int left = impl.publisher->flush_and_purge(remaining);
     if (left > 0) {
         common::log_warn("stopped with " + std::to_string(left) +

@@ -1,17 +1,6 @@
 #include "tests/integration/ingest/ingest_harness.hpp"
 
 #include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -19,10 +8,19 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -111,7 +109,8 @@ std::optional<HttpResponse> HttpConnection::read_response(std::chrono::milliseco
             if (used == 0) break;
         }
         if (parser.is_done()) break;
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
         if (left.count() <= 0) return std::nullopt;
         pollfd p{fd_, POLLIN, 0};
         if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
@@ -142,7 +141,8 @@ std::optional<HttpResponse> HttpConnection::read_response(std::chrono::milliseco
 bool HttpConnection::wait_closed(std::chrono::milliseconds timeout) {
     const auto deadline = Clock::now() + timeout;
     while (true) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
         if (left.count() <= 0) return false;
         pollfd p{fd_, POLLIN, 0};
         if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
@@ -161,7 +161,8 @@ std::optional<HttpResponse> HttpConnection::round_trip(std::string_view request,
     const auto start = Clock::now();
     if (!send(request)) return std::nullopt;
     auto res = read_response(timeout);
-    if (res) res->elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+    if (res)
+        res->elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
     return res;
 }
 
@@ -179,7 +180,8 @@ std::string post_request(std::string_view path, std::string_view body,
 
 std::string signed_post(std::string_view path, std::string_view body, std::string_view secret,
                         bool keep_alive) {
-    return post_request(path, body, {{"X-Mesh-Signature-256", common::sign(secret, body)}}, keep_alive);
+    return post_request(path, body, {{"X-Mesh-Signature-256", common::sign(secret, body)}},
+                        keep_alive);
 }
 
 std::string get_request(std::string_view path, bool keep_alive) {
@@ -200,9 +202,10 @@ UniqueEvent unique_event(std::string_view status, std::optional<std::int64_t> se
     UniqueEvent e;
     e.event_id = uuid_like();
     e.transfer_id = uuid_like();
-    const auto sent = sent_timestamp.value_or(
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count());
+    const auto sent =
+        sent_timestamp.value_or(std::chrono::duration_cast<std::chrono::seconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count());
     e.body = R"({"Id":")" + uuid_like() + R"(","EventId":")" + e.event_id +
              R"(","SentTimestamp":)" + std::to_string(sent) + R"(,"TransferId":")" + e.transfer_id +
              R"(","Timestamp":1764321000000,"TransferStatus":")" + std::string(status) +
@@ -220,8 +223,8 @@ IngestProcess::IngestProcess(const std::string& bootstrap, Options options) {
     const std::string binary = override_binary != nullptr && *override_binary != '\0'
                                    ? std::string(override_binary)
                                    : binary_path("meshhook-ingest").string();
-    std::vector<std::string> argv = {binary, "--listen",
-                                     "127.0.0.1:0", "--brokers", bootstrap, "--threads", "2"};
+    std::vector<std::string> argv = {binary,      "--listen", "127.0.0.1:0", "--brokers", bootstrap,
+                                     "--threads", "2"};
     for (auto& a : options.args) argv.push_back(std::move(a));
     auto env = std::move(options.env);
     if (!options.secret.empty()) env.emplace("MESH_WEBHOOK_SECRET", options.secret);
@@ -240,7 +243,8 @@ IngestProcess::IngestProcess(const std::string& bootstrap, Options options) {
                 return res && res->status == 200;
             },
             std::chrono::seconds(20));
-        if (!ready) throw std::runtime_error("meshhook-ingest never ready: " + process_->stderr_text());
+        if (!ready)
+            throw std::runtime_error("meshhook-ingest never ready: " + process_->stderr_text());
     }
 }
 
@@ -253,8 +257,8 @@ std::vector<Record> read_topic(const std::string& bootstrap, const std::string& 
                                int partitions) {
     static std::atomic<int> counter{0};
     common::Consumer consumer({{"bootstrap.servers", bootstrap},
-                               {"group.id", "ingest-test-reader-" + std::to_string(::getpid()) + "-" +
-                                                std::to_string(counter++)},
+                               {"group.id", "ingest-test-reader-" + std::to_string(::getpid()) +
+                                                "-" + std::to_string(counter++)},
                                {"enable.auto.commit", "false"}});
     std::vector<common::TopicPartition> assignment;
     std::map<std::int32_t, std::int64_t> end;  // partition -> high watermark
@@ -278,7 +282,8 @@ std::vector<Record> read_topic(const std::string& bootstrap, const std::string& 
                 r.offset = msg.offset();
                 if (auto k = msg.key()) r.key = std::string(*k);
                 r.value = std::string(msg.value());
-                for (const auto& h : msg.headers()) r.headers[std::string(h.key)] = std::string(h.value);
+                for (const auto& h : msg.headers())
+                    r.headers[std::string(h.key)] = std::string(h.value);
                 out.push_back(std::move(r));
             }
             return out.size() >= expected;
@@ -307,7 +312,8 @@ struct FileCloser {
 HttpResponse to_response(http::response<http::string_body>&& msg) {
     HttpResponse out;
     out.status = msg.result_int();
-    for (const auto& field : msg) out.headers[lower(field.name_string())] = std::string(field.value());
+    for (const auto& field : msg)
+        out.headers[lower(field.name_string())] = std::string(field.value());
     out.body = std::move(msg.body());
     out.keep_alive = msg.keep_alive();
     return out;
@@ -342,10 +348,12 @@ SelfSignedCert::SelfSignedCert() {
         X509_add_ext(cert.get(), ext, -1);
         X509_EXTENSION_free(ext);
     }
-    if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0) throw std::runtime_error("X509_sign failed");
+    if (X509_sign(cert.get(), key.get(), EVP_sha256()) == 0)
+        throw std::runtime_error("X509_sign failed");
     std::unique_ptr<FILE, FileCloser> kf(std::fopen(key_path().c_str(), "w"));
     std::unique_ptr<FILE, FileCloser> cf(std::fopen(cert_path().c_str(), "w"));
-    if (!kf || !cf || PEM_write_PrivateKey(kf.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1 ||
+    if (!kf || !cf ||
+        PEM_write_PrivateKey(kf.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1 ||
         PEM_write_X509(cf.get(), cert.get()) != 1) {
         throw std::runtime_error("writing PEM files failed");
     }

@@ -43,12 +43,13 @@ public:
 
     bool send(std::string_view bytes);  // false when the peer is gone
     // The next response, or nullopt on timeout / connection closed first.
-    std::optional<HttpResponse> read_response(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+    std::optional<HttpResponse> read_response(
+        std::chrono::milliseconds timeout = std::chrono::seconds(5));
     // True when the server closes the connection (EOF or reset) within `timeout`.
     bool wait_closed(std::chrono::milliseconds timeout);
     // sends + reads, with `elapsed` measured from the send.
-    std::optional<HttpResponse> round_trip(std::string_view request,
-                                           std::chrono::milliseconds timeout = std::chrono::seconds(5));
+    std::optional<HttpResponse> round_trip(
+        std::string_view request, std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 private:
     int fd_ = -1;
@@ -65,8 +66,9 @@ std::string signed_post(std::string_view path, std::string_view body, std::strin
 std::string get_request(std::string_view path, bool keep_alive = true);
 
 // One request on a fresh connection.
-std::optional<HttpResponse> request_once(std::uint16_t port, std::string_view request,
-                                         std::chrono::milliseconds timeout = std::chrono::seconds(5));
+std::optional<HttpResponse> request_once(
+    std::uint16_t port, std::string_view request,
+    std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 // A transfer event like the fixtures but with fresh ids (unique per call),
 // so a test can tell every delivery apart in the topic.
@@ -82,8 +84,8 @@ UniqueEvent unique_event(std::string_view status = "Succeeded",
 class IngestProcess {
 public:
     struct Options {
-        std::vector<std::string> args;               // extra flags
-        std::map<std::string, std::string> env;      // extra variables
+        std::vector<std::string> args;                     // extra flags
+        std::map<std::string, std::string> env;            // extra variables
         std::string secret = std::string(kFixtureSecret);  // MESH_WEBHOOK_SECRET; empty: unset
         bool wait_ready = true;
     };

@@ -67,7 +67,9 @@ std::string json_member(const std::string& body, const std::string& pascal) {
 }
 
 // 0 when there was no response at all.
-unsigned status_of(const std::optional<HttpResponse>& res) { return res ? res->status : 0; }
+unsigned status_of(const std::optional<HttpResponse>& res) {
+    return res ? res->status : 0;
+}
 
 bool eventually_metric(IngestProcess& ingest, const std::string& series, double value) {
     return wait_until([&] { return metric_value(ingest.metrics(), series) == value; }, 5s);
@@ -89,7 +91,8 @@ TEST_F(IngestServer, EveryFixtureGetsItsStatusAndLandsInItsTopicWithExactBytesAn
     const auto before = now_ms();
     for (const auto& c : fixture_cases()) {
         const auto body = fixture(c.file);
-        const auto res = request_once(ingest.port(), signed_post("/webhooks/mesh", body, kFixtureSecret));
+        const auto res =
+            request_once(ingest.port(), signed_post("/webhooks/mesh", body, kFixtureSecret));
         ASSERT_TRUE(res) << c.file;
         if (c.dlq_reason.empty()) {
             EXPECT_EQ(res->status, 200u) << c.file << ": " << res->body;
@@ -146,27 +149,44 @@ TEST_F(IngestServer, RefusesMissingUndecodableAndMismatchedSignaturesWith401AndP
     const auto body = fixture("03-succeeded.json");
     const auto missing = request_once(ingest.port(), post_request("/webhooks/mesh", body, {}));
     const auto undecodable = request_once(
-        ingest.port(), post_request("/webhooks/mesh", body, {{"X-Mesh-Signature-256", "not base64!"}}));
-    const auto mismatch = request_once(
-        ingest.port(), signed_post("/webhooks/mesh", body, "whsec_some_other_secret"));
+        ingest.port(),
+        post_request("/webhooks/mesh", body, {{"X-Mesh-Signature-256", "not base64!"}}));
+    const auto mismatch =
+        request_once(ingest.port(), signed_post("/webhooks/mesh", body, "whsec_some_other_secret"));
     // A body changed by one byte after signing.
     auto tampered = body;
     tampered[tampered.size() / 2] ^= 1;
-    const auto tampered_res = request_once(
-        ingest.port(), post_request("/webhooks/mesh", tampered,
-                                    {{"X-Mesh-Signature-256", common::sign(kFixtureSecret, body)}}));
+    const auto tampered_res =
+        request_once(ingest.port(),
+                     post_request("/webhooks/mesh", tampered,
+                                  {{"X-Mesh-Signature-256", common::sign(kFixtureSecret, body)}}));
     for (const auto* res : {&missing, &undecodable, &mismatch, &tampered_res}) {
         ASSERT_TRUE(*res);
         EXPECT_EQ((*res)->status, 401u) << (*res)->body;
     }
     // A request is counted once its response is written, which the client
     // may see a moment before the server's completion handler runs.
-    EXPECT_TRUE(eventually_metric(ingest, R"(meshhook_ingest_requests_total{route="webhook",status="401"})", 4));
+    EXPECT_TRUE(eventually_metric(
+        ingest, R"(meshhook_ingest_requests_total{route="webhook",status="401"})", 4));
     const auto metrics = ingest.metrics();
-    EXPECT_EQ(metric_value(metrics, R"(meshhook_ingest_signature_failures_total{environment="production",reason="missing_header"})"), 1);
-    EXPECT_EQ(metric_value(metrics, R"(meshhook_ingest_signature_failures_total{environment="production",reason="undecodable"})"), 1);
-    EXPECT_EQ(metric_value(metrics, R"(meshhook_ingest_signature_failures_total{environment="production",reason="mismatch"})"), 2);
-    EXPECT_EQ(metric_value(metrics, R"(meshhook_ingest_requests_total{route="webhook",status="401"})"), 4);
+    EXPECT_EQ(
+        metric_value(
+            metrics,
+            R"(meshhook_ingest_signature_failures_total{environment="production",reason="missing_header"})"),
+        1);
+    EXPECT_EQ(
+        metric_value(
+            metrics,
+            R"(meshhook_ingest_signature_failures_total{environment="production",reason="undecodable"})"),
+        1);
+    EXPECT_EQ(
+        metric_value(
+            metrics,
+            R"(meshhook_ingest_signature_failures_total{environment="production",reason="mismatch"})"),
+        2);
+    EXPECT_EQ(
+        metric_value(metrics, R"(meshhook_ingest_requests_total{route="webhook",status="401"})"),
+        4);
     EXPECT_TRUE(read_topic(broker_.bootstrap(), kTopic).empty());
     EXPECT_TRUE(read_topic(broker_.bootstrap(), kDlq).empty());
 }
@@ -179,15 +199,22 @@ TEST_F(IngestServer, AcceptsEveryActiveSecretDuringRotationAndBothHeaderNames) {
     const auto b = unique_event();
     const auto c = unique_event();
     const auto d = unique_event();
-    EXPECT_EQ(status_of(request_once(ingest.port(), signed_post("/webhooks/mesh", a.body, "whsec_old_secret"))), 200u);
-    EXPECT_EQ(status_of(request_once(ingest.port(), signed_post("/webhooks/mesh", b.body, "whsec_new_secret"))), 200u);
-    // The legacy header name carries the same signature.
     EXPECT_EQ(status_of(request_once(ingest.port(),
-                           post_request("/webhooks/mesh", c.body,
-                                        {{"X-Mesh-Signature", common::sign("whsec_new_secret", c.body)}}))),
+                                     signed_post("/webhooks/mesh", a.body, "whsec_old_secret"))),
+              200u);
+    EXPECT_EQ(status_of(request_once(ingest.port(),
+                                     signed_post("/webhooks/mesh", b.body, "whsec_new_secret"))),
+              200u);
+    // The legacy header name carries the same signature.
+    EXPECT_EQ(status_of(request_once(
+                  ingest.port(),
+                  post_request("/webhooks/mesh", c.body,
+                               {{"X-Mesh-Signature", common::sign("whsec_new_secret", c.body)}}))),
               200u);
     // A secret rotated out (no longer in the list) is refused.
-    EXPECT_EQ(status_of(request_once(ingest.port(), signed_post("/webhooks/mesh", d.body, kFixtureSecret))), 401u);
+    EXPECT_EQ(status_of(request_once(ingest.port(),
+                                     signed_post("/webhooks/mesh", d.body, kFixtureSecret))),
+              401u);
 
     std::set<std::string> keys;
     for (const auto& r : read_topic(broker_.bootstrap(), kTopic)) keys.insert(r.key.value_or(""));
@@ -202,13 +229,23 @@ TEST_F(IngestServer, EnvironmentSecretsAreNotInterchangeable) {
     const auto sandbox = unique_event();
     const auto port = ingest.port();
     // Each secret on the other's route: refused.
-    EXPECT_EQ(status_of(request_once(port, signed_post("/webhooks/mesh/sandbox", prod.body, kFixtureSecret))), 401u);
-    EXPECT_EQ(status_of(request_once(port, signed_post("/webhooks/mesh", sandbox.body, "whsec_sandbox_secret"))), 401u);
+    EXPECT_EQ(status_of(request_once(
+                  port, signed_post("/webhooks/mesh/sandbox", prod.body, kFixtureSecret))),
+              401u);
+    EXPECT_EQ(status_of(request_once(
+                  port, signed_post("/webhooks/mesh", sandbox.body, "whsec_sandbox_secret"))),
+              401u);
     // Each on its own: accepted, tagged with its environment.
-    EXPECT_EQ(status_of(request_once(port, signed_post("/webhooks/mesh", prod.body, kFixtureSecret))), 200u);
-    EXPECT_EQ(status_of(request_once(port, signed_post("/webhooks/mesh/sandbox", sandbox.body, "whsec_sandbox_secret"))), 200u);
+    EXPECT_EQ(
+        status_of(request_once(port, signed_post("/webhooks/mesh", prod.body, kFixtureSecret))),
+        200u);
+    EXPECT_EQ(status_of(request_once(port, signed_post("/webhooks/mesh/sandbox", sandbox.body,
+                                                       "whsec_sandbox_secret"))),
+              200u);
     // An environment that has no secret has no route.
-    EXPECT_EQ(status_of(request_once(port, signed_post("/webhooks/mesh/staging", prod.body, kFixtureSecret))), 404u);
+    EXPECT_EQ(status_of(request_once(
+                  port, signed_post("/webhooks/mesh/staging", prod.body, kFixtureSecret))),
+              404u);
 
     std::map<std::string, std::string> env_by_key;
     for (const auto& r : read_topic(broker_.bootstrap(), kTopic)) {
@@ -216,7 +253,11 @@ TEST_F(IngestServer, EnvironmentSecretsAreNotInterchangeable) {
     }
     EXPECT_EQ(env_by_key, (std::map<std::string, std::string>{{prod.transfer_id, "production"},
                                                               {sandbox.transfer_id, "sandbox"}}));
-    EXPECT_EQ(metric_value(ingest.metrics(), R"(meshhook_ingest_signature_failures_total{environment="sandbox",reason="mismatch"})"), 1);
+    EXPECT_EQ(
+        metric_value(
+            ingest.metrics(),
+            R"(meshhook_ingest_signature_failures_total{environment="sandbox",reason="mismatch"})"),
+        1);
 }
 
 TEST_F(IngestServer, OversizeBodyIs413AndTheConnectionClosedWithoutTouchingKafka) {
@@ -231,7 +272,8 @@ TEST_F(IngestServer, OversizeBodyIs413AndTheConnectionClosedWithoutTouchingKafka
     EXPECT_TRUE(conn.wait_closed(3s));
     // Chunked, with no Content-Length to refuse up front: refused as it grows.
     HttpConnection chunked(ingest.port());
-    std::string req = "POST /webhooks/mesh HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    std::string req =
+        "POST /webhooks/mesh HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
     for (int i = 0; i < 4; ++i) req += "200\r\n" + std::string(512, 'y') + "\r\n";
     const auto res2 = chunked.round_trip(req);
     ASSERT_TRUE(res2);
@@ -253,7 +295,8 @@ TEST_F(IngestServer, WrongMethodIs405AndUnknownPathIs404) {
     const auto post_health = request_once(ingest.port(), post_request("/healthz", "{}", {}));
     ASSERT_TRUE(post_health);
     EXPECT_EQ(post_health->status, 405u);
-    const auto unknown = request_once(ingest.port(), signed_post("/webhooks/other", "{}", kFixtureSecret));
+    const auto unknown =
+        request_once(ingest.port(), signed_post("/webhooks/other", "{}", kFixtureSecret));
     ASSERT_TRUE(unknown);
     EXPECT_EQ(unknown->status, 404u);
     EXPECT_EQ(status_of(request_once(ingest.port(), get_request("/healthz"))), 200u);
@@ -290,7 +333,8 @@ TEST_F(IngestServer, KeepAliveAndPipelinedRequestsAreAnsweredInOrder) {
     std::vector<UniqueEvent> events;
     for (int i = 0; i < 3; ++i) {
         events.push_back(unique_event());
-        const auto res = conn.round_trip(signed_post("/webhooks/mesh", events.back().body, kFixtureSecret));
+        const auto res =
+            conn.round_trip(signed_post("/webhooks/mesh", events.back().body, kFixtureSecret));
         ASSERT_TRUE(res);
         EXPECT_EQ(res->status, 200u);
         EXPECT_TRUE(res->keep_alive);
@@ -321,9 +365,11 @@ TEST_F(IngestServer, ExpectContinueGets100BeforeTheBodyAndOversizeIsRefusedUpFro
     IngestProcess ingest(broker_.bootstrap(), with_args({"--max-body-bytes", "1024"}));
     const auto e = unique_event();
     HttpConnection conn(ingest.port());
-    const std::string head = "POST /webhooks/mesh HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-                             "X-Mesh-Signature-256: " + common::sign(kFixtureSecret, e.body) +
-                             "\r\nContent-Length: " + std::to_string(e.body.size()) + "\r\n\r\n";
+    const std::string head =
+        "POST /webhooks/mesh HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        "X-Mesh-Signature-256: " +
+        common::sign(kFixtureSecret, e.body) +
+        "\r\nContent-Length: " + std::to_string(e.body.size()) + "\r\n\r\n";
     ASSERT_TRUE(conn.send(head));
     const auto interim = conn.read_response(3s);
     ASSERT_TRUE(interim);
@@ -335,8 +381,9 @@ TEST_F(IngestServer, ExpectContinueGets100BeforeTheBodyAndOversizeIsRefusedUpFro
 
     // Too large by its Content-Length: refused before the client sends it.
     HttpConnection big(ingest.port());
-    ASSERT_TRUE(big.send("POST /webhooks/mesh HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-                         "Content-Length: 1000000\r\n\r\n"));
+    ASSERT_TRUE(
+        big.send("POST /webhooks/mesh HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                 "Content-Length: 1000000\r\n\r\n"));
     const auto refused = big.read_response(3s);
     ASSERT_TRUE(refused);
     EXPECT_EQ(refused->status, 413u);
@@ -346,13 +393,16 @@ TEST_F(IngestServer, ExpectContinueGets100BeforeTheBodyAndOversizeIsRefusedUpFro
     EXPECT_EQ(records[0].value, e.body);
 }
 
-TEST_F(IngestServer, BrokersDownIs503WithinBudgetThenBackIs200AndAcknowledgedEventsLandExactlyOnce) {
+TEST_F(IngestServer,
+       BrokersDownIs503WithinBudgetThenBackIs200AndAcknowledgedEventsLandExactlyOnce) {
     IngestProcess ingest(broker_.bootstrap());
     const auto port = ingest.port();
     std::vector<UniqueEvent> acknowledged;
     for (int i = 0; i < 5; ++i) {
         auto e = unique_event();
-        ASSERT_EQ(status_of(request_once(port, signed_post("/webhooks/mesh", e.body, kFixtureSecret))), 200u);
+        ASSERT_EQ(
+            status_of(request_once(port, signed_post("/webhooks/mesh", e.body, kFixtureSecret))),
+            200u);
         acknowledged.push_back(std::move(e));
     }
 
@@ -367,8 +417,8 @@ TEST_F(IngestServer, BrokersDownIs503WithinBudgetThenBackIs200AndAcknowledgedEve
         EXPECT_LT(res->elapsed, 200ms) << "Mesh's budget";
     }
     // A signed but unusable body cannot be dead-lettered either: 503, not 400.
-    const auto dlq = conn.round_trip(signed_post("/webhooks/mesh", fixture("90-malformed-truncated.json"),
-                                                 kFixtureSecret));
+    const auto dlq = conn.round_trip(
+        signed_post("/webhooks/mesh", fixture("90-malformed-truncated.json"), kFixtureSecret));
     ASSERT_TRUE(dlq);
     EXPECT_EQ(dlq->status, 503u);
     EXPECT_LT(dlq->elapsed, 200ms);
@@ -412,9 +462,10 @@ TEST_F(IngestServer, BrokersDownIs503WithinBudgetThenBackIs200AndAcknowledgedEve
     // at least one (the first attempt may land late; the consumer dedups).
     for (const auto& e : acknowledged) EXPECT_EQ(copies[e.body], 1) << e.event_id;
     for (const auto& e : retried) EXPECT_GE(copies[e.body], 1) << e.event_id;
-    EXPECT_GE(metric_value(ingest.metrics(), R"(meshhook_ingest_unavailable_total{reason="ack_timeout"})")
-                  .value_or(0),
-              6);
+    EXPECT_GE(
+        metric_value(ingest.metrics(), R"(meshhook_ingest_unavailable_total{reason="ack_timeout"})")
+            .value_or(0),
+        6);
 }
 
 TEST_F(IngestServer, SigtermDuringLoadLosesNoAcknowledgedEventAndExitsZero) {
@@ -432,7 +483,8 @@ TEST_F(IngestServer, SigtermDuringLoadLosesNoAcknowledgedEventAndExitsZero) {
                     HttpConnection conn(port);  // throws once the listener is gone
                     while (true) {
                         const auto e = unique_event();
-                        const auto res = conn.round_trip(signed_post("/webhooks/mesh", e.body, kFixtureSecret));
+                        const auto res =
+                            conn.round_trip(signed_post("/webhooks/mesh", e.body, kFixtureSecret));
                         if (!res) break;  // closed by the drain: reconnect (or fail to)
                         ++answered;
                         if (res->status == 200) {
@@ -465,25 +517,38 @@ TEST_F(IngestServer, SigtermDuringLoadLosesNoAcknowledgedEventAndExitsZero) {
 TEST_F(IngestServer, MetricsAndHealthEndpointsExposeTheIngestCounters) {
     IngestProcess ingest(broker_.bootstrap());
     const auto e = unique_event();
-    ASSERT_EQ(status_of(request_once(ingest.port(), signed_post("/webhooks/mesh", e.body, kFixtureSecret))), 200u);
-    ASSERT_EQ(status_of(request_once(ingest.port(), signed_post("/webhooks/mesh", fixture("91-missing-transfer-id.json"),
-                                                      kFixtureSecret))),
-              400u);
+    ASSERT_EQ(status_of(request_once(ingest.port(),
+                                     signed_post("/webhooks/mesh", e.body, kFixtureSecret))),
+              200u);
+    ASSERT_EQ(
+        status_of(request_once(
+            ingest.port(),
+            signed_post("/webhooks/mesh", fixture("91-missing-transfer-id.json"), kFixtureSecret))),
+        400u);
     const auto healthz = request_once(ingest.port(), get_request("/healthz"));
     ASSERT_TRUE(healthz);
     EXPECT_EQ(healthz->status, 200u);
-    ASSERT_TRUE(eventually_metric(ingest, R"(meshhook_ingest_requests_total{route="healthz",status="200"})", 1));
+    ASSERT_TRUE(eventually_metric(
+        ingest, R"(meshhook_ingest_requests_total{route="healthz",status="200"})", 1));
     const auto res = request_once(ingest.port(), get_request("/metrics"));
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200u);
     EXPECT_NE(res->header("content-type").find("text/plain"), std::string::npos);
     const auto& m = res->body;
-    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_requests_total{route="webhook",status="200"})"), 1);
-    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_requests_total{route="webhook",status="400"})"), 1);
-    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_requests_total{route="healthz",status="200"})"), 1);
+    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_requests_total{route="webhook",status="200"})"),
+              1);
+    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_requests_total{route="webhook",status="400"})"),
+              1);
+    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_requests_total{route="healthz",status="200"})"),
+              1);
     EXPECT_EQ(metric_value(m, R"(meshhook_ingest_published_total{environment="production"})"), 1);
-    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_dlq_writes_total{environment="production",reason="missing_transfer_id"})"), 1);
-    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_request_duration_seconds_count{route="webhook"})"), 2);
+    EXPECT_EQ(
+        metric_value(
+            m,
+            R"(meshhook_ingest_dlq_writes_total{environment="production",reason="missing_transfer_id"})"),
+        1);
+    EXPECT_EQ(metric_value(m, R"(meshhook_ingest_request_duration_seconds_count{route="webhook"})"),
+              2);
     EXPECT_EQ(metric_value(m, "meshhook_ingest_kafka_ack_duration_seconds_count"), 2);
     EXPECT_EQ(metric_value(m, "meshhook_ingest_in_flight_requests"), 0);
     EXPECT_EQ(metric_value(m, "meshhook_ingest_producer_queue_depth"), 0);
@@ -495,32 +560,36 @@ TEST_F(IngestServer, AllowListRefusesOtherClientsAndBelievesOnlyTrustedProxies) 
     {
         IngestProcess ingest(broker_.bootstrap(), with_args({"--allow-ips", "20.22.113.37/32"}));
         const auto e = unique_event();
-        const auto res = request_once(ingest.port(), signed_post("/webhooks/mesh", e.body, kFixtureSecret));
+        const auto res =
+            request_once(ingest.port(), signed_post("/webhooks/mesh", e.body, kFixtureSecret));
         ASSERT_TRUE(res);
         EXPECT_EQ(res->status, 403u);
         // Without a trusted proxy, X-Forwarded-For is the client's own claim: ignored.
         const auto spoofed = request_once(
-            ingest.port(), post_request("/webhooks/mesh", e.body,
-                                        {{"X-Mesh-Signature-256", common::sign(kFixtureSecret, e.body)},
-                                         {"X-Forwarded-For", "20.22.113.37"}}));
+            ingest.port(),
+            post_request("/webhooks/mesh", e.body,
+                         {{"X-Mesh-Signature-256", common::sign(kFixtureSecret, e.body)},
+                          {"X-Forwarded-For", "20.22.113.37"}}));
         ASSERT_TRUE(spoofed);
         EXPECT_EQ(spoofed->status, 403u);
     }
-    IngestProcess ingest(broker_.bootstrap(),
-                         with_args({"--allow-ips", "20.22.113.37", "--trusted-proxies", "127.0.0.0/8"}));
+    IngestProcess ingest(broker_.bootstrap(), with_args({"--allow-ips", "20.22.113.37",
+                                                         "--trusted-proxies", "127.0.0.0/8"}));
     const auto ok = unique_event();
-    const auto via_proxy = request_once(
-        ingest.port(), post_request("/webhooks/mesh", ok.body,
-                                    {{"X-Mesh-Signature-256", common::sign(kFixtureSecret, ok.body)},
-                                     {"X-Forwarded-For", "20.22.113.37"}}));
+    const auto via_proxy =
+        request_once(ingest.port(),
+                     post_request("/webhooks/mesh", ok.body,
+                                  {{"X-Mesh-Signature-256", common::sign(kFixtureSecret, ok.body)},
+                                   {"X-Forwarded-For", "20.22.113.37"}}));
     ASSERT_TRUE(via_proxy);
     EXPECT_EQ(via_proxy->status, 200u);
     // The client prepends whatever it likes; the proxy appends the real address.
     const auto other = unique_event();
     const auto forged = request_once(
-        ingest.port(), post_request("/webhooks/mesh", other.body,
-                                    {{"X-Mesh-Signature-256", common::sign(kFixtureSecret, other.body)},
-                                     {"X-Forwarded-For", "20.22.113.37, 198.51.100.7"}}));
+        ingest.port(),
+        post_request("/webhooks/mesh", other.body,
+                     {{"X-Mesh-Signature-256", common::sign(kFixtureSecret, other.body)},
+                      {"X-Forwarded-For", "20.22.113.37, 198.51.100.7"}}));
     ASSERT_TRUE(forged);
     EXPECT_EQ(forged->status, 403u);
     const auto records = read_topic(broker_.bootstrap(), kTopic);
@@ -531,12 +600,14 @@ TEST_F(IngestServer, AllowListRefusesOtherClientsAndBelievesOnlyTrustedProxies) 
 TEST_F(IngestServer, ReplayWindowDeadLettersDeliveriesSentOutsideIt) {
     IngestProcess ingest(broker_.bootstrap(), with_args({"--max-sent-age-s", "300"}));
     // The fixtures were sent in 2025: a replay as far as this window is concerned.
-    const auto old = request_once(ingest.port(),
-                                  signed_post("/webhooks/mesh", fixture("03-succeeded.json"), kFixtureSecret));
+    const auto old = request_once(
+        ingest.port(), signed_post("/webhooks/mesh", fixture("03-succeeded.json"), kFixtureSecret));
     ASSERT_TRUE(old);
     EXPECT_EQ(old->status, 400u);
     const auto fresh = unique_event();
-    EXPECT_EQ(status_of(request_once(ingest.port(), signed_post("/webhooks/mesh", fresh.body, kFixtureSecret))), 200u);
+    EXPECT_EQ(status_of(request_once(ingest.port(),
+                                     signed_post("/webhooks/mesh", fresh.body, kFixtureSecret))),
+              200u);
     const auto dead = read_topic(broker_.bootstrap(), kDlq);
     ASSERT_EQ(dead.size(), 1u);
     EXPECT_EQ(header_of(dead[0], "reason"), "sent_timestamp_outside_window");
@@ -576,13 +647,14 @@ TEST_F(IngestServer, ServesWebhooksOverTls) {
     IngestProcess ingest(broker_.bootstrap(), options);
     ASSERT_TRUE(wait_until(
         [&] {
-            const auto r = https_request(ingest.port(), get_request("/readyz", false), cert.cert_path());
+            const auto r =
+                https_request(ingest.port(), get_request("/readyz", false), cert.cert_path());
             return r && r->status == 200;
         },
         20s));
     const auto e = unique_event();
-    const auto res = https_request(ingest.port(), signed_post("/webhooks/mesh", e.body, kFixtureSecret),
-                                   cert.cert_path());
+    const auto res = https_request(
+        ingest.port(), signed_post("/webhooks/mesh", e.body, kFixtureSecret), cert.cert_path());
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200u) << res->body;
     // Plain HTTP on the TLS port gets no HTTP answer.

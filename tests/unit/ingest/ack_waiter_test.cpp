@@ -1,7 +1,6 @@
 // Who answers a webhook: the delivery report or the ack timer, exactly once.
-#include <gtest/gtest.h>
-
 #include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
 
 #include <thread>
 
@@ -20,7 +19,9 @@ std::shared_ptr<AckWaiter> make_waiter(boost::asio::io_context& ioc, Answers& an
         ioc.get_executor(), [&answers](PublishOutcome o) { answers.outcomes.push_back(o); }, h);
 }
 
-common::DeliveryReport ok_report() { return {}; }
+common::DeliveryReport ok_report() {
+    return {};
+}
 common::DeliveryReport failed_report() {
     common::DeliveryReport r;
     r.error_code = -192;  // RD_KAFKA_RESP_ERR__MSG_TIMED_OUT

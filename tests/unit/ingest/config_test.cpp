@@ -1,10 +1,10 @@
 // Settings -> IngestConfig: defaults, per-environment secrets, and one line
 // naming the setting for every bad value.
+#include "ingest/config.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-
-#include "ingest/config.hpp"
 
 namespace meshhook::ingest {
 namespace {
@@ -16,10 +16,11 @@ class Config : public ::testing::Test {
 protected:
     void SetUp() override {
         // Settings::parse reads the environment: keep the test's own out of it.
-        for (const char* v : {"MESH_WEBHOOK_SECRET", "KAFKA_BROKERS", "INGEST_LISTEN", "KAFKA_TOPIC",
-                              "KAFKA_DLQ_TOPIC", "INGEST_MAX_BODY_BYTES", "INGEST_ACK_TIMEOUT_MS",
-                              "INGEST_ALLOW_IPS", "INGEST_TRUSTED_PROXIES", "INGEST_TLS_CERT",
-                              "INGEST_TLS_KEY", "LOG_FORMAT", "LOG_LEVEL", "INGEST_THREADS"}) {
+        for (const char* v :
+             {"MESH_WEBHOOK_SECRET", "KAFKA_BROKERS", "INGEST_LISTEN", "KAFKA_TOPIC",
+              "KAFKA_DLQ_TOPIC", "INGEST_MAX_BODY_BYTES", "INGEST_ACK_TIMEOUT_MS",
+              "INGEST_ALLOW_IPS", "INGEST_TRUSTED_PROXIES", "INGEST_TLS_CERT", "INGEST_TLS_KEY",
+              "LOG_FORMAT", "LOG_LEVEL", "INGEST_THREADS"}) {
             ::unsetenv(v);
         }
     }
@@ -96,7 +97,8 @@ TEST_F(Config, ListOfOnlySeparatorsIsNoSecret) {
 }
 
 TEST_F(Config, ProductionConfiguredTwiceIsRefused) {
-    const auto e = error_of({"--brokers", "k:9092", "--webhook-secret", "a"}, {{"PRODUCTION", "b"}});
+    const auto e =
+        error_of({"--brokers", "k:9092", "--webhook-secret", "a"}, {{"PRODUCTION", "b"}});
     EXPECT_NE(e.find("MESH_WEBHOOK_SECRET_PRODUCTION"), std::string::npos) << e;
 }
 
@@ -122,7 +124,8 @@ TEST_F(Config, EveryBadValueNamesItsSetting) {
         {{"--topic", "bad topic"}, "--topic (KAFKA_TOPIC)"},
         {{"--dlq-topic", "mesh.transfer-events"}, "--dlq-topic"},
         {{"--read-timeout-ms", "1"}, "--read-timeout-ms"},
-        {{"--kafka-message-timeout-ms", "100", "--ack-timeout-ms", "200"}, "--kafka-message-timeout-ms"},
+        {{"--kafka-message-timeout-ms", "100", "--ack-timeout-ms", "200"},
+         "--kafka-message-timeout-ms"},
         {{"--log-format", "xml"}, "--log-format (LOG_FORMAT)"},
         {{"--log-level", "loud"}, "--log-level (LOG_LEVEL)"},
     };

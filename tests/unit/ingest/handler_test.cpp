@@ -1,12 +1,12 @@
 // The request path without sockets or Kafka: request in, response or
 // publication out; publication outcome in, response out.
-#include <gtest/gtest.h>
+#include "ingest/handler.hpp"
 
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <gtest/gtest.h>
 
 #include "common/signature.hpp"
-#include "ingest/handler.hpp"
 #include "tests/support/process.hpp"
 
 namespace meshhook::ingest {
@@ -36,11 +36,14 @@ Request post(std::string target, std::string body, std::optional<std::string> si
     return r;
 }
 
-Request signed_post(std::string target, const std::string& body, std::string_view secret = kSecret) {
+Request signed_post(std::string target, const std::string& body,
+                    std::string_view secret = kSecret) {
     return post(std::move(target), body, common::sign(secret, body));
 }
 
-Request get(std::string target) { return Request{http::verb::get, target, 11}; }
+Request get(std::string target) {
+    return Request{http::verb::get, target, 11};
+}
 
 std::string header_of(const Publication& p, std::string_view name) {
     for (const auto& [k, v] : p.headers) {
@@ -96,7 +99,8 @@ TEST_F(Handler, SignedEventBecomesAPublicationKeyedByTransferIdWithTheExactBytes
 
 TEST_F(Handler, AcknowledgedEventIsAnswered200AndCounted) {
     auto action = handle(signed_post("/webhooks/mesh", fixture("03-succeeded.json")));
-    const auto res = handler_.complete(action.publication(), PublishOutcome::kAcknowledged, 11, true);
+    const auto res =
+        handler_.complete(action.publication(), PublishOutcome::kAcknowledged, 11, true);
     EXPECT_EQ(res.result_int(), 200u);
     EXPECT_EQ(res.body(),
               R"({"status":"accepted","eventId":"7d3e5f10-1111-4a2b-9c3d-000000000003",)"
@@ -200,8 +204,8 @@ TEST_F(Handler, RejectsBodySignedWithRotatedOutSecret) {
 
 TEST_F(Handler, AcceptsTheLegacySignatureHeaderName) {
     const auto body = fixture("02-processing.json");
-    auto action = handle(post("/webhooks/mesh", body, common::sign(kSecret, body),
-                              common::kLegacySignatureHeader));
+    auto action = handle(
+        post("/webhooks/mesh", body, common::sign(kSecret, body), common::kLegacySignatureHeader));
     EXPECT_FALSE(action.is_response());
 }
 
@@ -263,7 +267,8 @@ TEST_F(Handler, ConnectionCloseIsHonouredInTheResponse) {
     Request r = get("/healthz");
     r.keep_alive(false);
     EXPECT_FALSE(handle(r).response().keep_alive());
-    auto action = handler_.handle(get("/healthz"), {IpAddress::parse("127.0.0.1").value(), false}, kNow);
+    auto action =
+        handler_.handle(get("/healthz"), {IpAddress::parse("127.0.0.1").value(), false}, kNow);
     EXPECT_FALSE(action.response().keep_alive());
 }
 
@@ -329,9 +334,12 @@ protected:
 };
 
 TEST_F(HandlerWithReplayWindow, AcceptsDeliveriesSentInsideTheWindowInSecondsOrMilliseconds) {
-    EXPECT_EQ(handle(signed_post("/webhooks/mesh", body_sent_at(1'795'860'000 - 299))).publication().kind,
-              Publication::Kind::kEvent);
-    EXPECT_EQ(handle(signed_post("/webhooks/mesh", body_sent_at(1'795'860'000'000 + 1000))).publication().kind,
+    EXPECT_EQ(
+        handle(signed_post("/webhooks/mesh", body_sent_at(1'795'860'000 - 299))).publication().kind,
+        Publication::Kind::kEvent);
+    EXPECT_EQ(handle(signed_post("/webhooks/mesh", body_sent_at(1'795'860'000'000 + 1000)))
+                  .publication()
+                  .kind,
               Publication::Kind::kEvent);
 }
 
@@ -342,8 +350,9 @@ TEST_F(HandlerWithReplayWindow, DeadLettersDeliveriesSentOutsideTheWindow) {
         EXPECT_EQ(action.publication().kind, Publication::Kind::kDeadLetter);
         EXPECT_EQ(header_of(action.publication(), "reason"), "sent_timestamp_outside_window");
     }
-    auto missing = handle(signed_post(
-        "/webhooks/mesh", std::string(R"({"Id":"d1","TransferId":"t1","TransferStatus":"Pending"})")));
+    auto missing = handle(
+        signed_post("/webhooks/mesh",
+                    std::string(R"({"Id":"d1","TransferId":"t1","TransferStatus":"Pending"})")));
     EXPECT_EQ(header_of(missing.publication(), "reason"), "missing_sent_timestamp");
 }
 

@@ -1,12 +1,15 @@
+#include "ingest/ip_filter.hpp"
+
 #include <gtest/gtest.h>
 
 #include "common/config.hpp"
-#include "ingest/ip_filter.hpp"
 
 namespace meshhook::ingest {
 namespace {
 
-IpAddress ip(std::string_view s) { return IpAddress::parse(s).value(); }
+IpAddress ip(std::string_view s) {
+    return IpAddress::parse(s).value();
+}
 
 TEST(IpNetwork, ContainsAddressesUnderItsPrefixOnly) {
     const auto net = IpNetwork::parse("10.1.2.3/8").value();
@@ -38,7 +41,8 @@ TEST(IpNetwork, Ipv6Prefixes) {
 }
 
 TEST(IpNetwork, RejectsMalformedInput) {
-    for (const char* bad : {"", "10.0.0.0/", "10.0.0.0/33", "10.0.0/8", "::/129", "host", "1.2.3.4/x"}) {
+    for (const char* bad :
+         {"", "10.0.0.0/", "10.0.0.0/33", "10.0.0/8", "::/129", "host", "1.2.3.4/x"}) {
         EXPECT_FALSE(IpNetwork::parse(bad)) << bad;
     }
 }
