@@ -193,6 +193,7 @@ Scenario random_scenario(std::size_t transfers, std::uint64_t seed) {
 
         std::int64_t sent_s = base_s - 300 + static_cast<std::int64_t>(rng.below(200));
         std::vector<Delivery> planned;
+        std::vector<Delivery> late;  // retries that arrive after later events
         for (std::size_t k = 0; k < events.size(); ++k) {
             const auto& e = events[k];
             const std::string label = "transfer " + std::to_string(i + 1) + " " + e.status;
@@ -202,10 +203,11 @@ Scenario random_scenario(std::size_t transfers, std::uint64_t seed) {
             // A retry is Mesh sending the same event again: same EventId, new
             // delivery Id and SentTimestamp, possibly after later events.
             if (rng.chance(20)) {
-                planned.push_back(
-                    {label + " (retry)", body(t, e, status_text(rng, e.status), uuid(rng), sent_s++)});
+                Delivery retry{label + " (retry)", body(t, e, status_text(rng, e.status), uuid(rng), sent_s++)};
+                (rng.chance(50) ? planned : late).push_back(std::move(retry));
             }
         }
+        for (auto& d : late) planned.push_back(std::move(d));
         // Out of order: swap a random adjacent pair now and then.
         if (planned.size() > 1 && rng.chance(20)) {
             const auto at = rng.below(planned.size() - 1);

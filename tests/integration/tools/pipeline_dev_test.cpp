@@ -236,6 +236,14 @@ TEST(DevRandom, ThousandTransfersEndWithEverySucceededTransferCreditedOnce) {
         EXPECT_TRUE(expected.contains(transfer)) << "credited but not succeeded: " << transfer;
     }
 
+    // The real ingest refuses a wrong secret with 401; send says so in one line.
+    const auto refused = run_meshhook({"send", "--url", *url, "--secret", "whsec_wrong", "--max-attempts", "1",
+                                       "--scenario", "demo"});
+    EXPECT_EQ(refused.code, 1);
+    EXPECT_NE(refused.out.find("401 x5"), std::string::npos) << refused.out;
+    ASSERT_EQ(lines_of(refused.err).size(), 1U) << refused.err;
+    EXPECT_NE(refused.err.find("check --secret"), std::string::npos) << refused.err;
+
     dev.process().signal(SIGINT);
     EXPECT_EQ(dev.process().wait(30s), 0);
 }
