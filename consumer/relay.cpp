@@ -174,7 +174,12 @@ bool OutboxRelay::send(Store& store, common::Producer& producer,
             break;
         }
     }
-    const int remaining = producer.flush(kFlushTimeout);
+    int remaining = producer.flush(kFlushTimeout);
+    // Never scan or resend while a send of ours may still land: wait for
+    // every report (message.timeout.ms bounds it), unless shutting down.
+    while (remaining > 0 && !stopping_.load()) {
+        remaining = producer.flush(std::chrono::seconds(5));
+    }
     // flush() returns when the queue is empty, which can be a moment before
     // the last report's handler has run on the poller thread.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
@@ -183,20 +188,27 @@ bool OutboxRelay::send(Store& store, common::Producer& producer,
             std::this_thread::yield();
         }
     }
-    std::vector<SentMark> marks;
-    std::map<std::string_view, std::uint64_t> per_topic;
-    bool all_ok = enqueued == rows.size();
-    for (std::size_t i = 0; i < enqueued; ++i) {
-        if (deliveries[i].ok()) {
-            marks.push_back({rows[i].id, deliveries[i].partition(), deliveries[i].offset()});
-            ++per_topic[rows[i].topic];
-        } else {
-            all_ok = false;
-        }
+    bool all_ok = enqueued == rows.size() && remaining == 0;
+    for (std::size_t i = 0; i < enqueued && all_ok; ++i) {
+        all_ok = deliveries[i].ok();
     }
     if (remaining > 0) {
         orphans_.push_back(std::move(deliveries));  // reports may still come
-        all_ok = false;
+    }
+    std::vector<SentMark> marks;
+    std::map<std::string_view, std::uint64_t> per_topic;
+    if (all_ok) {
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            marks.push_back({rows[i].id, deliveries[i].partition(), deliveries[i].offset()});
+            ++per_topic[rows[i].topic];
+        }
+    } else {
+        // Mark nothing from a batch with a failure: the scan that follows
+        // starts at the last marked offsets and so finds every row of this
+        // batch that did land, whatever its partition.
+        common::log_warn("outbox relay: a delivery of " + std::to_string(rows.size()) +
+                         " rows failed; scanning the topics before retrying");
+        return false;
     }
     store.mark_sent(marks, wall_ms());
     sent_.fetch_add(marks.size());
@@ -205,11 +217,7 @@ bool OutboxRelay::send(Store& store, common::Producer& producer,
             metrics_->outbox_sent(topic, n);
         }
     }
-    if (!all_ok) {
-        common::log_warn("outbox relay: " + std::to_string(rows.size() - marks.size()) +
-                         " of " + std::to_string(rows.size()) + " rows not delivered; retrying");
-    }
-    return all_ok;
+    return true;
 }
 
 bool OutboxRelay::recover(Store& store) {
