@@ -100,6 +100,7 @@ private:
     std::atomic<int> ingest_port_{0};
     std::uint16_t metrics_port_ = 0;
     bool interrupted_ = false;
+    bool demo_mode_ = false;
     std::string failure_;
 };
 
@@ -115,6 +116,7 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
     }
 
     const bool demo_mode = settings.is_set("demo");
+    demo_mode_ = demo_mode;
     std::string secret = first_secret(settings.get("secret"));
     if (secret.empty()) secret = random_secret();
 
@@ -337,7 +339,10 @@ int Dev::finish(bool ok) {
     ingest_.reset();
     consumer_.reset();
     if (!failure_.empty()) return fail(kProgram, failure_);
-    return ok || interrupted_ ? 0 : 1;
+    if (ok) return 0;
+    // Ctrl-C is how a plain `dev` ends; an interrupted demo did not show its result.
+    if (interrupted_) return demo_mode_ ? (fail(kProgram, "demo interrupted"), 130) : 0;
+    return 1;
 }
 
 }  // namespace
