@@ -118,8 +118,10 @@ IngestConfig load_config(const common::Settings& s,
             }
         }
         if (c.environment_index(name)) {
-            throw ConfigError(variable + ": environment \"" + name +
-                              "\" already configured by MESH_WEBHOOK_SECRET");
+            std::string line = variable;
+            line.append(": environment \"").append(name).append("\" already configured by ");
+            line.append(kSecretEnv);
+            throw ConfigError(line);
         }
         c.environments.push_back({name, secrets_from(variable, value)});
     }
@@ -139,7 +141,7 @@ IngestConfig load_config(const common::Settings& s,
     c.threads =
         static_cast<unsigned>(common::parse_uint(s.describe("threads"), s.get("threads"), 1, 256));
     c.max_body_bytes = common::parse_uint(s.describe("max-body-bytes"), s.get("max-body-bytes"), 64,
-                                          64 * 1024 * 1024);
+                                          64ULL * 1024 * 1024);
     c.ack_timeout = millis(s, "ack-timeout-ms", 1, 60000);
     c.max_connections =
         common::parse_uint(s.describe("max-connections"), s.get("max-connections"), 1, 1000000);
@@ -149,8 +151,8 @@ IngestConfig load_config(const common::Settings& s,
         // Without an allow-list nothing reads X-Forwarded-For: say so rather than ignore it.
         throw ConfigError(s.describe("trusted-proxies") + ": only meaningful with --allow-ips");
     }
-    const auto max_age =
-        common::parse_uint(s.describe("max-sent-age-s"), s.get("max-sent-age-s"), 0, 7 * 24 * 3600);
+    const auto max_age = common::parse_uint(s.describe("max-sent-age-s"), s.get("max-sent-age-s"),
+                                            0, 7ULL * 24 * 3600);
     if (max_age > 0) c.max_sent_age = std::chrono::seconds(static_cast<std::int64_t>(max_age));
 
     c.tls_cert = s.get("tls-cert");

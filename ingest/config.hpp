@@ -34,7 +34,7 @@ struct IngestConfig {
     std::string topic = "mesh.transfer-events";
     std::string dlq_topic = "mesh.transfer-events.dlq";
     unsigned threads = 1;
-    std::size_t max_body_bytes = 64 * 1024;
+    std::size_t max_body_bytes = std::size_t{64} * 1024;
     std::chrono::milliseconds ack_timeout{150};
     std::size_t max_connections = 10000;
     std::vector<IpNetwork> allow_ips;                  // empty: every client address is allowed

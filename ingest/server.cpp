@@ -36,7 +36,7 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using boost::system::error_code;
 
-constexpr std::size_t kHeaderLimit = 16 * 1024;
+constexpr std::size_t kHeaderLimit = std::size_t{16} * 1024;
 constexpr std::size_t kFirstReadChunk = 4096;
 // After an error response the connection is closed: the client gets this
 // long to read the response before the socket goes (a close with unread
