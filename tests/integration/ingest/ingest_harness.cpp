@@ -97,7 +97,7 @@ std::optional<HttpResponse> HttpConnection::read_response(std::chrono::milliseco
     const auto deadline = Clock::now() + timeout;
     http::response_parser<http::string_body> parser;
     parser.eager(true);
-    parser.body_limit(16 * 1024 * 1024);
+    parser.body_limit(std::uint64_t{16} * 1024 * 1024);
     while (true) {
         // Feed what is buffered; keep what belongs to the next (pipelined) response.
         while (!buffer_.empty() && !parser.is_done()) {

@@ -27,7 +27,7 @@ IngestConfig test_config() {
     return c;
 }
 
-Request post(std::string target, std::string body, std::optional<std::string> signature,
+Request post(const std::string& target, std::string body, std::optional<std::string> signature,
              std::string_view header = common::kSignatureHeader) {
     Request r{http::verb::post, target, 11};
     if (signature) r.set(header, *signature);
@@ -36,12 +36,12 @@ Request post(std::string target, std::string body, std::optional<std::string> si
     return r;
 }
 
-Request signed_post(std::string target, const std::string& body,
+Request signed_post(const std::string& target, const std::string& body,
                     std::string_view secret = kSecret) {
-    return post(std::move(target), body, common::sign(secret, body));
+    return post(target, body, common::sign(secret, body));
 }
 
-Request get(std::string target) {
+Request get(const std::string& target) {
     return Request{http::verb::get, target, 11};
 }
 
@@ -53,7 +53,7 @@ std::string header_of(const Publication& p, std::string_view name) {
 }
 
 // A fixed "now" (late 2026), in seconds since the epoch.
-const auto kNow = std::chrono::system_clock::time_point(1'795'860'000s);
+constexpr auto kNow = std::chrono::system_clock::time_point(1'795'860'000s);
 
 class Handler : public ::testing::Test {
 protected:
