@@ -86,6 +86,8 @@ void declare_settings(common::Settings& s) {
               "On SIGTERM: longest wait for in-flight requests, then for the producer flush"})
         .add({"kafka-message-timeout-ms", "INGEST_KAFKA_MESSAGE_TIMEOUT_MS", "10000",
               "How long the producer keeps retrying one message (late reports stop after it)"})
+        .add({"max-queued-messages", "INGEST_MAX_QUEUED_MESSAGES", "100000",
+              "Records the producer may hold unacknowledged; beyond it webhooks get 503"})
         .add({"log-format", "LOG_FORMAT", "text", "text or json"})
         .add({"log-level", "LOG_LEVEL", "info", "trace, debug, info, warn or error"});
 }
@@ -174,6 +176,8 @@ IngestConfig load_config(const common::Settings& s,
         throw ConfigError(s.describe("kafka-message-timeout-ms") +
                           ": must not be shorter than --ack-timeout-ms");
     }
+    c.max_queued_messages = common::parse_uint(s.describe("max-queued-messages"),
+                                               s.get("max-queued-messages"), 1, 10000000);
     try {
         c.log_format = common::parse_log_format(s.get("log-format"));
     } catch (const ConfigError& e) {

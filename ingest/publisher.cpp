@@ -58,6 +58,9 @@ common::KafkaConfig producer_config(const IngestConfig& config) {
         // librdkafka backs off up to 10 s between reconnects by default: after a
         // broker outage that is 10 s of 503s with the broker already back.
         {"reconnect.backoff.max.ms", "1000"},
+        // Bounds memory and the backlog during an outage; a full queue is
+        // back-pressure, answered 503 at once rather than after the ack timeout.
+        {"queue.buffering.max.messages", std::to_string(config.max_queued_messages)},
     };
 }
 

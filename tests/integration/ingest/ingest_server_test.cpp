@@ -468,6 +468,33 @@ TEST_F(IngestServer,
         6);
 }
 
+TEST_F(IngestServer, FullProducerQueueIs503AtOnce) {
+    IngestProcess ingest(broker_.bootstrap(), with_args({"--max-queued-messages", "2"}));
+    for (int id = 1; id <= 3; ++id) broker_.broker_down(id);
+    HttpConnection conn(ingest.port());
+    // Two records wait in the producer for the brokers (ack timeout)...
+    for (int i = 0; i < 2; ++i) {
+        const auto res =
+            conn.round_trip(signed_post("/webhooks/mesh", unique_event().body, kFixtureSecret));
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 503u);
+    }
+    // ...and the third finds the queue full: refused without waiting for Kafka.
+    const auto full =
+        conn.round_trip(signed_post("/webhooks/mesh", unique_event().body, kFixtureSecret));
+    ASSERT_TRUE(full);
+    EXPECT_EQ(full->status, 503u);
+    EXPECT_NE(full->body.find("queue_full"), std::string::npos) << full->body;
+    EXPECT_FALSE(full->header("retry-after").empty());
+    EXPECT_LT(full->elapsed, 100ms) << "no wait for the ack timeout";
+    const auto metrics = ingest.metrics();
+    EXPECT_EQ(metric_value(metrics, R"(meshhook_ingest_unavailable_total{reason="queue_full"})"),
+              1);
+    EXPECT_EQ(metric_value(metrics, R"(meshhook_ingest_unavailable_total{reason="ack_timeout"})"),
+              2);
+    EXPECT_EQ(metric_value(metrics, "meshhook_ingest_producer_queue_depth"), 2);
+}
+
 TEST_F(IngestServer, SigtermDuringLoadLosesNoAcknowledgedEventAndExitsZero) {
     IngestProcess ingest(broker_.bootstrap());
     const auto port = ingest.port();
