@@ -108,6 +108,9 @@ IngestConfig load_config(const common::Settings& s,
              secrets_from(s.describe("webhook-secret"), s.get("webhook-secret"))});
     }
     for (const auto& [suffix, value] : env_secrets) {
+        // Empty counts as unset, as for every other setting: deployments
+        // commonly define `FOO=` to mean "not configured".
+        if (value.empty()) continue;
         const std::string variable = std::string(kSecretEnvPrefix) + suffix;
         std::string name;
         for (char ch : suffix) {

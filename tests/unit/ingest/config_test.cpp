@@ -96,6 +96,12 @@ TEST_F(Config, ListOfOnlySeparatorsIsNoSecret) {
     EXPECT_NE(e2.find("MESH_WEBHOOK_SECRET_SANDBOX"), std::string::npos) << e2;
 }
 
+TEST_F(Config, EmptySuffixedVariableCountsAsUnset) {
+    const auto c = load({"--brokers", "k:9092", "--webhook-secret", "a"}, {{"SANDBOX", ""}});
+    EXPECT_EQ(c.environments.size(), 1u);
+    EXPECT_FALSE(c.environment_index("sandbox"));
+}
+
 TEST_F(Config, ProductionConfiguredTwiceIsRefused) {
     const auto e =
         error_of({"--brokers", "k:9092", "--webhook-secret", "a"}, {{"PRODUCTION", "b"}});
