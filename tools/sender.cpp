@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <mutex>
 #include <ostream>
@@ -98,9 +99,10 @@ void worker(Shared& shared) {
                     ++shared.summary.answers[answer];
                     if (result.response) shared.summary.latencies_ms.push_back(ms);
                     if (o.verbose) {
-                        shared.log << delivery.name << ": " << last
-                                   << (attempt > 1 ? " (attempt " + std::to_string(attempt) + ")" : "")
-                                   << "\n";
+                        shared.log
+                            << delivery.name << ": " << last
+                            << (attempt > 1 ? " (attempt " + std::to_string(attempt) + ")" : "")
+                            << "\n";
                     }
                 }
                 if (result.response && result.response->status == 200) {
@@ -129,9 +131,10 @@ void worker(Shared& shared) {
     }
 }
 
-double percentile(std::vector<double>& sorted, double p) {
+double percentile(const std::vector<double>& sorted, double p) {
     if (sorted.empty()) return 0;
-    const auto rank = static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
+    const auto rank =
+        static_cast<std::size_t>(std::lround(p * static_cast<double>(sorted.size() - 1)));
     return sorted[std::min(rank, sorted.size() - 1)];
 }
 
@@ -141,8 +144,8 @@ SendSummary send_streams(const std::vector<Stream>& streams, const SendOptions& 
                          std::ostream& log) {
     Shared shared{streams, options, log, Pacer(options.rate), {}, {}, {}};
     const auto start = Clock::now();
-    const unsigned workers =
-        std::max(1U, std::min<unsigned>(options.concurrency, static_cast<unsigned>(streams.size())));
+    const unsigned workers = std::max(
+        1U, std::min<unsigned>(options.concurrency, static_cast<unsigned>(streams.size())));
     std::vector<std::thread> threads;
     threads.reserve(workers);
     for (unsigned i = 0; i < workers; ++i) threads.emplace_back([&shared] { worker(shared); });
@@ -166,9 +169,10 @@ std::string format_summary(const SendSummary& s) {
     auto sorted = s.latencies_ms;
     std::sort(sorted.begin(), sorted.end());
     char buf[200];
-    std::snprintf(buf, sizeof buf, "; latency ms p50 %.1f p90 %.1f p99 %.1f max %.1f; %.2f s",
+    std::snprintf(buf, sizeof buf,
+                  "; latency ms p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f; %.2f s",
                   percentile(sorted, 0.5), percentile(sorted, 0.9), percentile(sorted, 0.99),
-                  sorted.empty() ? 0.0 : sorted.back(), s.elapsed_s);
+                  percentile(sorted, 0.999), sorted.empty() ? 0.0 : sorted.back(), s.elapsed_s);
     out += buf;
     if (s.elapsed_s > 0) {
         std::snprintf(buf, sizeof buf, " (%.0f attempts/s)",
