@@ -24,7 +24,9 @@ using common::ConfigError;
 std::atomic<bool> g_stop{false};
 static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
 
-extern "C" void on_stop_signal(int /*sig*/) { g_stop.store(true); }
+extern "C" void on_stop_signal(int /*sig*/) {
+    g_stop.store(true);
+}
 
 std::chrono::milliseconds millis(const common::Settings& s, std::string_view flag,
                                  std::uint64_t min, std::uint64_t max) {
@@ -108,7 +110,8 @@ ConsumerConfig load_config(const common::Settings& s) {
         c.policy.load_destination_file(s.describe("destination-addresses-file"),
                                        s.get("destination-addresses-file"));
     }
-    c.metrics_listen = common::parse_host_port(s.describe("metrics-listen"), s.get("metrics-listen"));
+    c.metrics_listen =
+        common::parse_host_port(s.describe("metrics-listen"), s.get("metrics-listen"));
     c.session_timeout = millis(s, "session-timeout-ms", 1000, 3600000);
     c.drain_timeout = millis(s, "drain-timeout-ms", 0, 600000);
     c.log_format = common::parse_log_format(s.get("log-format"));
@@ -149,10 +152,10 @@ int run(int argc, char** argv) {
     } catch (const StoreError& e) {
         common::fail_config(kProgram, ConfigError(settings.describe("store") + ": " + e.what()));
     }
-    common::log_info("starting: brokers=" + config.brokers + " group=" + config.group_id +
-                     " input=" + config.topics.input + " store=" +
-                     redact_store_url(config.store_url) + " (" + std::string(store->kind()) +
-                     ", schema v" + std::to_string(store->schema_version()) + ")");
+    common::log_info(
+        "starting: brokers=" + config.brokers + " group=" + config.group_id +
+        " input=" + config.topics.input + " store=" + redact_store_url(config.store_url) + " (" +
+        std::string(store->kind()) + ", schema v" + std::to_string(store->schema_version()) + ")");
 
     common::Registry registry;
     ConsumerMetrics metrics(registry);

@@ -10,8 +10,7 @@ BatchApplier::BatchApplier(Policy policy, Topics topics)
     : policy_(std::move(policy)), topics_(std::move(topics)) {}
 
 BatchResult BatchApplier::apply(Store& store, std::span<const InputRecord> records,
-                                std::span<const PartitionAdvance> advances,
-                                std::int64_t now_ms) {
+                                std::span<const PartitionAdvance> advances, std::int64_t now_ms) {
     BatchResult result;
     BatchStats& stats = result.stats;
     auto tx = store.begin();
@@ -33,9 +32,9 @@ BatchResult BatchApplier::apply(Store& store, std::span<const InputRecord> recor
                 unparseable_anomaly(record.environment, record.topic, record.partition,
                                     record.offset, parsed.error.message(), record.value);
             tx->add_anomaly(anomaly, now_ms);
-            if (tx->add_outbox({topics_.anomalies, std::string(record.key), anomaly.detail,
-                                anomaly.dedup_key},
-                               now_ms)) {
+            if (tx->add_outbox(
+                    {topics_.anomalies, std::string(record.key), anomaly.detail, anomaly.dedup_key},
+                    now_ms)) {
                 ++stats.outbox_rows;
                 ++stats.anomalies[anomaly.kind];
             }

@@ -41,7 +41,9 @@ ConsumeLoop::~ConsumeLoop() {
     }
 }
 
-void ConsumeLoop::subscribe() { consumer_->subscribe({options_.topics.input}); }
+void ConsumeLoop::subscribe() {
+    consumer_->subscribe({options_.topics.input});
+}
 
 void ConsumeLoop::close() {
     if (consumer_) {
@@ -108,9 +110,8 @@ void ConsumeLoop::on_revoke(common::Consumer& consumer,
     for (const common::TopicPartition& tp : partitions) {
         expected_.erase(tp.partition);
     }
-    std::erase_if(batch_, [this](const common::Message& m) {
-        return !expected_.contains(m.partition());
-    });
+    std::erase_if(batch_,
+                  [this](const common::Message& m) { return !expected_.contains(m.partition()); });
     try {
         consumer.unassign();
     } catch (const std::exception& e) {  // called from librdkafka's C code
@@ -156,8 +157,8 @@ void ConsumeLoop::collect(const std::atomic<bool>& stop) {
             if (now >= *deadline) {
                 break;
             }
-            timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                            *deadline - now));
+            timeout = std::min(
+                timeout, std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now));
         }
         common::Message m = consumer_->poll(timeout);
         if (!m) {
@@ -232,9 +233,9 @@ void ConsumeLoop::apply() {
         commit.push_back({a.topic, a.partition, a.next});
     }
     if (metrics_ != nullptr) {
-        metrics_->record(result.stats,
-                         std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
-                             .count());
+        metrics_->record(
+            result.stats,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     }
     if (result.stats.outbox_rows > 0 && on_commit_) {
         on_commit_();

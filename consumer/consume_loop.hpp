@@ -32,8 +32,8 @@ struct LoopOptions {
 class ConsumeLoop final : public common::RebalanceHandler {
 public:
     // `on_commit` runs after every committed batch that wrote outbox rows.
-    ConsumeLoop(LoopOptions options, Store& store, BatchApplier& applier,
-                ConsumerMetrics* metrics, std::function<void()> on_commit);
+    ConsumeLoop(LoopOptions options, Store& store, BatchApplier& applier, ConsumerMetrics* metrics,
+                std::function<void()> on_commit);
     ~ConsumeLoop();
     ConsumeLoop(const ConsumeLoop&) = delete;
     ConsumeLoop& operator=(const ConsumeLoop&) = delete;

@@ -56,23 +56,22 @@ HttpServer::HttpServer(std::string_view setting, const common::HostPort& listen,
     const int fd = ::socket(result->ai_family, result->ai_socktype | SOCK_CLOEXEC, 0);
     const int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    const bool bound = fd >= 0 && ::bind(fd, result->ai_addr, result->ai_addrlen) == 0 &&
-                       ::listen(fd, 64) == 0;
+    const bool bound =
+        fd >= 0 && ::bind(fd, result->ai_addr, result->ai_addrlen) == 0 && ::listen(fd, 64) == 0;
     const int bind_errno = errno;
     ::freeaddrinfo(result);
     if (!bound) {
         if (fd >= 0) {
             ::close(fd);
         }
-        throw common::ConfigError(std::string(setting) + ": cannot listen on " + listen.host +
-                                  ":" + port + ": " + std::strerror(bind_errno));
+        throw common::ConfigError(std::string(setting) + ": cannot listen on " + listen.host + ":" +
+                                  port + ": " + std::strerror(bind_errno));
     }
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = addr.ss_family == AF_INET6
-                ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
-                : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    port_ = addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                                       : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
     listen_fd_ = fd;
     thread_ = std::thread([this] { run(); });
 }

@@ -15,7 +15,8 @@ constexpr std::string_view kAnomaliesHelp = "Anomaly records written, by kind.";
 constexpr std::string_view kSent = "meshhook_consumer_outbox_sent_total";
 constexpr std::string_view kSentHelp = "Outbox rows delivered, by topic.";
 constexpr std::string_view kLag = "meshhook_consumer_lag";
-constexpr std::string_view kLagHelp = "Records between the consumer's position and the partition end.";
+constexpr std::string_view kLagHelp =
+    "Records between the consumer's position and the partition end.";
 }  // namespace
 
 ConsumerMetrics::ConsumerMetrics(common::Registry& registry)
@@ -31,7 +32,8 @@ ConsumerMetrics::ConsumerMetrics(common::Registry& registry)
                                           "The store commit alone.")),
       ready_(registry.gauge("meshhook_consumer_ready", "1 when /readyz answers 200.")) {
     // Series that dashboards expect exist from the start, at zero.
-    for (const std::string_view status : {"pending", "processing", "succeeded", "failed", "unknown"}) {
+    for (const std::string_view status :
+         {"pending", "processing", "succeeded", "failed", "unknown"}) {
         registry.counter(kEvents, kEventsHelp, {{"status", std::string(status)}});
     }
     for (std::size_t i = 0; i < kOutcomeCount; ++i) {
@@ -80,7 +82,9 @@ void ConsumerMetrics::outbox_state(std::int64_t backlog, double oldest_age_secon
 }
 
 void ConsumerMetrics::lag(std::string_view topic, std::int32_t partition, std::int64_t value) {
-    registry_.gauge(kLag, kLagHelp, {{"topic", std::string(topic)}, {"partition", std::to_string(partition)}})
+    registry_
+        .gauge(kLag, kLagHelp,
+               {{"topic", std::string(topic)}, {"partition", std::to_string(partition)}})
         .set(static_cast<double>(value));
 }
 

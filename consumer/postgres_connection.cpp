@@ -97,9 +97,9 @@ public:
                     if (PQgetisnull(r.get(), i, c) != 0) {
                         row.emplace_back(std::nullopt);
                     } else {
-                        row.emplace_back(std::string(
-                            PQgetvalue(r.get(), i, c),
-                            static_cast<std::size_t>(PQgetlength(r.get(), i, c))));
+                        row.emplace_back(
+                            std::string(PQgetvalue(r.get(), i, c),
+                                        static_cast<std::size_t>(PQgetlength(r.get(), i, c))));
                     }
                 }
                 result.rows.push_back(std::move(row));
@@ -161,8 +161,8 @@ private:
             return it->second;
         }
         std::string name = "meshhook_" + std::to_string(statements_.size() + 1);
-        PgResult r(PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(param_count),
-                             nullptr));
+        PgResult r(
+            PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(param_count), nullptr));
         check(r.get(), sql);
         return statements_.emplace(sql, std::move(name)).first->second;
     }
@@ -179,8 +179,8 @@ private:
             message += state;
             message += "]";
         }
-        message += ": " + first_line(r != nullptr ? PQresultErrorMessage(r)
-                                                  : PQerrorMessage(conn_));
+        message +=
+            ": " + first_line(r != nullptr ? PQresultErrorMessage(r) : PQerrorMessage(conn_));
         if (sql.size() < 80) {
             message += " (" + sql + ")";
         }

@@ -165,12 +165,12 @@ bool OutboxRelay::send(Store& store, common::Producer& producer,
             producer.produce(row.topic, row.key, row.payload, headers, &deliveries[enqueued]);
         if (status == common::ProduceStatus::kQueueFull) {
             producer.flush(std::chrono::milliseconds(1000));
-            status = producer.produce(row.topic, row.key, row.payload, headers,
-                                      &deliveries[enqueued]);
+            status =
+                producer.produce(row.topic, row.key, row.payload, headers, &deliveries[enqueued]);
         }
         if (status != common::ProduceStatus::kEnqueued) {
-            common::log_warn("outbox relay: produce to " + row.topic + " failed: " +
-                             std::string(common::to_string(status)));
+            common::log_warn("outbox relay: produce to " + row.topic +
+                             " failed: " + std::string(common::to_string(status)));
             break;
         }
     }

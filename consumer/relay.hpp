@@ -28,7 +28,7 @@ inline constexpr std::string_view kDedupHeader = "dedup-key";
 
 struct RelayOptions {
     std::string store_url;
-    common::KafkaConfig kafka;       // bootstrap.servers and any client settings
+    common::KafkaConfig kafka;        // bootstrap.servers and any client settings
     std::vector<std::string> topics;  // every topic the outbox writes to
     std::size_t batch = 500;
     std::chrono::milliseconds idle_wait{50};

@@ -19,10 +19,9 @@ namespace {
 class SqliteConnection final : public Connection {
 public:
     explicit SqliteConnection(const std::string& path) : path_(path) {
-        const int rc = sqlite3_open_v2(path.c_str(), &db_,
-                                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                           SQLITE_OPEN_NOMUTEX,
-                                       nullptr);
+        const int rc = sqlite3_open_v2(
+            path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+            nullptr);
         if (rc != SQLITE_OK) {
             std::string message = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
             sqlite3_close(db_);
@@ -76,8 +75,8 @@ public:
                 rc = sqlite3_bind_int64(s, index, *n);
             } else if (const auto* t = std::get_if<std::string_view>(&params[i])) {
                 // The view outlives the step below: no copy needed.
-                rc = sqlite3_bind_text64(s, index, t->data() != nullptr ? t->data() : "",
-                                         t->size(), SQLITE_STATIC, SQLITE_UTF8);
+                rc = sqlite3_bind_text64(s, index, t->data() != nullptr ? t->data() : "", t->size(),
+                                         SQLITE_STATIC, SQLITE_UTF8);
             } else {
                 rc = sqlite3_bind_null(s, index);
             }

@@ -157,18 +157,12 @@ AnomalyRecord conflict_anomaly(const TransferRow& current, const TransferEvent& 
 
 std::string_view to_string(Outcome o) {
     switch (o) {
-        case Outcome::kApplied:
-            return "applied";
-        case Outcome::kDuplicate:
-            return "duplicate";
-        case Outcome::kStale:
-            return "stale";
-        case Outcome::kUnknownStatus:
-            return "unknown_status";
-        case Outcome::kConflict:
-            return "conflict";
-        case Outcome::kUnparseable:
-            return "unparseable";
+        case Outcome::kApplied: return "applied";
+        case Outcome::kDuplicate: return "duplicate";
+        case Outcome::kStale: return "stale";
+        case Outcome::kUnknownStatus: return "unknown_status";
+        case Outcome::kConflict: return "conflict";
+        case Outcome::kUnparseable: return "unparseable";
     }
     return "unknown";
 }
@@ -213,14 +207,12 @@ void Policy::parse_allowed_assets(std::string_view setting, std::string_view tex
     for (const std::string& item : common::split_list(text, ',')) {
         const auto colon = item.find(':');
         if (colon == std::string::npos || item.find(':', colon + 1) != std::string::npos) {
-            throw common::ConfigError(std::string(setting) + ": '" + item +
-                                      "' is not TOKEN:CHAIN");
+            throw common::ConfigError(std::string(setting) + ": '" + item + "' is not TOKEN:CHAIN");
         }
         const std::string token = trim(std::string_view(item).substr(0, colon));
         const std::string chain = trim(std::string_view(item).substr(colon + 1));
         if (token.empty() || chain.empty()) {
-            throw common::ConfigError(std::string(setting) + ": '" + item +
-                                      "' is not TOKEN:CHAIN");
+            throw common::ConfigError(std::string(setting) + ": '" + item + "' is not TOKEN:CHAIN");
         }
         allow_asset(token, chain);
     }
@@ -433,8 +425,8 @@ AnomalyRecord unparseable_anomaly(std::string_view environment, std::string_view
                                   std::string_view reason, std::string_view raw) {
     AnomalyRecord a;
     a.kind = "unparseable";
-    a.environment = environment.empty() ? std::string(kDefaultEnvironment)
-                                        : std::string(environment);
+    a.environment =
+        environment.empty() ? std::string(kDefaultEnvironment) : std::string(environment);
     JsonObject json;
     json.str("kind", a.kind)
         .str("environment", a.environment)

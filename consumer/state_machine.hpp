@@ -64,8 +64,8 @@ struct TransferRow {
     std::string transfer_id;
     std::string status;  // canonical lower-case of the highest-ranked status; "" before one
     int rank = 0;
-    bool credited = false;       // a credit command went to the outbox
-    std::string review_reason;   // set when the succeeded event went to review instead
+    bool credited = false;        // a credit command went to the outbox
+    std::string review_reason;    // set when the succeeded event went to review instead
     std::string conflict_status;  // the terminal status that contradicted `status`, if any
     // Fields of the event that made the transfer succeed (the credit's fields).
     std::string user_id;
@@ -140,8 +140,8 @@ struct Decision {
     std::optional<TransferRow> row;  // the row to write; nullopt = unchanged
     std::vector<OutboxRecord> outbox;
     std::optional<AnomalyRecord> anomaly;
-    bool credit = false;              // a credit command is in `outbox`
-    std::string_view review_reason;   // non-empty when a review record is in `outbox`
+    bool credit = false;             // a credit command is in `outbox`
+    std::string_view review_reason;  // non-empty when a review record is in `outbox`
 };
 
 Decision decide(const std::optional<TransferRow>& current, const TransferEvent& event,

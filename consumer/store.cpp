@@ -114,8 +114,8 @@ const std::string kInsertAnomaly =
 
 const std::string kOutboxColumns =
     "id, topic, record_key, payload, dedup_key, created_ms, sent_ms, sent_partition, sent_offset";
-const std::string kSelectUnsent = "SELECT " + kOutboxColumns +
-                                  " FROM outbox WHERE sent_ms IS NULL ORDER BY id LIMIT $1";
+const std::string kSelectUnsent =
+    "SELECT " + kOutboxColumns + " FROM outbox WHERE sent_ms IS NULL ORDER BY id LIMIT $1";
 const std::string kSelectOutbox = "SELECT " + kOutboxColumns + " FROM outbox ORDER BY id";
 const std::string kMarkSent =
     "UPDATE outbox SET sent_ms = $1, sent_partition = $2, sent_offset = $3 "
@@ -139,7 +139,9 @@ Param text(const std::string& s) {
     return std::string_view(s);
 }
 
-std::string str(const sql::Cell& cell) { return cell.value_or(""); }
+std::string str(const sql::Cell& cell) {
+    return cell.value_or("");
+}
 
 std::int64_t integer(const sql::Cell& cell) {
     if (!cell) {
@@ -277,9 +279,10 @@ public:
     }
 
     bool add_anomaly(const AnomalyRecord& record, std::int64_t now_ms) override {
-        const std::array<Param, 6> p{std::string_view(record.kind), text(record.environment),
-                                     text(record.transfer_id), std::string_view(record.detail),
-                                     std::string_view(record.dedup_key), now_ms};
+        const std::array<Param, 6> p{
+            std::string_view(record.kind),      text(record.environment),
+            text(record.transfer_id),           std::string_view(record.detail),
+            std::string_view(record.dedup_key), now_ms};
         return conn_.query(kInsertAnomaly, p).affected == 1;
     }
 
@@ -304,9 +307,7 @@ std::int64_t wall_ms() {
 
 class SqlStore final : public Store {
 public:
-    explicit SqlStore(std::unique_ptr<sql::Connection> conn) : conn_(std::move(conn)) {
-        migrate();
-    }
+    explicit SqlStore(std::unique_ptr<sql::Connection> conn) : conn_(std::move(conn)) { migrate(); }
 
     std::string_view kind() const override { return conn_->kind(); }
 
@@ -406,13 +407,13 @@ private:
         conn_->begin();
         try {
             conn_->lock_migrations();
-            conn_->exec_script("CREATE TABLE IF NOT EXISTS meshhook_schema (version INTEGER NOT NULL)");
+            conn_->exec_script(
+                "CREATE TABLE IF NOT EXISTS meshhook_schema (version INTEGER NOT NULL)");
             const sql::Result r = conn_->query("SELECT version FROM meshhook_schema", {});
             const int current = r.rows.empty() ? 0 : static_cast<int>(integer(r.rows[0][0]));
             if (current > kSchemaVersion) {
                 throw StoreError("store schema version " + std::to_string(current) +
-                                 " is newer than this binary's (" +
-                                 std::to_string(kSchemaVersion) +
+                                 " is newer than this binary's (" + std::to_string(kSchemaVersion) +
                                  "): run a newer meshhook-consumer");
             }
             for (int v = current + 1; v <= kSchemaVersion; ++v) {

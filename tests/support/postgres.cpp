@@ -4,16 +4,15 @@
 
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <sys/file.h>
-
 #include <cerrno>
-#include <fstream>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -110,8 +109,8 @@ std::filesystem::path template_data() {
         give_to_postgres(base);
         const auto log = base.parent_path() / (base.filename().string() + ".log");
         // --no-sync: a throwaway cluster for tests.
-        if (run({(kPgBin / "initdb").string(), "-D", data.string(), "-A", "trust", "-U",
-                 "meshhook", "-E", "UTF8", "--locale=C", "--no-sync"},
+        if (run({(kPgBin / "initdb").string(), "-D", data.string(), "-A", "trust", "-U", "meshhook",
+                 "-E", "UTF8", "--locale=C", "--no-sync"},
                 log) != 0) {
             throw std::runtime_error("PostgresServer: initdb failed: " + tail_of(log));
         }
@@ -168,8 +167,8 @@ PostgresServer::~PostgresServer() {
 
 std::string PostgresServer::create_database(const std::string& name) {
     const auto log = dir_ / "setup.log";
-    if (run({(kPgBin / "createdb").string(), "-h", dir_.string(), "-p", std::to_string(port_),
-             "-U", "meshhook", name},
+    if (run({(kPgBin / "createdb").string(), "-h", dir_.string(), "-p", std::to_string(port_), "-U",
+             "meshhook", name},
             log) != 0) {
         throw std::runtime_error("PostgresServer: createdb " + name + " failed: " + tail_of(log));
     }

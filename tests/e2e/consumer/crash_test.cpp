@@ -4,9 +4,8 @@
 // missing, and no other transfer has one. On SQLite and on PostgreSQL, and
 // with two consumers sharing the partitions on PostgreSQL.
 
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
@@ -42,19 +41,18 @@ struct Transfer {
 
 std::string body(const Transfer& t, std::string_view status, int delivery, int seq) {
     const bool succeeded = status == "Succeeded";
-    std::string b = "{\"Id\":\"delivery-" + t.id + "-" + std::string(status) + "-" +
-                    std::to_string(delivery) + "\",\"EventId\":\"event-" + t.id + "-" +
-                    std::string(status) + "\",\"SentTimestamp\":" +
-                    std::to_string(1764316800 + seq) + ",\"UserId\":\"user-" + t.id +
-                    "\",\"TransactionId\":\"order-" + t.id + "\",\"TransferId\":\"" + t.id +
-                    "\",\"TransferStatus\":\"" + std::string(status) + "\",\"TxHash\":" +
-                    (succeeded ? "\"0xhash" + t.id + "\"" : std::string("null")) +
-                    ",\"Chain\":\"Ethereum\",\"Token\":\"USDC\",\"DestinationAddress\":\"0xdest" +
-                    t.id +
-                    "\",\"SourceAccountProvider\":\"Coinbase\",\"SourceAmount\":1.5,"
-                    "\"DestinationAmount\":" +
-                    (succeeded ? t.amount : std::string("null")) +
-                    ",\"RefundAddress\":null,\"Timestamp\":1764316799000}";
+    std::string b =
+        "{\"Id\":\"delivery-" + t.id + "-" + std::string(status) + "-" + std::to_string(delivery) +
+        "\",\"EventId\":\"event-" + t.id + "-" + std::string(status) +
+        "\",\"SentTimestamp\":" + std::to_string(1764316800 + seq) + ",\"UserId\":\"user-" + t.id +
+        "\",\"TransactionId\":\"order-" + t.id + "\",\"TransferId\":\"" + t.id +
+        "\",\"TransferStatus\":\"" + std::string(status) +
+        "\",\"TxHash\":" + (succeeded ? "\"0xhash" + t.id + "\"" : std::string("null")) +
+        ",\"Chain\":\"Ethereum\",\"Token\":\"USDC\",\"DestinationAddress\":\"0xdest" + t.id +
+        "\",\"SourceAccountProvider\":\"Coinbase\",\"SourceAmount\":1.5,"
+        "\"DestinationAmount\":" +
+        (succeeded ? t.amount : std::string("null")) +
+        ",\"RefundAddress\":null,\"Timestamp\":1764316799000}";
     return b;
 }
 
@@ -129,8 +127,8 @@ private:
 class CrashTest : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override {
-        seed_ = static_cast<unsigned>(
-            std::chrono::steady_clock::now().time_since_epoch().count() % 1000000);
+        seed_ = static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count() %
+                                      1000000);
         rng_.seed(seed_);
         RecordProperty("seed", static_cast<int>(seed_));
         if (GetParam() == "sqlite") {
@@ -178,7 +176,8 @@ protected:
             const auto it = by_transfer.find(t.id);
             if (t.succeeds) {
                 ++succeeded;
-                ASSERT_NE(it, by_transfer.end()) << "missing credit for " << t.id << " seed " << seed_;
+                ASSERT_NE(it, by_transfer.end())
+                    << "missing credit for " << t.id << " seed " << seed_;
                 ASSERT_EQ(it->second.size(), 1U) << "credited twice: " << t.id << " seed " << seed_;
                 EXPECT_EQ(it->second[0], expected_command(t));
                 const auto row = store->transfer("production", t.id);
@@ -299,7 +298,9 @@ TEST_P(SharedPostgres, TwoConsumersOneKilledMidRunStillCreditExactlyOnce) {
         auto store = consumer::open_store(store_url_);
         // Mid-run: both have applied something.
         ASSERT_TRUE(wait_until(
-            [&] { return store->offsets(kInputTopic).size() >= 2 && !store->outbox_rows().empty(); },
+            [&] {
+                return store->offsets(kInputTopic).size() >= 2 && !store->outbox_rows().empty();
+            },
             60s));
         ASSERT_TRUE(wait_until(
             [&] {
@@ -330,7 +331,9 @@ TEST_P(SharedPostgres, PausedConsumerThatLostItsPartitionsCannotCreditTwice) {
         PacedFeeder feeder(broker_.bootstrap(), w, 30s);
         auto store = consumer::open_store(store_url_);
         ASSERT_TRUE(wait_until(
-            [&] { return store->offsets(kInputTopic).size() >= 2 && !store->outbox_rows().empty(); },
+            [&] {
+                return store->offsets(kInputTopic).size() >= 2 && !store->outbox_rows().empty();
+            },
             60s));
         // The group has settled with partitions on both instances.
         ASSERT_TRUE(wait_until(

@@ -2,9 +2,8 @@
 // fixtures in several orders with duplicates give exactly one credit per
 // succeeded transfer, with the amount text unchanged.
 
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -95,7 +94,9 @@ struct Order {
     std::vector<std::string> fixtures;
 };
 
-void PrintTo(const Order& order, std::ostream* os) { *os << order.name; }
+void PrintTo(const Order& order, std::ostream* os) {
+    *os << order.name;
+}
 
 std::vector<Order> orders() {
     const std::vector<std::string> all = {"01-pending.json",
@@ -221,12 +222,12 @@ TEST_F(ConsumerIntegration, RelayMarksRowsAlreadyOnTheTopicInsteadOfResending) {
     {
         auto store = consumer::open_store(run_.store_url);
         auto tx = store->begin();
-        ASSERT_TRUE(tx->add_outbox({kCreditTopic, "t-delivered", "{\"delivered\":true}",
-                                    "credit:production:t-delivered"},
-                                   1));
-        ASSERT_TRUE(tx->add_outbox({kCreditTopic, "t-pending", "{\"delivered\":false}",
-                                    "credit:production:t-pending"},
-                                   2));
+        ASSERT_TRUE(tx->add_outbox(
+            {kCreditTopic, "t-delivered", "{\"delivered\":true}", "credit:production:t-delivered"},
+            1));
+        ASSERT_TRUE(tx->add_outbox(
+            {kCreditTopic, "t-pending", "{\"delivered\":false}", "credit:production:t-pending"},
+            2));
         tx->commit();
     }
     {
@@ -265,14 +266,16 @@ TEST_F(ConsumerIntegration, ServesMetricsHealthAndReadiness) {
           "90-malformed-truncated.json"});
     wait_caught_up();
     EXPECT_EQ(http_get(run_.metrics_port, "/healthz").first, 200);
-    EXPECT_TRUE(wait_until([&] { return http_get(run_.metrics_port, "/readyz").first == 200; }, 10s));
+    EXPECT_TRUE(
+        wait_until([&] { return http_get(run_.metrics_port, "/readyz").first == 200; }, 10s));
     EXPECT_EQ(http_get(run_.metrics_port, "/nope").first, 404);
     std::string metrics;
     // The relay refreshes the backlog gauge at least once a second.
     ASSERT_TRUE(wait_until(
         [&] {
             metrics = http_get(run_.metrics_port, "/metrics").second;
-            return metrics.find("meshhook_consumer_outbox_sent_total{topic=\"ledger.credit-commands\"} 1") !=
+            return metrics.find(
+                       "meshhook_consumer_outbox_sent_total{topic=\"ledger.credit-commands\"} 1") !=
                    std::string::npos;
         },
         10s))

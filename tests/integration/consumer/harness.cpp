@@ -1,12 +1,11 @@
 #include "tests/integration/consumer/harness.hpp"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <random>
@@ -30,7 +29,9 @@ void Feeder::send(const std::string& key, const std::string& body, const std::st
     ASSERT_EQ(status, common::ProduceStatus::kEnqueued) << common::to_string(status);
 }
 
-void Feeder::flush() { ASSERT_EQ(producer_.flush(std::chrono::seconds(30)), 0); }
+void Feeder::flush() {
+    ASSERT_EQ(producer_.flush(std::chrono::seconds(30)), 0);
+}
 
 TopicReader::TopicReader(const std::string& bootstrap)
     : bootstrap_(bootstrap), meta_({{"bootstrap.servers", bootstrap}}) {}
@@ -85,8 +86,7 @@ std::vector<TopicRecord> TopicReader::read_all(const std::string& topic) {
             continue;
         }
         out.push_back({std::string(m.key().value_or("")), std::string(m.value()),
-                       std::string(m.header("dedup-key").value_or("")), m.partition(),
-                       m.offset()});
+                       std::string(m.header("dedup-key").value_or("")), m.partition(), m.offset()});
         if (m.offset() + 1 >= it->second) {
             ends.erase(it);
         }

@@ -54,7 +54,7 @@ TransferEvent event(std::string_view status, std::string transfer_id = "t-1") {
 struct Replay {
     std::optional<TransferRow> row;
     std::vector<Outcome> outcomes;
-    std::vector<OutboxRecord> records;  // as emitted, before outbox dedup
+    std::vector<OutboxRecord> records;           // as emitted, before outbox dedup
     std::map<std::string, OutboxRecord> unique;  // after dedup
 };
 
@@ -190,8 +190,8 @@ TEST_P(AllFourStatusesInAnyOrder, DuplicatesChangeNothing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Permutations, AllFourStatusesInAnyOrder,
-                         ::testing::ValuesIn(permutations_of(
-                             {"Pending", "Processing", "Succeeded", "Failed"})),
+                         ::testing::ValuesIn(permutations_of({"Pending", "Processing", "Succeeded",
+                                                              "Failed"})),
                          ordering_name);
 
 class SucceededPathInAnyOrder : public ::testing::TestWithParam<Ordering> {};
@@ -210,9 +210,9 @@ TEST_P(SucceededPathInAnyOrder, ExactlyOneCreditAndEndsSucceeded) {
     EXPECT_EQ(r.row->amount, "250.000000000000000001");
 }
 
-INSTANTIATE_TEST_SUITE_P(Permutations, SucceededPathInAnyOrder,
-                         ::testing::ValuesIn(permutations_of({"Pending", "Processing", "Succeeded"})),
-                         ordering_name);
+INSTANTIATE_TEST_SUITE_P(
+    Permutations, SucceededPathInAnyOrder,
+    ::testing::ValuesIn(permutations_of({"Pending", "Processing", "Succeeded"})), ordering_name);
 
 class FailedPathInAnyOrder : public ::testing::TestWithParam<Ordering> {};
 
@@ -256,9 +256,9 @@ TEST(StateMachine, CreditCommandFromFixtureCarriesExactAmountTextAndEveryField) 
 }
 
 TEST(StateMachine, FixtureLifeWithMeshRetryCreditsOnce) {
-    const Replay r = replay({parse_fixture("01-pending.json"), parse_fixture("02-processing.json"),
-                             parse_fixture("03-succeeded.json"),
-                             parse_fixture("04-succeeded-retry.json")});
+    const Replay r =
+        replay({parse_fixture("01-pending.json"), parse_fixture("02-processing.json"),
+                parse_fixture("03-succeeded.json"), parse_fixture("04-succeeded-retry.json")});
     EXPECT_EQ(r.outcomes, (std::vector<Outcome>{Outcome::kApplied, Outcome::kApplied,
                                                 Outcome::kApplied, Outcome::kDuplicate}));
     ASSERT_EQ(r.records.size(), 1U);
@@ -326,8 +326,8 @@ TEST(StateMachine, UnknownStatusAfterSucceededDoesNotMoveTheTransfer) {
 
 TEST(StateMachine, StatusesCompareCaseInsensitively) {
     const Replay r = replay({event("SUCCEEDED"), event("succeeded"), event("Succeeded")});
-    EXPECT_EQ(r.outcomes, (std::vector<Outcome>{Outcome::kApplied, Outcome::kDuplicate,
-                                                Outcome::kDuplicate}));
+    EXPECT_EQ(r.outcomes,
+              (std::vector<Outcome>{Outcome::kApplied, Outcome::kDuplicate, Outcome::kDuplicate}));
     EXPECT_EQ(r.records.size(), 1U);
 }
 
@@ -340,9 +340,8 @@ Policy assets(std::string_view list) {
 }
 
 TEST(Policy, AllowedAssetPairIsCreditedCaseInsensitively) {
-    const Decision d =
-        decide(std::nullopt, event("Succeeded"), assets("usdc:ETHEREUM, ETH:Ethereum"), kTopics,
-               kNow);
+    const Decision d = decide(std::nullopt, event("Succeeded"),
+                              assets("usdc:ETHEREUM, ETH:Ethereum"), kTopics, kNow);
     EXPECT_TRUE(d.credit);
     EXPECT_EQ(d.outbox.at(0).topic, kTopics.credits);
 }
@@ -356,8 +355,7 @@ TEST(Policy, SameTokenOnAnotherChainGoesToReview) {
     EXPECT_EQ(d.outbox[0].topic, "ledger.credit-review");
     EXPECT_EQ(d.outbox[0].dedup_key, "review:production:t-1");
     EXPECT_NE(d.outbox[0].payload.find("\"reason\":\"asset_not_allowed\""), std::string::npos);
-    EXPECT_NE(d.outbox[0].payload.find("\"amount\":\"250.000000000000000001\""),
-              std::string::npos);
+    EXPECT_NE(d.outbox[0].payload.find("\"amount\":\"250.000000000000000001\""), std::string::npos);
     EXPECT_FALSE(d.row->credited);
     EXPECT_EQ(d.row->review_reason, "asset_not_allowed");
     EXPECT_EQ(d.row->status, "succeeded");
@@ -403,8 +401,8 @@ TEST(Policy, ReviewIsNotRepeatedByDuplicates) {
 }
 
 std::filesystem::path write_temp(const std::string& name, const std::string& text) {
-    const auto path = std::filesystem::temp_directory_path() /
-                      (name + "-" + std::to_string(::getpid()));
+    const auto path =
+        std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()));
     std::ofstream(path) << text;
     return path;
 }
@@ -500,7 +498,8 @@ TEST(Encoding, OccurredAtFallsBackToSentTimestampThenNull) {
 
 TEST(Encoding, UnparseableAnomalyCarriesRawBytesInBase64) {
     const std::string raw("{\"Id\":\"x\",\xff\x00", 12);
-    const AnomalyRecord a = unparseable_anomaly("", "mesh.transfer-events", 2, 41, "invalid_json", raw);
+    const AnomalyRecord a =
+        unparseable_anomaly("", "mesh.transfer-events", 2, 41, "invalid_json", raw);
     EXPECT_EQ(a.kind, "unparseable");
     EXPECT_EQ(a.environment, "production");
     EXPECT_EQ(a.dedup_key, "anomaly:unparseable:mesh.transfer-events:2:41");

@@ -146,8 +146,8 @@ TEST_P(StoreSuite, UncommittedTransactionLeavesNothingBehind) {
     {
         auto tx = store_->begin();
         tx->put_transfer(sample_row());
-        EXPECT_TRUE(tx->add_outbox({"ledger.credit-commands", "t-1", "{}", "credit:production:t-1"},
-                                   kNow));
+        EXPECT_TRUE(
+            tx->add_outbox({"ledger.credit-commands", "t-1", "{}", "credit:production:t-1"}, kNow));
         EXPECT_TRUE(tx->advance_offset(kInput, 0, std::nullopt, 10));
     }  // dropped: rolled back, as after a crash before commit
     EXPECT_FALSE(store_->transfer("production", "t-1").has_value());
@@ -157,10 +157,10 @@ TEST_P(StoreSuite, UncommittedTransactionLeavesNothingBehind) {
 
 TEST_P(StoreSuite, OutboxDedupKeyAdmitsOneRow) {
     auto tx = store_->begin();
-    EXPECT_TRUE(tx->add_outbox({"ledger.credit-commands", "t-1", "first", "credit:production:t-1"},
-                               kNow));
-    EXPECT_FALSE(tx->add_outbox(
-        {"ledger.credit-commands", "t-1", "second", "credit:production:t-1"}, kNow));
+    EXPECT_TRUE(
+        tx->add_outbox({"ledger.credit-commands", "t-1", "first", "credit:production:t-1"}, kNow));
+    EXPECT_FALSE(
+        tx->add_outbox({"ledger.credit-commands", "t-1", "second", "credit:production:t-1"}, kNow));
     tx->commit();
     const auto rows = store_->outbox_rows();
     ASSERT_EQ(rows.size(), 1U);
@@ -204,8 +204,8 @@ TEST_P(StoreSuite, ZombieConsumerIsFencedByTheOffsetRow) {
     auto zombie_store = open_store(url_);
     auto tx = store_->begin();
     ASSERT_TRUE(tx->advance_offset(kInput, 1, 9, 20));
-    ASSERT_TRUE(tx->add_outbox({"ledger.credit-commands", "t-1", "a", "credit:production:t-1"},
-                               kNow));
+    ASSERT_TRUE(
+        tx->add_outbox({"ledger.credit-commands", "t-1", "a", "credit:production:t-1"}, kNow));
     auto zombie = std::async(std::launch::async, [&] {
         auto ztx = zombie_store->begin();
         const bool moved = ztx->advance_offset(kInput, 1, 9, 15);
@@ -267,8 +267,8 @@ TEST_P(StoreSuite, RelayTakesUnsentRowsInIdOrderAndMarksThemSent) {
 TEST_P(StoreSuite, MarkingByDedupKeyTouchesOnlyUnsentRows) {
     {
         auto tx = store_->begin();
-        ASSERT_TRUE(tx->add_outbox({"ledger.credit-commands", "t-1", "p", "credit:production:t-1"},
-                                   kNow));
+        ASSERT_TRUE(
+            tx->add_outbox({"ledger.credit-commands", "t-1", "p", "credit:production:t-1"}, kNow));
         tx->commit();
     }
     EXPECT_TRUE(store_->mark_sent_by_dedup_key("credit:production:t-1", 1, 12, kNow));
@@ -381,8 +381,8 @@ TEST_P(StoreSuite, SucceededThenFailedAcrossBatchesIsOneCreditAndOneAnomaly) {
     std::string failed = testing::fixture("05-failed-other-transfer.json");
     const std::string other = "c0ffee00-1234-4abc-8def-00000000beef";
     failed.replace(failed.find(other), other.size(), "4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01");
-    const std::array<InputRecord, 2> records{{{kInput, 0, 1, "k", failed, ""},
-                                              {kInput, 0, 2, "k", failed, ""}}};
+    const std::array<InputRecord, 2> records{
+        {{kInput, 0, 1, "k", failed, ""}, {kInput, 0, 2, "k", failed, ""}}};
     const std::array<PartitionAdvance, 1> second{{{kInput, 0, 1, 3}}};
     const BatchResult r = applier.apply(*store_, records, second, kNow);
     ASSERT_EQ(r.status, BatchStatus::kCommitted);
