@@ -40,7 +40,8 @@ std::string status_text(int status) {
     if (WIFSIGNALED(status)) {
         const int sig = WTERMSIG(status);
         const char* name = sigdescr_np(sig);
-        return "killed by signal " + std::to_string(sig) + (name ? std::string(" (") + name + ")" : "");
+        return "killed by signal " + std::to_string(sig) +
+               (name ? std::string(" (") + name + ")" : "");
     }
     return "status " + std::to_string(status);
 }
@@ -61,15 +62,18 @@ Child::Child(std::string name, std::vector<std::string> argv,
     }
     for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
     std::vector<char*> envp;
+    envp.reserve(env_strings.size() + 1);
     for (auto& s : env_strings) envp.push_back(s.data());
     envp.push_back(nullptr);
     std::vector<char*> args;
+    args.reserve(argv.size() + 1);
     for (auto& a : argv) args.push_back(a.data());
     args.push_back(nullptr);
 
     int out[2];
     int err_pipe[2];  // reports a failed exec back to us (CLOEXEC: closes on success)
-    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe: " + std::string(std::strerror(errno)));
+    if (::pipe2(out, O_CLOEXEC) != 0)
+        throw std::runtime_error("pipe: " + std::string(std::strerror(errno)));
     if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
         ::close(out[0]);
         ::close(out[1]);

@@ -38,8 +38,9 @@ public:
     // Throws std::runtime_error with one line when it cannot be started.
     // Must be called from the thread that outlives the child: the death
     // signal fires when the forking *thread* exits.
-    Child(std::string name, std::vector<std::string> argv, const std::map<std::string, std::string>& env,
-          LineSink& sink, const char* ansi_color, LineHandler on_line);
+    Child(std::string name, std::vector<std::string> argv,
+          const std::map<std::string, std::string>& env, LineSink& sink, const char* ansi_color,
+          LineHandler on_line);
     ~Child();  // SIGKILLs the group if still running, joins the reader
     Child(const Child&) = delete;
     Child& operator=(const Child&) = delete;

@@ -131,7 +131,8 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
     } else {
         std::string tmpl = (fs::temp_directory_path() / "meshhook-dev-XXXXXX").string();
         if (::mkdtemp(tmpl.data()) == nullptr) {
-            return fail(kProgram, "cannot create a temporary directory: " + std::string(std::strerror(errno)));
+            return fail(kProgram, "cannot create a temporary directory: " +
+                                      std::string(std::strerror(errno)));
         }
         data_dir = tmpl;
         remove_data_dir = true;
@@ -166,9 +167,10 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
     try {
         ingest_ = std::make_unique<Child>(
             "ingest",
-            std::vector<std::string>{ingest_bin.string(), "--listen", "127.0.0.1:0", "--brokers", bootstrap},
-            std::map<std::string, std::string>{{"MESH_WEBHOOK_SECRET", secret}}, sink_, kIngestColor,
-            [this, listening](const std::string& line) {
+            std::vector<std::string>{ingest_bin.string(), "--listen", "127.0.0.1:0", "--brokers",
+                                     bootstrap},
+            std::map<std::string, std::string>{{"MESH_WEBHOOK_SECRET", secret}}, sink_,
+            kIngestColor, [this, listening](const std::string& line) {
                 std::smatch m;
                 if (ingest_port_ == 0 && std::regex_search(line, m, listening)) {
                     ingest_port_ = std::stoi(m[1].str());
@@ -177,8 +179,8 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
         say("started meshhook-ingest (pid " + std::to_string(ingest_->pid()) + ")");
         consumer_ = std::make_unique<Child>(
             "consumer",
-            std::vector<std::string>{consumer_bin.string(), "--brokers", bootstrap, "--store", store_url,
-                                     "--group-id", "meshhook-dev", "--metrics-listen",
+            std::vector<std::string>{consumer_bin.string(), "--brokers", bootstrap, "--store",
+                                     store_url, "--group-id", "meshhook-dev", "--metrics-listen",
                                      "127.0.0.1:" + std::to_string(metrics_port_)},
             std::map<std::string, std::string>{}, sink_, kConsumerColor, nullptr);
         say("started meshhook-consumer (pid " + std::to_string(consumer_->pid()) + ")");
@@ -208,9 +210,11 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
     say("  secret        " + secret);
     say("  store         " + store_url + (remove_data_dir ? " (removed at exit)" : ""));
     say("  brokers       " + bootstrap);
-    say("  metrics       http://127.0.0.1:" + std::to_string(metrics_port_) + "/metrics (consumer), " +
-        url.text().substr(0, url.text().size() - url.target.size()) + "/metrics (ingest)");
-    say("  try:  " + self + " send --url " + url.text() + " --secret " + secret + " --scenario demo");
+    say("  metrics       http://127.0.0.1:" + std::to_string(metrics_port_) +
+        "/metrics (consumer), " + url.text().substr(0, url.text().size() - url.target.size()) +
+        "/metrics (ingest)");
+    say("  try:  " + self + " send --url " + url.text() + " --secret " + secret +
+        " --scenario demo");
 
     if (demo_mode) return finish(demo(bootstrap, url, secret));
 
@@ -222,14 +226,16 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
 bool Dev::demo(const std::string& bootstrap, const Url& url, const std::string& secret) {
     const auto scenario = demo_scenario();
     say("demo: sending " + std::to_string(scenario.deliveries) +
-        " deliveries (pending, processing, succeeded, Mesh's retry of succeeded, a failed transfer)");
+        " deliveries (pending, processing, succeeded, Mesh's retry of succeeded, a failed "
+        "transfer)");
     SendOptions options;
     options.url = url;
     options.secret = secret;
     options.concurrency = 1;
     options.verbose = true;
     std::ostringstream send_log;
-    auto sending = std::async(std::launch::async, [&] { return send_streams(scenario.streams, options, send_log); });
+    auto sending = std::async(std::launch::async,
+                              [&] { return send_streams(scenario.streams, options, send_log); });
     if (!wait_for([&] { return sending.wait_for(0ms) == std::future_status::ready; }, 120s,
                   "sending the demo deliveries did not finish within 120 s")) {
         return false;  // the future joins once the children are gone and requests fail fast
@@ -262,11 +268,13 @@ bool Dev::demo(const std::string& bootstrap, const Url& url, const std::string& 
     if (!wait_for(
             [&] {
                 for (auto msg = reader->next(0ms); msg; msg = reader->next(0ms)) {
-                    if (json_field(msg.value(), "transferId") == std::string(kDemoTransferId)) seen = true;
+                    if (json_field(msg.value(), "transferId") == std::string(kDemoTransferId))
+                        seen = true;
                 }
                 return seen;
             },
-            30s, "no credit command for transfer " + std::string(kDemoTransferId) + " within 30 s")) {
+            30s,
+            "no credit command for transfer " + std::string(kDemoTransferId) + " within 30 s")) {
         return false;
     }
     const auto settled = [&] {
@@ -292,7 +300,8 @@ bool Dev::demo(const std::string& bootstrap, const Url& url, const std::string& 
         const auto deadline = Clock::now() + 10s;
         while (!all.caught_up()) {
             if (Clock::now() >= deadline || !healthy()) {
-                failure_ = "could not read " + std::string(kCreditTopic) + " to its end within 10 s";
+                failure_ =
+                    "could not read " + std::string(kCreditTopic) + " to its end within 10 s";
                 return false;
             }
             if (auto msg = all.next(200ms)) credits.emplace_back(msg.value());
@@ -302,7 +311,8 @@ bool Dev::demo(const std::string& bootstrap, const Url& url, const std::string& 
         return false;
     }
 
-    say("demo: credit commands on " + std::string(kCreditTopic) + ": " + std::to_string(credits.size()));
+    say("demo: credit commands on " + std::string(kCreditTopic) + ": " +
+        std::to_string(credits.size()));
     int for_demo = 0;
     std::string amount;
     for (const auto& c : credits) {
@@ -314,13 +324,14 @@ bool Dev::demo(const std::string& bootstrap, const Url& url, const std::string& 
         }
     }
     if (credits.size() != 1 || for_demo != 1) {
-        failure_ = "expected exactly one credit command (for transfer " + std::string(kDemoTransferId) +
-                   "), found " + std::to_string(credits.size()) + " (" + std::to_string(for_demo) +
-                   " for that transfer)";
+        failure_ = "expected exactly one credit command (for transfer " +
+                   std::string(kDemoTransferId) + "), found " + std::to_string(credits.size()) +
+                   " (" + std::to_string(for_demo) + " for that transfer)";
         return false;
     }
     if (amount != kDemoAmount) {
-        failure_ = "the credit's amount is " + amount + ", expected " + std::string(kDemoAmount) + " unchanged";
+        failure_ = "the credit's amount is " + amount + ", expected " + std::string(kDemoAmount) +
+                   " unchanged";
         return false;
     }
     say("demo: ok: exactly one credit command for transfer " + std::string(kDemoTransferId) +
@@ -361,13 +372,18 @@ int dev_main(int argc, const char* const* argv) {
         "meshhook-ingest and meshhook-consumer are taken from the directory of this\n"
         "binary, or --bin-dir.");
     settings.add({"demo", "", "", "send the demo sequence, print the credit, stop", false, true})
-        .add({"secret", "MESHHOOK_DEV_SECRET", "", "webhook secret (default: a random one, printed)", true})
-        .add({"data-dir", "", "", "directory of the SQLite store, kept (default: a temporary one, removed)"})
-        .add({"bin-dir", "", "", "where meshhook-ingest and meshhook-consumer are (default: beside meshhook)"})
-        .add({"color", "", "auto", "coloured prefixes: auto | always | never (NO_COLOR is honoured)"});
+        .add({"secret", "MESHHOOK_DEV_SECRET", "",
+              "webhook secret (default: a random one, printed)", true})
+        .add({"data-dir", "", "",
+              "directory of the SQLite store, kept (default: a temporary one, removed)"})
+        .add({"bin-dir", "", "",
+              "where meshhook-ingest and meshhook-consumer are (default: beside meshhook)"})
+        .add({"color", "", "auto",
+              "coloured prefixes: auto | always | never (NO_COLOR is honoured)"});
     if (auto code = parse_or_exit(settings, kProgram, argc, argv)) return *code;
     if (!settings.positional().empty()) {
-        std::cerr << kProgram << ": unexpected argument '" << settings.positional().front() << "'\n";
+        std::cerr << kProgram << ": unexpected argument '" << settings.positional().front()
+                  << "'\n";
         return 2;
     }
     const auto& color_mode = settings.get("color");
@@ -375,8 +391,8 @@ int dev_main(int argc, const char* const* argv) {
         std::cerr << kProgram << ": --color: expected auto, always or never\n";
         return 2;
     }
-    const bool color = color_mode == "always" ||
-                       (color_mode == "auto" && stdout_is_tty() && std::getenv("NO_COLOR") == nullptr);
+    const bool color = color_mode == "always" || (color_mode == "auto" && stdout_is_tty() &&
+                                                  std::getenv("NO_COLOR") == nullptr);
 
     fs::path bin_dir;
     if (settings.is_set("bin-dir")) {

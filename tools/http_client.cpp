@@ -8,6 +8,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+
 #include <charconv>
 
 namespace meshhook::tools {
@@ -91,12 +92,13 @@ struct HttpClient::Impl {
         if (ec) return "cannot resolve " + host + ": " + ec.message();
         stream->expires_after(timeout);
         boost::system::error_code result;
-        stream->async_connect(endpoints,
-                              [&](const boost::system::error_code& e, const tcp::endpoint&) { result = e; });
+        stream->async_connect(endpoints, [&](const boost::system::error_code& e,
+                                             const tcp::endpoint&) { result = e; });
         run();
         if (result) {
             stream.reset();
-            return "cannot connect to " + host + ":" + std::to_string(port) + ": " + result.message();
+            return "cannot connect to " + host + ":" + std::to_string(port) + ": " +
+                   result.message();
         }
         return {};
     }
@@ -115,7 +117,8 @@ struct HttpClient::Impl {
 
         boost::system::error_code result;
         stream->expires_after(timeout);
-        http::async_write(*stream, req, [&](const boost::system::error_code& e, std::size_t) { result = e; });
+        http::async_write(*stream, req,
+                          [&](const boost::system::error_code& e, std::size_t) { result = e; });
         run();
         if (result) return {std::nullopt, "write failed: " + result.message()};
 
@@ -126,9 +129,9 @@ struct HttpClient::Impl {
         run();
         if (result) {
             timed_out = result == beast::error::timeout;
-            return {std::nullopt, timed_out
-                                      ? "no answer within " + std::to_string(timeout.count()) + " ms"
-                                      : "read failed: " + result.message()};
+            return {std::nullopt,
+                    timed_out ? "no answer within " + std::to_string(timeout.count()) + " ms"
+                              : "read failed: " + result.message()};
         }
         HttpResponse out;
         out.status = static_cast<int>(res.result_int());
@@ -156,7 +159,9 @@ HttpClient::HttpClient(std::string host, std::uint16_t port, std::chrono::millis
     impl_->timeout = timeout;
 }
 
-HttpClient::~HttpClient() { impl_->close(); }
+HttpClient::~HttpClient() {
+    impl_->close();
+}
 
 HttpResult HttpClient::request(std::string_view method, std::string_view target,
                                std::string_view body, const Headers& headers) {

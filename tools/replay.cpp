@@ -19,9 +19,10 @@ std::optional<std::string> base64_decode(std::string_view in) {
     if (in.size() % 4 != 0) return std::nullopt;
     std::string out(in.size() / 4 * 3, '\0');
     const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                  reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+                                  reinterpret_cast<const unsigned char*>(in.data()),
+                                  static_cast<int>(in.size()));
     if (n < 0) return std::nullopt;
-    std::size_t len = static_cast<std::size_t>(n);
+    auto len = static_cast<std::size_t>(n);
     // EVP_DecodeBlock counts padding as zero bytes.
     if (!in.empty() && in.back() == '=') --len;
     if (in.size() > 1 && in[in.size() - 2] == '=') --len;
@@ -66,7 +67,8 @@ Replayable from_record(const common::Message& msg, bool anomalies) {
         return r;
     }
     // Anomaly records describe; only "unparseable" ones carry the event's bytes.
-    r.reason = json_field(msg.value(), "reason").value_or(json_field(msg.value(), "kind").value_or(""));
+    r.reason =
+        json_field(msg.value(), "reason").value_or(json_field(msg.value(), "kind").value_or(""));
     const auto raw = json_field(msg.value(), "rawBase64");
     if (!raw) {
         r.not_replayable = "a " + json_field(msg.value(), "kind").value_or(std::string("?")) +
@@ -80,7 +82,8 @@ Replayable from_record(const common::Message& msg, bool anomalies) {
     }
     r.value = std::move(*body);
     if (!msg.header("environment")) {
-        if (auto env = json_field(msg.value(), "environment")) r.headers.emplace_back("environment", *env);
+        if (auto env = json_field(msg.value(), "environment"))
+            r.headers.emplace_back("environment", *env);
     }
     return r;
 }
@@ -102,10 +105,12 @@ int replay_main(int argc, const char* const* argv) {
         "start; nothing is deleted from it.");
     settings.add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...)"})
         .add({"from", "", "dlq", "dlq | anomalies"})
-        .add({"source", "", "", "source topic (default: mesh.transfer-events.dlq or meshhook.anomalies)"})
+        .add({"source", "", "",
+              "source topic (default: mesh.transfer-events.dlq or meshhook.anomalies)"})
         .add({"to", "KAFKA_TOPIC", "mesh.transfer-events", "destination topic"})
         .add({"key", "", "", "only records with this key (TransferId)"})
-        .add({"reason", "", "", "only records with this reason (DLQ header `reason`, anomaly reason or kind)"})
+        .add({"reason", "", "",
+              "only records with this reason (DLQ header `reason`, anomaly reason or kind)"})
         .add({"since", "", "", "only records at or after this time"})
         .add({"until", "", "", "only records before this time"})
         .add({"dry-run", "", "", "list what would be replayed, produce nothing", false, true})
@@ -119,7 +124,8 @@ int replay_main(int argc, const char* const* argv) {
     bool anomalies = false;
     try {
         if (!settings.positional().empty()) {
-            throw common::ConfigError("unexpected argument '" + settings.positional().front() + "'");
+            throw common::ConfigError("unexpected argument '" + settings.positional().front() +
+                                      "'");
         }
         if (settings.get("brokers").empty()) {
             throw common::ConfigError(settings.describe("brokers") + ": missing value");
@@ -131,14 +137,16 @@ int replay_main(int argc, const char* const* argv) {
         anomalies = from == "anomalies";
         source = settings.get("source");
         if (source.empty()) source = anomalies ? "meshhook.anomalies" : "mesh.transfer-events.dlq";
-        if (source == settings.get("to")) throw common::ConfigError("--source and --to are the same topic");
+        if (source == settings.get("to"))
+            throw common::ConfigError("--source and --to are the same topic");
         for (const char* flag : {"since", "until"}) {
             if (settings.get(flag).empty()) continue;
             auto t = parse_time_ms(settings.get(flag));
             if (!t) {
-                throw common::ConfigError(std::string("--") + flag +
-                                          ": expected RFC 3339 UTC (2026-11-28T10:00:00Z) or epoch ms, got \"" +
-                                          settings.get(flag) + "\"");
+                throw common::ConfigError(
+                    std::string("--") + flag +
+                    ": expected RFC 3339 UTC (2026-11-28T10:00:00Z) or epoch ms, got \"" +
+                    settings.get(flag) + "\"");
             }
             (std::string_view(flag) == "since" ? since : until) = t;
         }
@@ -161,11 +169,13 @@ int replay_main(int argc, const char* const* argv) {
             // fail late (or auto-create it on a permissive cluster).
             common::Consumer probe(reader_config(brokers));
             std::string error;
-            if (!topic_partitions(probe, brokers, destination, timeout, error)) return fail(kProgram, error);
+            if (!topic_partitions(probe, brokers, destination, timeout, error))
+                return fail(kProgram, error);
         }
         std::unique_ptr<common::Producer> producer;
-        if (!dry_run) producer = std::make_unique<common::Producer>(common::KafkaConfig{
-                          {"bootstrap.servers", brokers}, {"log_level", "0"}});
+        if (!dry_run)
+            producer = std::make_unique<common::Producer>(
+                common::KafkaConfig{{"bootstrap.servers", brokers}, {"log_level", "0"}});
         Counter counter;
         std::size_t scanned = 0;
         std::size_t matched = 0;
@@ -177,7 +187,8 @@ int replay_main(int argc, const char* const* argv) {
             auto msg = reader.next(std::chrono::milliseconds(200));
             if (!msg) {
                 if (std::chrono::steady_clock::now() - last_progress > timeout) {
-                    return fail(kProgram, "no records from " + brokers + " for " + std::to_string(timeout.count()) +
+                    return fail(kProgram, "no records from " + brokers + " for " +
+                                              std::to_string(timeout.count()) +
                                               " ms before the end of " + source);
                 }
                 continue;
@@ -189,11 +200,13 @@ int replay_main(int argc, const char* const* argv) {
             if (!reason_filter.empty() && r.reason != reason_filter) continue;
             if (since && msg.timestamp_ms() < *since) continue;
             if (until && msg.timestamp_ms() >= *until) continue;
-            const std::string where = std::string(msg.topic()) + "[" + std::to_string(msg.partition()) + "]@" +
+            const std::string where = std::string(msg.topic()) + "[" +
+                                      std::to_string(msg.partition()) + "]@" +
                                       std::to_string(msg.offset());
-            const std::string line = where + " key=" + (r.key.empty() ? "(none)" : r.key) +
-                                     " reason=" + (r.reason.empty() ? "(none)" : r.reason) +
-                                     (msg.timestamp_ms() >= 0 ? " at " + format_utc_ms(msg.timestamp_ms()) : "");
+            const std::string line =
+                where + " key=" + (r.key.empty() ? "(none)" : r.key) +
+                " reason=" + (r.reason.empty() ? "(none)" : r.reason) +
+                (msg.timestamp_ms() >= 0 ? " at " + format_utc_ms(msg.timestamp_ms()) : "");
             if (!r.not_replayable.empty()) {
                 ++skipped;
                 std::cout << "skip    " << line << ": " << r.not_replayable << "\n";
@@ -213,8 +226,9 @@ int replay_main(int argc, const char* const* argv) {
                 producer->flush(std::chrono::milliseconds(100));
             }
             if (status != common::ProduceStatus::kEnqueued) {
-                return fail(kProgram, "cannot produce to " + destination + ": " + std::string(common::to_string(status)) +
-                                          " (" + std::to_string(counter.ok()) + " replayed before)");
+                return fail(kProgram, "cannot produce to " + destination + ": " +
+                                          std::string(common::to_string(status)) + " (" +
+                                          std::to_string(counter.ok()) + " replayed before)");
             }
             ++enqueued;
         }
@@ -228,13 +242,15 @@ int replay_main(int argc, const char* const* argv) {
         }
         const int left = producer->flush(timeout);
         if (left > 0 || counter.failed() > 0 || counter.ok() != enqueued) {
-            return fail(kProgram, std::to_string(counter.ok()) + " of " + std::to_string(enqueued) +
-                                      " record(s) confirmed by " + brokers + "; " +
-                                      std::to_string(counter.failed() + left) +
-                                      " not (they may or may not have arrived: the consumer dedups a second replay)");
+            return fail(
+                kProgram,
+                std::to_string(counter.ok()) + " of " + std::to_string(enqueued) +
+                    " record(s) confirmed by " + brokers + "; " +
+                    std::to_string(counter.failed() + left) +
+                    " not (they may or may not have arrived: the consumer dedups a second replay)");
         }
-        std::cout << "replayed " << counter.ok() << " of " << scanned << " record(s) from " << source << " to "
-                  << destination;
+        std::cout << "replayed " << counter.ok() << " of " << scanned << " record(s) from "
+                  << source << " to " << destination;
         if (skipped > 0) std::cout << ", " << skipped << " skipped";
         std::cout << std::endl;
         return 0;

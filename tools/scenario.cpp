@@ -51,12 +51,15 @@ std::string hex_string(Rng& rng, std::size_t n) {
 // A positive decimal as JSON number text: "1234.5", "0.000000000000000001",
 // "250.000000000000000001", "17". Never exponent notation.
 std::string amount(Rng& rng) {
-    std::string integer = std::to_string(rng.chance(20) ? 0 : rng.below(rng.chance(50) ? 1000 : 1000000));
+    std::string integer =
+        std::to_string(rng.chance(20) ? 0 : rng.below(rng.chance(50) ? 1000 : 1000000));
     const auto fraction_digits = static_cast<std::size_t>(
         rng.chance(15) ? 0 : (rng.chance(30) ? 18 + rng.below(4) : 1 + rng.below(8)));
     std::string fraction;
-    for (std::size_t i = 0; i < fraction_digits; ++i) fraction += static_cast<char>('0' + rng.below(10));
-    while (!fraction.empty() && fraction.back() == '0') fraction.back() = static_cast<char>('1' + rng.below(9));
+    for (std::size_t i = 0; i < fraction_digits; ++i)
+        fraction += static_cast<char>('0' + rng.below(10));
+    while (!fraction.empty() && fraction.back() == '0')
+        fraction.back() = static_cast<char>('1' + rng.below(9));
     if (integer == "0" && fraction.empty()) fraction = "1";
     return fraction.empty() ? integer : integer + "." + fraction;
 }
@@ -68,8 +71,7 @@ std::string status_text(Rng& rng, std::string_view lower) {
         case 1:  // Mesh's example: "Pending"
             s[0] = static_cast<char>(s[0] - 'a' + 'A');
             break;
-        case 2:
-            break;
+        case 2: break;
         default:
             for (auto& c : s) c = static_cast<char>(c - 'a' + 'A');
     }
@@ -85,7 +87,8 @@ constexpr std::array<Asset, 5> kAssets = {{{"USDC", "Ethereum"},
                                            {"USDT", "Ethereum"},
                                            {"ETH", "Ethereum"},
                                            {"USDC", "Polygon"}}};
-constexpr std::array<std::string_view, 4> kProviders = {"Coinbase", "Binance", "Kraken", "Robinhood"};
+constexpr std::array<std::string_view, 4> kProviders = {"Coinbase", "Binance", "Kraken",
+                                                        "Robinhood"};
 
 struct Transfer {
     std::string id;
@@ -106,10 +109,12 @@ struct Event {
     std::int64_t timestamp_ms = 0;
 };
 
-std::string json_str(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string json_str(std::string_view s) {
+    return "\"" + std::string(s) + "\"";
+}
 
-std::string body(const Transfer& t, const Event& e, std::string_view status, std::string_view delivery_id,
-                 std::int64_t sent_s) {
+std::string body(const Transfer& t, const Event& e, std::string_view status,
+                 std::string_view delivery_id, std::int64_t sent_s) {
     // Field order as in Mesh's example; names in one casing per transfer
     // (an integration sees one or the other).
     const auto name = [&](std::string_view pascal) {
@@ -145,7 +150,8 @@ std::string body(const Transfer& t, const Event& e, std::string_view status, std
 Scenario demo_scenario() {
     Scenario s;
     Stream stream;
-    for (const auto& f : demo_fixtures()) stream.push_back({std::string(f.name), std::string(f.body)});
+    for (const auto& f : demo_fixtures())
+        stream.push_back({std::string(f.name), std::string(f.body)});
     s.deliveries = stream.size();
     s.transfers = 2;
     s.credits.push_back({std::string(kDemoTransferId), std::string(kDemoAmount)});
@@ -158,9 +164,9 @@ Scenario random_scenario(std::size_t transfers, std::uint64_t seed) {
     Scenario s;
     s.transfers = transfers;
     // Timestamps near the present so a receiver's replay window accepts them.
-    const std::int64_t base_s =
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count();
+    const std::int64_t base_s = std::chrono::duration_cast<std::chrono::seconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count();
     for (std::size_t i = 0; i < transfers; ++i) {
         Transfer t;
         t.id = uuid(rng);
@@ -168,8 +174,9 @@ Scenario random_scenario(std::size_t transfers, std::uint64_t seed) {
         t.transaction_id = "order-" + std::to_string(100000 + i);
         t.asset = kAssets[rng.below(kAssets.size())];
         t.provider = std::string(kProviders[rng.below(kProviders.size())]);
-        t.address = t.asset.chain == "Solana" ? "So1" + uuid(rng).substr(0, 8) + "xKXtg2CW87d97TXJSDpbD5jBkhe"
-                                              : hex_string(rng, 40);
+        t.address = t.asset.chain == "Solana"
+                        ? "So1" + uuid(rng).substr(0, 8) + "xKXtg2CW87d97TXJSDpbD5jBkhe"
+                        : hex_string(rng, 40);
         t.destination_amount = amount(rng);
         t.source_amount = amount(rng);
         t.tx_hash = hex_string(rng, 64);
@@ -185,17 +192,18 @@ Scenario random_scenario(std::size_t transfers, std::uint64_t seed) {
             statuses.emplace_back("failed");
         }  // else: still in flight when the scenario ends
 
-        const std::int64_t start_ms = (base_s - 600) * 1000 + static_cast<std::int64_t>(rng.below(600000));
+        const std::int64_t start_ms =
+            (base_s - 600) * 1000 + static_cast<std::int64_t>(rng.below(600000));
         std::vector<Event> events;
         for (std::size_t k = 0; k < statuses.size(); ++k) {
-            events.push_back({uuid(rng), statuses[k], start_ms + static_cast<std::int64_t>(k) * 20000});
+            events.push_back(
+                {uuid(rng), statuses[k], start_ms + static_cast<std::int64_t>(k) * 20000});
         }
 
         std::int64_t sent_s = base_s - 300 + static_cast<std::int64_t>(rng.below(200));
         std::vector<Delivery> planned;
         std::vector<Delivery> late;  // retries that arrive after later events
-        for (std::size_t k = 0; k < events.size(); ++k) {
-            const auto& e = events[k];
+        for (const auto& e : events) {
             const std::string label = "transfer " + std::to_string(i + 1) + " " + e.status;
             const std::string first = body(t, e, status_text(rng, e.status), uuid(rng), sent_s++);
             planned.push_back({label, first});
@@ -203,7 +211,8 @@ Scenario random_scenario(std::size_t transfers, std::uint64_t seed) {
             // A retry is Mesh sending the same event again: same EventId, new
             // delivery Id and SentTimestamp, possibly after later events.
             if (rng.chance(20)) {
-                Delivery retry{label + " (retry)", body(t, e, status_text(rng, e.status), uuid(rng), sent_s++)};
+                Delivery retry{label + " (retry)",
+                               body(t, e, status_text(rng, e.status), uuid(rng), sent_s++)};
                 (rng.chance(50) ? planned : late).push_back(std::move(retry));
             }
         }

@@ -17,7 +17,8 @@ int send_main(int argc, const char* const* argv) {
     common::Settings settings(
         std::string(kProgram),
         "posts signed deliveries the way Mesh does.\n\n"
-        "  meshhook send --url URL [FILE|DIR ...]        bodies from files (a DIR: its *.json, by name)\n"
+        "  meshhook send --url URL [FILE|DIR ...]        bodies from files (a DIR: its *.json, by "
+        "name)\n"
         "  meshhook send --url URL --scenario demo       the fixture bodies 01..05, built in\n"
         "  meshhook send --url URL --scenario random --transfers N --seed S\n\n"
         "Each body is signed (X-Mesh-Signature-256) with the first secret of --secret.\n"
@@ -26,13 +27,16 @@ int send_main(int argc, const char* const* argv) {
         "--max-attempts. Prints a summary of answers and latencies; exit 0 only when\n"
         "every delivery was finally answered 200.");
     settings
-        .add({"url", "MESHHOOK_URL", "http://127.0.0.1:8080/webhooks/mesh", "webhook URL (http://)"})
+        .add(
+            {"url", "MESHHOOK_URL", "http://127.0.0.1:8080/webhooks/mesh", "webhook URL (http://)"})
         .add({"secret", "MESH_WEBHOOK_SECRET", "", "webhook secret (first of a comma list)", true})
         .add({"scenario", "", "", "generate deliveries instead of reading files: demo | random"})
         .add({"transfers", "", "100", "transfers in --scenario random"})
         .add({"seed", "", "1", "seed of --scenario random (same seed, same deliveries)"})
-        .add({"concurrency", "", "4", "parallel connections (one transfer's deliveries stay in order)"})
-        .add({"rate", "", "0", "deliveries per second over all connections; 0 = as fast as possible"})
+        .add({"concurrency", "", "4",
+              "parallel connections (one transfer's deliveries stay in order)"})
+        .add({"rate", "", "0",
+              "deliveries per second over all connections; 0 = as fast as possible"})
         .add({"max-attempts", "", "6", "attempts per delivery, the first included"})
         .add({"backoff-ms", "", "200", "first retry delay; doubles per attempt, at most 5000"})
         .add({"timeout-ms", "", "5000", "per request"})
@@ -54,8 +58,8 @@ int send_main(int argc, const char* const* argv) {
         }
         options.concurrency = static_cast<unsigned>(
             common::parse_uint("--concurrency", settings.get("concurrency"), 1, 1024));
-        options.rate = static_cast<double>(
-            common::parse_uint("--rate", settings.get("rate"), 0, 1000000));
+        options.rate =
+            static_cast<double>(common::parse_uint("--rate", settings.get("rate"), 0, 1000000));
         options.max_attempts = static_cast<unsigned>(
             common::parse_uint("--max-attempts", settings.get("max-attempts"), 1, 100));
         options.initial_backoff = std::chrono::milliseconds(
@@ -74,17 +78,21 @@ int send_main(int argc, const char* const* argv) {
             if (scenario == "demo") {
                 s = demo_scenario();
             } else if (scenario == "random") {
-                const auto transfers = common::parse_uint("--transfers", settings.get("transfers"), 1, 10000000);
+                const auto transfers =
+                    common::parse_uint("--transfers", settings.get("transfers"), 1, 10000000);
                 const auto seed = common::parse_uint("--seed", settings.get("seed"), 0, UINT64_MAX);
                 s = random_scenario(transfers, seed);
             } else {
-                throw common::ConfigError("--scenario: expected demo or random, got \"" + scenario + "\"");
+                throw common::ConfigError("--scenario: expected demo or random, got \"" + scenario +
+                                          "\"");
             }
-            std::cout << "scenario " << scenario << ": " << s.transfers << " transfers, " << s.deliveries
-                      << " deliveries, " << s.credits.size() << " should be credited" << std::endl;
+            std::cout << "scenario " << scenario << ": " << s.transfers << " transfers, "
+                      << s.deliveries << " deliveries, " << s.credits.size()
+                      << " should be credited" << std::endl;
             streams = std::move(s.streams);
         } else if (settings.positional().empty()) {
-            throw common::ConfigError("nothing to send: give FILE or DIR arguments, or --scenario demo|random");
+            throw common::ConfigError(
+                "nothing to send: give FILE or DIR arguments, or --scenario demo|random");
         }
     } catch (const common::ConfigError& e) {
         std::cerr << kProgram << ": " << e.what() << std::endl;
@@ -127,7 +135,8 @@ int send_main(int argc, const char* const* argv) {
         }
         // One line: how many failed, the first failure, and the usual cause.
         std::string line = std::to_string(summary.gave_up) + " of " +
-                           std::to_string(summary.deliveries) + " deliveries were never answered 200";
+                           std::to_string(summary.deliveries) +
+                           " deliveries were never answered 200";
         if (!summary.failures.empty()) line += "; first: " + summary.failures.front();
         if (summary.answers.contains("401")) line += " (401: signature rejected, check --secret)";
         return fail(kProgram, line);

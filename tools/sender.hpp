@@ -28,12 +28,12 @@ struct SendOptions {
     Url url;
     std::string secret;
     unsigned concurrency = 4;
-    double rate = 0;             // deliveries per second over all workers; 0 = unpaced
-    unsigned max_attempts = 6;   // per delivery, the first included
+    double rate = 0;            // deliveries per second over all workers; 0 = unpaced
+    unsigned max_attempts = 6;  // per delivery, the first included
     std::chrono::milliseconds initial_backoff{200};
     std::chrono::milliseconds max_backoff{5000};
     std::chrono::milliseconds timeout{5000};  // per request
-    bool verbose = false;        // one line per attempt on the log stream
+    bool verbose = false;                     // one line per attempt on the log stream
 };
 
 struct SendSummary {
@@ -44,7 +44,7 @@ struct SendSummary {
     std::map<std::string, std::uint64_t> answers;  // per attempt: "200", "503", "error"
     std::vector<double> latencies_ms;              // per answered attempt
     double elapsed_s = 0;
-    std::vector<std::string> failures;             // the first few, one line each
+    std::vector<std::string> failures;  // the first few, one line each
     bool ok() const { return gave_up == 0; }
 };
 

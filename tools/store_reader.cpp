@@ -24,9 +24,11 @@ public:
     }
     ~SqliteReader() override { sqlite3_close(db_); }
 
-    std::vector<Row> query(const std::string& sql, const std::vector<std::string>& params) override {
+    std::vector<Row> query(const std::string& sql,
+                           const std::vector<std::string>& params) override {
         sqlite3_stmt* stmt = nullptr;
-        if (sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &stmt, nullptr) != SQLITE_OK) {
+        if (sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &stmt, nullptr) !=
+            SQLITE_OK) {
             throw std::runtime_error(std::string("SQLite: ") + sqlite3_errmsg(db_));
         }
         for (std::size_t i = 0; i < params.size(); ++i) {
@@ -47,8 +49,9 @@ public:
                     row.emplace_back();
                 } else {
                     const auto* text = sqlite3_column_text(stmt, c);
-                    row.emplace_back(std::string(reinterpret_cast<const char*>(text),
-                                                 static_cast<std::size_t>(sqlite3_column_bytes(stmt, c))));
+                    row.emplace_back(
+                        std::string(reinterpret_cast<const char*>(text),
+                                    static_cast<std::size_t>(sqlite3_column_bytes(stmt, c))));
                 }
             }
             rows.push_back(std::move(row));
@@ -71,7 +74,8 @@ public:
         // host should be reported in seconds.
         std::string conninfo = url;
         if (conninfo.find("connect_timeout") == std::string::npos) {
-            conninfo += conninfo.find('?') == std::string::npos ? "?connect_timeout=5" : "&connect_timeout=5";
+            conninfo += conninfo.find('?') == std::string::npos ? "?connect_timeout=5"
+                                                                : "&connect_timeout=5";
         }
         conn_ = PQconnectdb(conninfo.c_str());
         if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
@@ -82,7 +86,8 @@ public:
             }
             PQfinish(conn_);
             conn_ = nullptr;
-            throw std::runtime_error("cannot connect to PostgreSQL store " + redact_url(url) + ": " + why);
+            throw std::runtime_error("cannot connect to PostgreSQL store " + redact_url(url) +
+                                     ": " + why);
         }
         // Belt and braces: this session cannot write.
         PGresult* r = PQexec(conn_, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY");
@@ -90,11 +95,13 @@ public:
     }
     ~PostgresReader() override { PQfinish(conn_); }
 
-    std::vector<Row> query(const std::string& sql, const std::vector<std::string>& params) override {
+    std::vector<Row> query(const std::string& sql,
+                           const std::vector<std::string>& params) override {
         std::vector<const char*> values;
+        values.reserve(params.size());
         for (const auto& p : params) values.push_back(p.c_str());
-        PGresult* r = PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr, values.data(),
-                                   nullptr, nullptr, 0);
+        PGresult* r = PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                                   values.data(), nullptr, nullptr, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             std::string why = PQresultErrorMessage(r);
             PQclear(r);
@@ -110,7 +117,8 @@ public:
                 if (PQgetisnull(r, i, c)) {
                     row.emplace_back();
                 } else {
-                    row.emplace_back(std::string(PQgetvalue(r, i, c), static_cast<std::size_t>(PQgetlength(r, i, c))));
+                    row.emplace_back(std::string(PQgetvalue(r, i, c),
+                                                 static_cast<std::size_t>(PQgetlength(r, i, c))));
                 }
             }
             rows.push_back(std::move(row));
@@ -149,17 +157,19 @@ std::unique_ptr<StoreReader> open_store_reader(const std::string& url) {
     } else if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
         reader = std::make_unique<PostgresReader>(url);
     } else {
-        throw std::runtime_error("store URL must start with sqlite:// or postgresql:// (got \"" + redact_url(url) +
-                                 "\")");
+        throw std::runtime_error("store URL must start with sqlite:// or postgresql:// (got \"" +
+                                 redact_url(url) + "\")");
     }
     std::vector<Row> version;
     try {
         version = reader->query("SELECT version FROM meshhook_schema", {});
     } catch (const std::exception&) {
-        throw std::runtime_error(redact_url(url) + " is not a meshhook store (no meshhook_schema table)");
+        throw std::runtime_error(redact_url(url) +
+                                 " is not a meshhook store (no meshhook_schema table)");
     }
     if (version.empty() || !version[0][0]) {
-        throw std::runtime_error(redact_url(url) + " is not a meshhook store (empty meshhook_schema)");
+        throw std::runtime_error(redact_url(url) +
+                                 " is not a meshhook store (empty meshhook_schema)");
     }
     if (*version[0][0] != "1") {
         throw std::runtime_error(redact_url(url) + " has schema version " + *version[0][0] +

@@ -20,7 +20,8 @@ class StoreReader {
 public:
     virtual ~StoreReader() = default;
     // $1..$n placeholders in both dialects; parameters are text.
-    virtual std::vector<Row> query(const std::string& sql, const std::vector<std::string>& params) = 0;
+    virtual std::vector<Row> query(const std::string& sql,
+                                   const std::vector<std::string>& params) = 0;
     virtual std::string_view kind() const = 0;
 };
 

@@ -5,14 +5,11 @@
 namespace meshhook::tools {
 
 const std::vector<Subcommand>& subcommands() {
-    static const std::vector<Subcommand> kSubcommands = {
-        {"sign", sign_main}, {"verify", verify_main}, {"send", send_main},
-        {"dev", dev_main},
-        {"tail", tail_main},
-        {"replay", replay_main},
-        {"state", state_main},
+    static const std::vector<Subcommand> subcommand_list = {
+        {"sign", sign_main}, {"verify", verify_main}, {"send", send_main},   {"dev", dev_main},
+        {"tail", tail_main}, {"replay", replay_main}, {"state", state_main},
     };
-    return kSubcommands;
+    return subcommand_list;
 }
 
 }  // namespace meshhook::tools

@@ -11,7 +11,9 @@ namespace meshhook::tools {
 namespace {
 
 volatile sig_atomic_t g_stop = 0;
-void on_stop(int) { g_stop = 1; }
+void on_stop(int) {
+    g_stop = 1;
+}
 
 void print_record(const common::Message& msg, bool pretty) {
     std::cout << msg.topic() << "[" << msg.partition() << "]@" << msg.offset();
@@ -74,8 +76,9 @@ int tail_main(int argc, const char* const* argv) {
         TopicReader reader(settings.get("brokers"), topic, settings.get("from") == "end", timeout);
         // On stderr, so stdout stays records only; also tells a script that
         // records produced from now on will be seen.
-        std::cerr << kProgram << ": reading " << topic << " (" << reader.partitions() << " partitions) from the "
-                  << settings.get("from") << (follow ? ", following" : "") << std::endl;
+        std::cerr << kProgram << ": reading " << topic << " (" << reader.partitions()
+                  << " partitions) from the " << settings.get("from")
+                  << (follow ? ", following" : "") << std::endl;
         std::uint64_t printed = 0;
         auto last_progress = std::chrono::steady_clock::now();
         while (g_stop == 0 && (max == 0 || printed < max)) {
@@ -84,9 +87,11 @@ int tail_main(int argc, const char* const* argv) {
             if (!msg) {
                 // Records known to exist but not arriving: the brokers went away.
                 if (!follow && std::chrono::steady_clock::now() - last_progress > timeout) {
-                    return fail(kProgram, "no records from " + settings.get("brokers") + " for " +
-                                              std::to_string(timeout.count()) + " ms before the end of " +
-                                              topic + (reader.last_error().empty() ? "" : ": " + reader.last_error()));
+                    return fail(
+                        kProgram,
+                        "no records from " + settings.get("brokers") + " for " +
+                            std::to_string(timeout.count()) + " ms before the end of " + topic +
+                            (reader.last_error().empty() ? "" : ": " + reader.last_error()));
                 }
                 continue;
             }

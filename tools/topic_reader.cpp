@@ -12,7 +12,8 @@ std::optional<int> topic_partitions(common::Consumer& consumer, const std::strin
                                     const std::string& topic, std::chrono::milliseconds timeout,
                                     std::string& error) {
     const rd_kafka_metadata_t* md = nullptr;
-    const auto err = rd_kafka_metadata(consumer.native(), 1, nullptr, &md, static_cast<int>(timeout.count()));
+    const auto err =
+        rd_kafka_metadata(consumer.native(), 1, nullptr, &md, static_cast<int>(timeout.count()));
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         error = "cannot reach Kafka at " + brokers + ": " + rd_kafka_err2str(err);
         return std::nullopt;
@@ -34,7 +35,8 @@ std::optional<int> topic_partitions(common::Consumer& consumer, const std::strin
 common::KafkaConfig reader_config(const std::string& brokers) {
     static std::atomic<int> counter{0};
     return {{"bootstrap.servers", brokers},
-            {"group.id", "meshhook-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)},
+            {"group.id",
+             "meshhook-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)},
             {"enable.auto.commit", "false"},
             // A dead broker list should fail in seconds, not librdkafka's minutes.
             {"socket.connection.setup.timeout.ms", "5000"},

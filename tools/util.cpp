@@ -22,7 +22,8 @@ int fail(std::string_view program, std::string_view message) {
 
 std::optional<std::string> read_input(const std::string& path, std::string& error) {
     if (path == "-") {
-        std::string out((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+        std::string out((std::istreambuf_iterator<char>(std::cin)),
+                        std::istreambuf_iterator<char>());
         if (std::cin.bad()) {
             error = "cannot read stdin";
             return std::nullopt;
@@ -69,7 +70,7 @@ std::int64_t now_ms() {
 }
 
 std::string format_utc_ms(std::int64_t ms) {
-    const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    const auto secs = static_cast<std::time_t>(ms / 1000);
     std::tm tm{};
     gmtime_r(&secs, &tm);
     char buf[96];
@@ -167,16 +168,12 @@ std::string pretty_json(std::string_view json) {
                 out += c;
                 newline(depth);
                 break;
-            case ':':
-                out += ": ";
-                break;
+            case ':': out += ": "; break;
             case ' ':
             case '\t':
             case '\n':
-            case '\r':
-                break;
-            default:
-                out += c;
+            case '\r': break;
+            default: out += c;
         }
     }
     if (depth != 0 || in_string) return std::string(json);
@@ -190,7 +187,8 @@ std::optional<double> prometheus_sum(std::string_view text, std::string_view nam
         const auto eol = text.find('\n');
         const std::string_view line = text.substr(0, eol);
         text = eol == std::string_view::npos ? std::string_view() : text.substr(eol + 1);
-        if (line.empty() || line[0] == '#' || !line.starts_with(name) || line.size() <= name.size()) {
+        if (line.empty() || line[0] == '#' || !line.starts_with(name) ||
+            line.size() <= name.size()) {
             continue;
         }
         const char next = line[name.size()];
@@ -205,6 +203,8 @@ std::optional<double> prometheus_sum(std::string_view text, std::string_view nam
     return sum;
 }
 
-bool stdout_is_tty() { return ::isatty(STDOUT_FILENO) == 1; }
+bool stdout_is_tty() {
+    return ::isatty(STDOUT_FILENO) == 1;
+}
 
 }  // namespace meshhook::tools

@@ -14,8 +14,7 @@ int verify_main(int argc, const char* const* argv) {
         "checks a body against an X-Mesh-Signature-256 value and says why it does not\n"
         "match. Exit 0 when it matches one of the secrets, 1 when not.\n\n"
         "  meshhook verify [FILE|-] --signature VALUE --secret SECRET[,SECRET...]");
-    settings
-        .add({"signature", "", "", "the header value as received (base64)"})
+    settings.add({"signature", "", "", "the header value as received (base64)"})
         .add({"secret", "MESH_WEBHOOK_SECRET", "",
               "webhook secret(s), comma-separated (every active secret during a rotation)", true});
     if (auto code = parse_or_exit(settings, kProgram, argc, argv)) return *code;
@@ -43,14 +42,12 @@ int verify_main(int argc, const char* const* argv) {
         return 0;
     }
     switch (result.error) {
-        case common::SignatureError::kMissingHeader:
-            return fail(kProgram, "signature is empty");
+        case common::SignatureError::kMissingHeader: return fail(kProgram, "signature is empty");
         case common::SignatureError::kUndecodable:
             return fail(kProgram,
                         "signature is not base64 of a 32-byte HMAC-SHA256 digest (wrong header, "
                         "or hex instead of base64?)");
-        default:
-            break;
+        default: break;
     }
     // The usual causes of a mismatch, checked so the answer is actionable.
     std::string_view trimmed = *body;
@@ -63,12 +60,12 @@ int verify_main(int argc, const char* const* argv) {
                     "signature does not match: it matches the body without its trailing newline "
                     "(the bytes were changed after signing)");
     }
-    return fail(kProgram, "signature does not match the body with " +
-                              std::string(secrets.size() > 1 ? "any of the " +
-                                                                   std::to_string(secrets.size()) +
-                                                                   " secrets"
-                                                             : "this secret") +
-                              " (wrong secret, or the body was altered)");
+    return fail(kProgram,
+                "signature does not match the body with " +
+                    std::string(secrets.size() > 1
+                                    ? "any of the " + std::to_string(secrets.size()) + " secrets"
+                                    : "this secret") +
+                    " (wrong secret, or the body was altered)");
 }
 
 }  // namespace meshhook::tools

@@ -1,12 +1,11 @@
 // `meshhook send` against a scripted HTTP server over a real socket: what it
 // sends, in which order, and how it retries.
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <deque>
@@ -39,7 +38,8 @@ public:
         addr.sin_family = AF_INET;
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         socklen_t len = sizeof addr;
-        if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd_, 16) != 0) {
+        if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+            ::listen(fd_, 16) != 0) {
             throw std::runtime_error("ScriptedServer: bind/listen failed");
         }
         ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
@@ -52,7 +52,9 @@ public:
         ::close(fd_);
     }
 
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/webhooks/mesh"; }
+    std::string url() const {
+        return "http://127.0.0.1:" + std::to_string(port_) + "/webhooks/mesh";
+    }
     std::vector<Request> requests() {
         std::lock_guard lock(mutex_);
         return requests_;
@@ -97,7 +99,8 @@ private:
                 const auto colon = line.find(':');
                 if (colon == std::string::npos) continue;
                 std::string name = line.substr(0, colon);
-                for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+                for (auto& ch : name)
+                    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
                 const std::string value = line.substr(line.find_first_not_of(' ', colon + 1));
                 if (name == "content-length") length = std::stoul(value);
                 if (name == "x-mesh-signature-256") signature = value;
@@ -119,7 +122,8 @@ private:
                 }
             }
             buf.erase(0, end + 4 + length);
-            std::string response = "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: 2\r\n";
+            std::string response =
+                "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Length: 2\r\n";
             if (status == 503) response += "Retry-After: 0\r\n";
             response += "\r\nok";
             if (::send(c, response.data(), response.size(), MSG_NOSIGNAL) < 0) return;
@@ -139,26 +143,29 @@ const std::string kSecret = "whsec_test_fixture_secret";
 
 TEST(CliSend, DemoScenarioSendsFixturesOneToFiveInOrderSignedLikeMesh) {
     ScriptedServer server({});
-    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--scenario", "demo"});
+    const auto r =
+        run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--scenario", "demo"});
     EXPECT_EQ(r.code, 0) << r.err;
     const auto requests = server.requests();
     ASSERT_EQ(requests.size(), 5U);
-    const std::vector<std::string> names = {"01-pending.json", "02-processing.json", "03-succeeded.json",
-                                            "04-succeeded-retry.json", "05-failed-other-transfer.json"};
+    const std::vector<std::string> names = {"01-pending.json", "02-processing.json",
+                                            "03-succeeded.json", "04-succeeded-retry.json",
+                                            "05-failed-other-transfer.json"};
     for (std::size_t i = 0; i < names.size(); ++i) {
         EXPECT_EQ(requests[i].body, fixture(names[i])) << names[i];
         EXPECT_EQ(requests[i].signature, common::sign(kSecret, requests[i].body)) << names[i];
     }
     // The documented value for 03, not just self-consistency.
     EXPECT_EQ(requests[2].signature, "O19yL0ASsiN6mYuj/xfe+kztlcTgLDMNbap/TVtPP8E=");
-    EXPECT_NE(r.out.find("deliveries 5: 5 delivered (200), 0 given up"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("deliveries 5: 5 delivered (200), 0 given up"), std::string::npos)
+        << r.out;
     EXPECT_NE(r.out.find("latency ms p50"), std::string::npos) << r.out;
 }
 
 TEST(CliSend, RetriesNon200AnswersWithTheSameBytesUntilAccepted) {
     ScriptedServer server({503, 500, 200});
-    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--backoff-ms", "10",
-                                 fixture_path("03-succeeded.json").string()});
+    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--backoff-ms",
+                                 "10", fixture_path("03-succeeded.json").string()});
     EXPECT_EQ(r.code, 0) << r.err;
     const auto requests = server.requests();
     ASSERT_EQ(requests.size(), 3U);
@@ -170,8 +177,9 @@ TEST(CliSend, RetriesNon200AnswersWithTheSameBytesUntilAccepted) {
 
 TEST(CliSend, GivesUpAfterMaxAttemptsWithOneLineAndExitOne) {
     ScriptedServer server({500, 500, 500, 500});
-    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--backoff-ms", "1",
-                                 "--max-attempts", "3", fixture_path("01-pending.json").string()});
+    const auto r =
+        run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--backoff-ms", "1",
+                      "--max-attempts", "3", fixture_path("01-pending.json").string()});
     EXPECT_EQ(r.code, 1);
     EXPECT_EQ(server.requests().size(), 3U);
     ASSERT_EQ(lines_of(r.err).size(), 1U) << r.err;
@@ -180,8 +188,9 @@ TEST(CliSend, GivesUpAfterMaxAttemptsWithOneLineAndExitOne) {
 
 TEST(CliSend, DirectorySendsItsJsonFilesByNameKeepingEachTransfersOrder) {
     ScriptedServer server({});
-    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--concurrency", "3",
-                                 fixture_path("01-pending.json").parent_path().string()});
+    const auto r =
+        run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--concurrency", "3",
+                      fixture_path("01-pending.json").parent_path().string()});
     EXPECT_EQ(r.code, 0) << r.err;
     const auto requests = server.requests();
     ASSERT_EQ(requests.size(), 8U);
@@ -198,8 +207,9 @@ TEST(CliSend, DirectorySendsItsJsonFilesByNameKeepingEachTransfersOrder) {
 
 TEST(CliSend, RandomScenarioSendsValidSignedBodiesInTransferOrder) {
     ScriptedServer server({});
-    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--scenario", "random",
-                                 "--transfers", "40", "--seed", "9", "--concurrency", "1"});
+    const auto r =
+        run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--scenario", "random",
+                      "--transfers", "40", "--seed", "9", "--concurrency", "1"});
     EXPECT_EQ(r.code, 0) << r.err;
     const auto requests = server.requests();
     ASSERT_GT(requests.size(), 40U);
@@ -217,8 +227,8 @@ TEST(CliSend, RandomScenarioSendsValidSignedBodiesInTransferOrder) {
 
 TEST(CliSend, WrongSecretAnswered401IsOneLineNamingTheSecret) {
     ScriptedServer server({401});
-    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", "whsec_wrong", "--max-attempts",
-                                 "1", fixture_path("01-pending.json").string()});
+    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", "whsec_wrong",
+                                 "--max-attempts", "1", fixture_path("01-pending.json").string()});
     EXPECT_EQ(r.code, 1);
     ASSERT_EQ(lines_of(r.err).size(), 1U) << r.err;
     EXPECT_NE(r.err.find("check --secret"), std::string::npos) << r.err;
@@ -236,8 +246,9 @@ TEST(CliSend, UnreadableFileIsOneLineAndNothingIsSent) {
 
 TEST(CliSend, UnreachableUrlIsOneLineAndExitOne) {
     const auto port = free_port();
-    const auto r = run_meshhook({"send", "--url", "http://127.0.0.1:" + std::to_string(port) + "/", "--secret",
-                                 kSecret, "--max-attempts", "2", "--backoff-ms", "1", "--scenario", "demo"});
+    const auto r =
+        run_meshhook({"send", "--url", "http://127.0.0.1:" + std::to_string(port) + "/", "--secret",
+                      kSecret, "--max-attempts", "2", "--backoff-ms", "1", "--scenario", "demo"});
     EXPECT_EQ(r.code, 1);
     ASSERT_EQ(lines_of(r.err).size(), 1U) << r.err;
     EXPECT_NE(r.err.find("cannot connect"), std::string::npos) << r.err;

@@ -11,7 +11,8 @@ const std::string kSecret = "whsec_test_fixture_secret";
 const std::string kSucceededSignature = "O19yL0ASsiN6mYuj/xfe+kztlcTgLDMNbap/TVtPP8E=";
 
 TEST(CliSign, PrintsTheDocumentedSignatureOfAFixture) {
-    const auto r = run_meshhook({"sign", fixture_path("03-succeeded.json").string(), "--secret", kSecret});
+    const auto r =
+        run_meshhook({"sign", fixture_path("03-succeeded.json").string(), "--secret", kSecret});
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(r.out, kSucceededSignature + "\n");
 }
@@ -43,15 +44,16 @@ TEST(CliSign, MissingSecretNamesTheSetting) {
 }
 
 TEST(CliVerify, AcceptsTheDocumentedSignatureWithAnyActiveSecret) {
-    const auto r = run_meshhook({"verify", fixture_path("03-succeeded.json").string(), "--signature",
-                                 kSucceededSignature, "--secret", "rotated_in," + kSecret});
+    const auto r =
+        run_meshhook({"verify", fixture_path("03-succeeded.json").string(), "--signature",
+                      kSucceededSignature, "--secret", "rotated_in," + kSecret});
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("ok: signature matches secret #2"), std::string::npos) << r.out;
 }
 
 TEST(CliVerify, WrongSecretIsOneLineSayingWhyAndExitOne) {
-    const auto r = run_meshhook({"verify", fixture_path("03-succeeded.json").string(), "--signature",
-                                 kSucceededSignature, "--secret", "whsec_wrong"});
+    const auto r = run_meshhook({"verify", fixture_path("03-succeeded.json").string(),
+                                 "--signature", kSucceededSignature, "--secret", "whsec_wrong"});
     EXPECT_EQ(r.code, 1);
     ASSERT_EQ(lines_of(r.err).size(), 1U) << r.err;
     EXPECT_NE(r.err.find("does not match"), std::string::npos) << r.err;
@@ -59,23 +61,24 @@ TEST(CliVerify, WrongSecretIsOneLineSayingWhyAndExitOne) {
 
 TEST(CliVerify, SaysWhenOnlyATrailingNewlineWasAdded) {
     const auto body = read_file(fixture_path("03-succeeded.json")) + "\n";
-    const auto r = run_meshhook({"verify", "--signature", kSucceededSignature, "--secret", kSecret}, {}, body);
+    const auto r =
+        run_meshhook({"verify", "--signature", kSucceededSignature, "--secret", kSecret}, {}, body);
     EXPECT_EQ(r.code, 1);
     ASSERT_EQ(lines_of(r.err).size(), 1U) << r.err;
     EXPECT_NE(r.err.find("trailing newline"), std::string::npos) << r.err;
 }
 
 TEST(CliVerify, SaysWhenTheSignatureIsNotBase64OfADigest) {
-    const auto r = run_meshhook({"verify", fixture_path("03-succeeded.json").string(), "--signature",
-                                 "3b5c1e0f2a9b8d7c", "--secret", kSecret});
+    const auto r = run_meshhook({"verify", fixture_path("03-succeeded.json").string(),
+                                 "--signature", "3b5c1e0f2a9b8d7c", "--secret", kSecret});
     EXPECT_EQ(r.code, 1);
     ASSERT_EQ(lines_of(r.err).size(), 1U) << r.err;
     EXPECT_NE(r.err.find("not base64 of a 32-byte"), std::string::npos) << r.err;
 }
 
 TEST(CliVerify, UnreadableFileIsOneLineAndExitOne) {
-    const auto r = run_meshhook({"verify", "/nonexistent.json", "--signature", kSucceededSignature,
-                                 "--secret", kSecret});
+    const auto r = run_meshhook(
+        {"verify", "/nonexistent.json", "--signature", kSucceededSignature, "--secret", kSecret});
     EXPECT_EQ(r.code, 1);
     ASSERT_EQ(lines_of(r.err).size(), 1U) << r.err;
     EXPECT_NE(r.err.find("cannot read /nonexistent.json"), std::string::npos) << r.err;

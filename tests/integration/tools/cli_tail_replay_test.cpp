@@ -18,9 +18,10 @@ const std::string kEvents = "mesh.transfer-events";
 const std::string kAnomalies = "meshhook.anomalies";
 
 // Produces records and waits for every delivery report.
-void produce(const std::string& brokers, const std::string& topic,
-             const std::vector<std::tuple<std::string, std::string, std::vector<std::pair<std::string, std::string>>>>&
-                 records) {
+void produce(
+    const std::string& brokers, const std::string& topic,
+    const std::vector<std::tuple<std::string, std::string,
+                                 std::vector<std::pair<std::string, std::string>>>>& records) {
     struct Reports final : common::DeliveryHandler {
         std::atomic<int> ok{0};
         void on_delivery(const common::DeliveryReport& r) noexcept override {
@@ -31,7 +32,8 @@ void produce(const std::string& brokers, const std::string& topic,
     for (const auto& [key, value, headers] : records) {
         std::vector<common::Header> hs;
         for (const auto& [k, v] : headers) hs.push_back({k, v});
-        ASSERT_EQ(producer.produce(topic, key, value, hs, &reports), common::ProduceStatus::kEnqueued);
+        ASSERT_EQ(producer.produce(topic, key, value, hs, &reports),
+                  common::ProduceStatus::kEnqueued);
     }
     ASSERT_EQ(producer.flush(10s), 0);
     ASSERT_EQ(reports.ok.load(), static_cast<int>(records.size()));
@@ -50,7 +52,8 @@ std::vector<Record> read_all(const std::string& brokers, const std::string& topi
         [&] {
             for (auto m = reader.next(100ms); m; m = reader.next(0ms)) {
                 Record r{std::string(m.key().value_or("")), std::string(m.value()), {}};
-                for (const auto& h : m.headers()) r.headers[std::string(h.key)] = std::string(h.value);
+                for (const auto& h : m.headers())
+                    r.headers[std::string(h.key)] = std::string(h.value);
                 out.push_back(std::move(r));
             }
             return reader.caught_up();
@@ -83,8 +86,11 @@ TEST(CliTail, PrintsKeyHeadersAndValueOfEveryRecordAndStopsAtTheEnd) {
 TEST(CliTail, PrettyPrintsJsonKeepingTheAmountTextExactly) {
     BrokerProcess broker(one_broker());
     produce(broker.bootstrap(), "ledger.credit-commands",
-            {{"t", R"({"transferId":"t","amount":"250.000000000000000001","n":250.000000000000000001})", {}}});
-    const auto r = run_meshhook({"tail", "ledger.credit-commands", "--brokers", broker.bootstrap(), "--pretty"});
+            {{"t",
+              R"({"transferId":"t","amount":"250.000000000000000001","n":250.000000000000000001})",
+              {}}});
+    const auto r = run_meshhook(
+        {"tail", "ledger.credit-commands", "--brokers", broker.bootstrap(), "--pretty"});
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("{\n  \"transferId\": \"t\",\n  \"amount\": \"250.000000000000000001\",\n"
                          "  \"n\": 250.000000000000000001\n}"),
@@ -95,9 +101,10 @@ TEST(CliTail, PrettyPrintsJsonKeepingTheAmountTextExactly) {
 TEST(CliTail, FromEndFollowShowsOnlyRecordsProducedAfterStart) {
     BrokerProcess broker(one_broker());
     produce(broker.bootstrap(), kEvents, {{"old", "before", {}}});
-    Process tail({binary_path("meshhook").string(), "tail", kEvents, "--brokers", broker.bootstrap(), "--from",
-                  "end", "--follow", "--max", "1"});
-    ASSERT_TRUE(wait_until([&] { return tail.stderr_text().find("following") != std::string::npos; }, 20s))
+    Process tail({binary_path("meshhook").string(), "tail", kEvents, "--brokers",
+                  broker.bootstrap(), "--from", "end", "--follow", "--max", "1"});
+    ASSERT_TRUE(
+        wait_until([&] { return tail.stderr_text().find("following") != std::string::npos; }, 20s))
         << tail.stderr_text();
     produce(broker.bootstrap(), kEvents, {{"new", "after", {}}});
     const auto out = tail.read_all(20s);
@@ -132,10 +139,13 @@ class CliReplay : public ::testing::Test {
 protected:
     void SetUp() override {
         produce(broker_.bootstrap(), kDlq,
-                {{"t-1", R"({"TransferId":"t-1","TransferStatus":"Succ)",
+                {{"t-1",
+                  R"({"TransferId":"t-1","TransferStatus":"Succ)",
                   {{"reason", "invalid_json"}, {"event-id", "e-1"}, {"environment", "sandbox"}}},
                  {"", R"({"TransferStatus":"Succeeded"})", {{"reason", "missing_transfer_id"}}},
-                 {"t-3", R"({"TransferId":"t-3","TransferStatus":"Pend)", {{"reason", "invalid_json"}}}});
+                 {"t-3",
+                  R"({"TransferId":"t-3","TransferStatus":"Pend)",
+                  {{"reason", "invalid_json"}}}});
     }
     BrokerProcess broker_{one_broker()};
 };
@@ -160,17 +170,18 @@ TEST_F(CliReplay, ReplaysOneKeyWithItsBytesAndHeadersPlusReplayedAt) {
     EXPECT_EQ(events[0].headers.at("event-id"), "e-1");
     EXPECT_EQ(events[0].headers.at("environment"), "sandbox");
     ASSERT_TRUE(events[0].headers.contains("replayed-at"));
-    EXPECT_EQ(events[0].headers.at("replayed-at").size(), std::string("2026-11-28T10:00:00.000Z").size());
+    EXPECT_EQ(events[0].headers.at("replayed-at").size(),
+              std::string("2026-11-28T10:00:00.000Z").size());
     EXPECT_NE(events[0].headers.at("replayed-from").find(kDlq + "["), std::string::npos);
 }
 
 TEST_F(CliReplay, FiltersByReasonAndTime) {
-    auto r = run_meshhook({"replay", "--brokers", broker_.bootstrap(), "--reason", "invalid_json", "--until",
-                           "2000-01-01T00:00:00Z"});
+    auto r = run_meshhook({"replay", "--brokers", broker_.bootstrap(), "--reason", "invalid_json",
+                           "--until", "2000-01-01T00:00:00Z"});
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("replayed 0 of 3"), std::string::npos) << r.out;
-    r = run_meshhook({"replay", "--brokers", broker_.bootstrap(), "--reason", "invalid_json", "--since",
-                      "2000-01-01T00:00:00Z"});
+    r = run_meshhook({"replay", "--brokers", broker_.bootstrap(), "--reason", "invalid_json",
+                      "--since", "2000-01-01T00:00:00Z"});
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("replayed 2 of 3"), std::string::npos) << r.out;
     const auto events = read_all(broker_.bootstrap(), kEvents);
@@ -180,10 +191,14 @@ TEST_F(CliReplay, FiltersByReasonAndTime) {
 
 TEST_F(CliReplay, FromAnomaliesReplaysUnparseableBodiesAndSkipsConflicts) {
     // "eyJUcmFuc2ZlcklkIjoidC05In0=" is base64 of {"TransferId":"t-9"}.
-    produce(broker_.bootstrap(), kAnomalies,
-            {{"", R"({"kind":"unparseable","environment":"production","reason":"invalid_json","rawBase64":"eyJUcmFuc2ZlcklkIjoidC05In0="})", {}},
-             {"t-4", R"({"kind":"conflict","environment":"production","transferId":"t-4"})", {}}});
-    const auto r = run_meshhook({"replay", "--brokers", broker_.bootstrap(), "--from", "anomalies"});
+    produce(
+        broker_.bootstrap(), kAnomalies,
+        {{"",
+          R"({"kind":"unparseable","environment":"production","reason":"invalid_json","rawBase64":"eyJUcmFuc2ZlcklkIjoidC05In0="})",
+          {}},
+         {"t-4", R"({"kind":"conflict","environment":"production","transferId":"t-4"})", {}}});
+    const auto r =
+        run_meshhook({"replay", "--brokers", broker_.bootstrap(), "--from", "anomalies"});
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("skip"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("conflict anomaly carries no event body"), std::string::npos) << r.out;
@@ -194,14 +209,16 @@ TEST_F(CliReplay, FromAnomaliesReplaysUnparseableBodiesAndSkipsConflicts) {
 }
 
 TEST_F(CliReplay, UnknownSourceTopicIsOneLineAndExitOne) {
-    const auto r = run_meshhook({"replay", "--brokers", broker_.bootstrap(), "--source", "no.such.dlq"});
+    const auto r =
+        run_meshhook({"replay", "--brokers", broker_.bootstrap(), "--source", "no.such.dlq"});
     EXPECT_EQ(r.code, 1);
     ASSERT_EQ(lines_of(r.err).size(), 1U) << r.err;
     EXPECT_NE(r.err.find("unknown topic 'no.such.dlq'"), std::string::npos) << r.err;
 }
 
 TEST_F(CliReplay, BadTimeIsAConfigErrorNamingTheFlag) {
-    const auto r = run_meshhook({"replay", "--brokers", broker_.bootstrap(), "--since", "yesterday"});
+    const auto r =
+        run_meshhook({"replay", "--brokers", broker_.bootstrap(), "--since", "yesterday"});
     EXPECT_EQ(r.code, 2);
     ASSERT_EQ(lines_of(r.err).size(), 1U) << r.err;
     EXPECT_NE(r.err.find("--since"), std::string::npos) << r.err;

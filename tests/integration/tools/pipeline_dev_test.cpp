@@ -1,8 +1,7 @@
 // `meshhook dev` with the real services: the demo, the random scenario, and
 // that nothing outlives it (Ctrl-C, a crashed child).
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <atomic>
 #include <filesystem>
@@ -34,7 +33,8 @@ std::vector<int> child_pids(const std::string& out) {
 
 std::size_t count(const std::string& text, const std::string& needle) {
     std::size_t n = 0;
-    for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
+    for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
+        ++n;
     return n;
 }
 
@@ -109,8 +109,10 @@ private:
 TEST(DevDemo, ShowsExactlyOneCreditWithTheAmountUnchangedExitsZeroAndLeavesNothingRunning) {
     const auto r = run_meshhook({"dev", "--demo"}, {}, "", 180s);
     ASSERT_EQ(r.code, 0) << r.out << r.err;
-    EXPECT_NE(r.out.find("credit commands on ledger.credit-commands: 1\n"), std::string::npos) << r.out;
-    EXPECT_EQ(count(r.out, "\"transferId\": \"4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01\""), 1U) << r.out;
+    EXPECT_NE(r.out.find("credit commands on ledger.credit-commands: 1\n"), std::string::npos)
+        << r.out;
+    EXPECT_EQ(count(r.out, "\"transferId\": \"4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01\""), 1U)
+        << r.out;
     EXPECT_EQ(count(r.out, "\"amount\": \"250.000000000000000001\""), 1U) << r.out;
     EXPECT_EQ(count(r.out, "\"transferId\": \""), 1U) << r.out;
     EXPECT_NE(r.out.find("demo: ok"), std::string::npos);
@@ -125,18 +127,21 @@ TEST(DevDemo, ShowsExactlyOneCreditWithTheAmountUnchangedExitsZeroAndLeavesNothi
 }
 
 TEST(DevDemo, MissingServiceBinaryIsSaidPlainlyInOneLine) {
-    const auto empty = std::filesystem::temp_directory_path() / ("meshhook-nobin-" + std::to_string(::getpid()));
+    const auto empty =
+        std::filesystem::temp_directory_path() / ("meshhook-nobin-" + std::to_string(::getpid()));
     std::filesystem::create_directories(empty);
     const auto r = run_meshhook({"dev", "--demo", "--bin-dir", empty.string()});
     std::filesystem::remove_all(empty);
     EXPECT_EQ(r.code, 1);
     ASSERT_EQ(lines_of(r.err).size(), 1U) << r.err;
-    EXPECT_NE(r.err.find("meshhook-ingest not found in " + empty.string()), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("meshhook-ingest not found in " + empty.string()), std::string::npos)
+        << r.err;
 }
 
 TEST(Dev, CtrlCStopsEveryChildAndExitsZero) {
     Dev dev({});
-    ASSERT_TRUE(dev.find("meshhook dev: ready", 90s)) << dev.output() << dev.process().stderr_text();
+    ASSERT_TRUE(dev.find("meshhook dev: ready", 90s))
+        << dev.output() << dev.process().stderr_text();
     const auto pids = child_pids(dev.output());
     ASSERT_EQ(pids.size(), 2U);
     dev.process().signal(SIGINT);
@@ -152,7 +157,8 @@ TEST(Dev, ACrashedChildStopsTheOtherAndExitsNonZeroSayingWhich) {
     ASSERT_TRUE(consumer && ingest);
     ::kill(std::stoi(*consumer), SIGKILL);
     EXPECT_EQ(dev.process().wait(30s), 1) << dev.output();
-    EXPECT_NE(dev.process().stderr_text().find("meshhook-consumer exited unexpectedly (killed by signal 9"),
+    EXPECT_NE(dev.process().stderr_text().find(
+                  "meshhook-consumer exited unexpectedly (killed by signal 9"),
               std::string::npos)
         << dev.process().stderr_text();
     EXPECT_FALSE(process_alive(std::stoi(*ingest)));
@@ -170,10 +176,10 @@ TEST(DevRandom, ThousandTransfersEndWithEverySucceededTransferCreditedOnce) {
     const auto metrics_port = dev.find(R"(http://127\.0\.0\.1:([0-9]+)/metrics \(consumer\))", 1s);
     ASSERT_TRUE(url && secret && brokers && metrics_port) << dev.output();
 
-    const auto send = run_meshhook({"send", "--url", *url, "--secret", *secret, "--scenario", "random",
-                                    "--transfers", std::to_string(kTransfers), "--seed",
-                                    std::to_string(kSeed), "--concurrency", "8"},
-                                   {}, "", 300s);
+    const auto send = run_meshhook(
+        {"send", "--url", *url, "--secret", *secret, "--scenario", "random", "--transfers",
+         std::to_string(kTransfers), "--seed", std::to_string(kSeed), "--concurrency", "8"},
+        {}, "", 300s);
     ASSERT_EQ(send.code, 0) << send.out << send.err;
     // The same generator, linked in: what should have been credited.
     const auto scenario = tools::random_scenario(kTransfers, kSeed);
@@ -199,10 +205,12 @@ TEST(DevRandom, ThousandTransfersEndWithEverySucceededTransferCreditedOnce) {
             sent = tools::prometheus_sum(text, "meshhook_consumer_outbox_sent_total",
                                          "topic=\"ledger.credit-commands\"")
                        .value_or(0);
-            return events >= static_cast<double>(scenario.deliveries) && credits > 0 && sent >= credits;
+            return events >= static_cast<double>(scenario.deliveries) && credits > 0 &&
+                   sent >= credits;
         },
         180s))
-        << "events " << events << " of " << scenario.deliveries << ", credits " << credits << ", sent " << sent;
+        << "events " << events << " of " << scenario.deliveries << ", credits " << credits
+        << ", sent " << sent;
     EXPECT_EQ(credits, static_cast<double>(expected.size()));
 
     std::map<std::string, std::vector<std::string>> credited;  // transferId -> amounts
@@ -221,15 +229,19 @@ TEST(DevRandom, ThousandTransfersEndWithEverySucceededTransferCreditedOnce) {
         common::Consumer probe(tools::reader_config(*brokers));
         for (int p = 0; p < 4; ++p) {
             const auto w = probe.watermarks("ledger.credit-commands", p, 5s);
-            std::cerr << "partition " << p << ": " << (w ? std::to_string(w->first) + ".." + std::to_string(w->second) : "?") << "\n";
+            std::cerr << "partition " << p << ": "
+                      << (w ? std::to_string(w->first) + ".." + std::to_string(w->second) : "?")
+                      << "\n";
         }
     }
     ASSERT_EQ(credited.size(), expected.size())
-        << "brokers " << *brokers << ", " << reader.partitions() << " partitions, last error: " << reader.last_error();
+        << "brokers " << *brokers << ", " << reader.partitions()
+        << " partitions, last error: " << reader.last_error();
     for (const auto& [transfer, amount] : expected) {
         const auto it = credited.find(transfer);
         ASSERT_NE(it, credited.end()) << "never credited: " << transfer;
-        ASSERT_EQ(it->second.size(), 1U) << "credited " << it->second.size() << " times: " << transfer;
+        ASSERT_EQ(it->second.size(), 1U)
+            << "credited " << it->second.size() << " times: " << transfer;
         EXPECT_EQ(it->second.front(), amount) << transfer;
     }
     for (const auto& [transfer, amounts] : credited) {
@@ -237,8 +249,8 @@ TEST(DevRandom, ThousandTransfersEndWithEverySucceededTransferCreditedOnce) {
     }
 
     // The real ingest refuses a wrong secret with 401; send says so in one line.
-    const auto refused = run_meshhook({"send", "--url", *url, "--secret", "whsec_wrong", "--max-attempts", "1",
-                                       "--scenario", "demo"});
+    const auto refused = run_meshhook({"send", "--url", *url, "--secret", "whsec_wrong",
+                                       "--max-attempts", "1", "--scenario", "demo"});
     EXPECT_EQ(refused.code, 1);
     EXPECT_NE(refused.out.find("401 x5"), std::string::npos) << refused.out;
     ASSERT_EQ(lines_of(refused.err).size(), 1U) << refused.err;

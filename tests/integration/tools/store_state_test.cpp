@@ -56,11 +56,12 @@ void fill(const std::string& url) {
     conflict.first_seen_ms = now - 5000;
     conflict.last_seen_ms = now - 4000;
     tx->put_transfer(conflict);
-    ASSERT_TRUE(tx->add_outbox({kCreditTopic, "t-credited", R"({"amount":"250.000000000000000001"})",
-                                "credit:production:t-credited"},
-                               now - 1000));
-    ASSERT_TRUE(tx->add_outbox({"ledger.credit-review", "t-conflict", R"({"reason":"asset_not_allowed"})",
-                                "review:sandbox:t-conflict"},
+    ASSERT_TRUE(
+        tx->add_outbox({kCreditTopic, "t-credited", R"({"amount":"250.000000000000000001"})",
+                        "credit:production:t-credited"},
+                       now - 1000));
+    ASSERT_TRUE(tx->add_outbox({"ledger.credit-review", "t-conflict",
+                                R"({"reason":"asset_not_allowed"})", "review:sandbox:t-conflict"},
                                now - 900));
     consumer::AnomalyRecord anomaly;
     anomaly.kind = "conflict";
@@ -79,7 +80,8 @@ class StateTest : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override {
         if (GetParam() == "sqlite") {
-            dir_ = std::filesystem::temp_directory_path() / ("meshhook-state-" + std::to_string(::getpid()));
+            dir_ = std::filesystem::temp_directory_path() /
+                   ("meshhook-state-" + std::to_string(::getpid()));
             std::filesystem::create_directories(dir_);
             url_ = "sqlite://" + (dir_ / "meshhook.db").string();
         } else {
@@ -99,7 +101,8 @@ protected:
 TEST_P(StateTest, ShowsACreditedTransferWithItsSentCommand) {
     const auto r = run_meshhook({"state", "t-credited", "--store", url_});
     ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_NE(r.out.find("transfer t-credited (environment production)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("transfer t-credited (environment production)"), std::string::npos)
+        << r.out;
     EXPECT_NE(r.out.find("succeeded (rank 3)"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("credited                yes"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("250.000000000000000001 USDC on Ethereum"), std::string::npos) << r.out;
@@ -129,13 +132,20 @@ TEST_P(StateTest, UnknownTransferIsOneLineAndExitOne) {
 TEST_P(StateTest, SummaryCountsStatusesSilentTransfersAndUnsentRows) {
     const auto r = run_meshhook({"state", "--summary", "--store", url_, "--older-than-s", "3600"});
     ASSERT_EQ(r.code, 0) << r.err;
-    EXPECT_NE(r.out.find("production    pending              1   credited 0"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("production    succeeded            1   credited 1"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("sent to review: 1, conflicts: 1"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("silent for over 3600 s: 1\n  t-stuck (production) pending since"), std::string::npos)
+    EXPECT_NE(r.out.find("production    pending              1   credited 0"), std::string::npos)
         << r.out;
-    EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(ledger\.credit-commands +1 rows, 0 unsent\n)"))) << r.out;
-    EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(ledger\.credit-review +1 rows, 1 unsent \(oldest)"))) << r.out;
+    EXPECT_NE(r.out.find("production    succeeded            1   credited 1"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("sent to review: 1, conflicts: 1"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("silent for over 3600 s: 1\n  t-stuck (production) pending since"),
+              std::string::npos)
+        << r.out;
+    EXPECT_TRUE(
+        std::regex_search(r.out, std::regex(R"(ledger\.credit-commands +1 rows, 0 unsent\n)")))
+        << r.out;
+    EXPECT_TRUE(
+        std::regex_search(r.out, std::regex(R"(ledger\.credit-review +1 rows, 1 unsent \(oldest)")))
+        << r.out;
     EXPECT_NE(r.out.find("conflict                  1"), std::string::npos) << r.out;
 }
 
@@ -153,8 +163,9 @@ TEST(StateErrors, MissingSqliteFileIsOneLineAndCreatesNothing) {
 
 TEST(StateErrors, PostgresThatDoesNotConnectIsOneLineWithThePasswordHidden) {
     const auto port = free_port();
-    const auto r = run_meshhook(
-        {"state", "--summary", "--store", "postgresql://meshhook:s3cret@127.0.0.1:" + std::to_string(port) + "/x"});
+    const auto r =
+        run_meshhook({"state", "--summary", "--store",
+                      "postgresql://meshhook:s3cret@127.0.0.1:" + std::to_string(port) + "/x"});
     EXPECT_EQ(r.code, 1);
     ASSERT_EQ(lines_of(r.err).size(), 1U) << r.err;
     EXPECT_NE(r.err.find("cannot connect to PostgreSQL store postgresql://meshhook:***@127.0.0.1"),

@@ -75,7 +75,8 @@ TEST(Scenario, RandomBodiesParseAndCreditsMatchTheSucceededTransfers) {
             if (d.body.find("\"transferId\"") != std::string::npos) ++camel;
             if (!bodies.insert(d.body).second) ++duplicates;
             const std::string event_id(r.event.event_id.value);
-            if (!events.insert(event_id).second && d.name.find("retry") != std::string::npos) ++retries;
+            if (!events.insert(event_id).second && d.name.find("retry") != std::string::npos)
+                ++retries;
             const int rank = common::status_rank(r.event.status);
             if (rank < last_rank) saw_lower_rank = true;
             last_rank = std::max(last_rank, rank);

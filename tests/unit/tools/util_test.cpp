@@ -2,16 +2,17 @@
 
 #include <gtest/gtest.h>
 
+#include "tools/fixtures.hpp"
 #include "tools/http_client.hpp"
 #include "tools/json_field.hpp"
 #include "tools/sender.hpp"
-#include "tools/fixtures.hpp"
 
 namespace meshhook::tools {
 namespace {
 
 TEST(PrettyJson, IndentsAndKeepsNumberAndStringTextExactly) {
-    const std::string in = R"({"amount":250.000000000000000001,"s":"a,b:{c}\"","n":null,"a":[1,{}],"e":[]})";
+    const std::string in =
+        R"({"amount":250.000000000000000001,"s":"a,b:{c}\"","n":null,"a":[1,{}],"e":[]})";
     const auto out = pretty_json(in);
     EXPECT_NE(out.find("\"amount\": 250.000000000000000001,\n"), std::string::npos) << out;
     EXPECT_NE(out.find(R"("s": "a,b:{c}\"")"), std::string::npos) << out;
@@ -70,7 +71,8 @@ TEST(JsonField, ReadsStringsAndExactNumberText) {
 
 TEST(GroupByTransfer, KeepsOrderWithinATransferAndIsolatesUnparseableBodies) {
     std::vector<Delivery> in;
-    for (const auto& f : embedded_fixtures()) in.push_back({std::string(f.name), std::string(f.body)});
+    for (const auto& f : embedded_fixtures())
+        in.push_back({std::string(f.name), std::string(f.body)});
     const auto streams = group_by_transfer(in);
     // 01-04 one transfer, 05 another, 06 its own, 90 and 91 alone each.
     ASSERT_EQ(streams.size(), 5U);
