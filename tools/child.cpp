@@ -174,12 +174,13 @@ std::optional<std::string> Child::poll_exit() {
     return exit_text_;
 }
 
-std::string Child::stop(std::chrono::milliseconds grace) {
+std::string Child::stop(std::chrono::milliseconds grace, const std::function<bool()>& hurry) {
     if (poll_exit()) return *exit_text_;
     ::kill(-pid_, SIGTERM);
     const auto deadline = std::chrono::steady_clock::now() + grace;
     while (std::chrono::steady_clock::now() < deadline) {
         if (poll_exit()) return *exit_text_;
+        if (hurry && hurry()) break;
         // Polling waitpid: a blocking wait cannot time out.
         ::usleep(20000);
     }

@@ -56,7 +56,9 @@ public:
 
     // SIGTERM to the child's group, wait up to `grace`, then SIGKILL. Returns
     // the exit text, with " (after SIGKILL)" when it had to be forced.
-    std::string stop(std::chrono::milliseconds grace);
+    // `hurry`, polled while waiting, cuts the grace short when it says so
+    // (a second Ctrl-C).
+    std::string stop(std::chrono::milliseconds grace, const std::function<bool()>& hurry = {});
 
 private:
     void read_loop(int fd);

@@ -340,11 +340,21 @@ bool Dev::demo(const std::string& bootstrap, const Url& url, const std::string& 
 }
 
 int Dev::finish(bool ok) {
+    // Another Ctrl-C while the children drain means: now.
+    bool hurried = false;
+    const auto hurry = [this, &hurried] {
+        signalfd_siginfo info{};
+        while (::read(signal_fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+            if (!hurried) say("stopping now (SIGKILL)");
+            hurried = true;
+        }
+        return hurried;
+    };
     // Ingest first: it stops accepting and drains before the consumer goes.
     for (auto* child : {ingest_.get(), consumer_.get()}) {
         if (child == nullptr) continue;
         const bool was_running = !child->poll_exit();
-        const auto status = child->stop(10s);
+        const auto status = child->stop(10s, hurry);
         if (was_running) say("stopped meshhook-" + child->name() + " (" + status + ")");
     }
     ingest_.reset();

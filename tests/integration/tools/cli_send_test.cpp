@@ -225,6 +225,18 @@ TEST(CliSend, RandomScenarioSendsValidSignedBodiesInTransferOrder) {
     EXPECT_NE(r.out.find("scenario random: 40 transfers"), std::string::npos) << r.out;
 }
 
+TEST(CliSend, RateSpacesDeliveriesEvenly) {
+    ScriptedServer server({});
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = run_meshhook(
+        {"send", "--url", server.url(), "--secret", kSecret, "--scenario", "demo", "--rate", "10"});
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(server.requests().size(), 5U);
+    // Five deliveries at 10/s: four gaps of 100 ms at least.
+    EXPECT_GE(elapsed, 400ms);
+}
+
 TEST(CliSend, WrongSecretAnswered401IsOneLineNamingTheSecret) {
     ScriptedServer server({401});
     const auto r = run_meshhook({"send", "--url", server.url(), "--secret", "whsec_wrong",
