@@ -73,7 +73,4 @@ private:
     bool clean_ = false;
 };
 
-// A TCP port on 127.0.0.1 that was free a moment ago (bound to 0, then closed).
-std::uint16_t pick_free_port();
-
 }  // namespace meshhook::tools

@@ -98,6 +98,7 @@ private:
     std::unique_ptr<Child> ingest_;
     std::unique_ptr<Child> consumer_;
     std::atomic<int> ingest_port_{0};
+    std::atomic<int> consumer_port_{0};  // from its "metrics on port N" line
     std::uint16_t metrics_port_ = 0;
     bool interrupted_ = false;
     bool demo_mode_ = false;
@@ -161,9 +162,10 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
     const std::string bootstrap = cluster->bootstrap();
     say("embedded Kafka-protocol broker at " + bootstrap);
 
-    metrics_port_ = pick_free_port();
-    if (metrics_port_ == 0) return fail(kProgram, "no free TCP port on 127.0.0.1");
+    // Both services bind port 0 and say which port they got: no window in
+    // which another process can take a port picked for them.
     const std::regex listening(R"(listening on [^ ]*:([0-9]+))");
+    const std::regex metrics_on(R"(metrics on port ([0-9]+))");
     try {
         ingest_ = std::make_unique<Child>(
             "ingest",
@@ -181,8 +183,14 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
             "consumer",
             std::vector<std::string>{consumer_bin.string(), "--brokers", bootstrap, "--store",
                                      store_url, "--group-id", "meshhook-dev", "--metrics-listen",
-                                     "127.0.0.1:" + std::to_string(metrics_port_)},
-            std::map<std::string, std::string>{}, sink_, kConsumerColor, nullptr);
+                                     "127.0.0.1:0"},
+            std::map<std::string, std::string>{}, sink_, kConsumerColor,
+            [this, metrics_on](const std::string& line) {
+                std::smatch m;
+                if (consumer_port_ == 0 && std::regex_search(line, m, metrics_on)) {
+                    consumer_port_ = std::stoi(m[1].str());
+                }
+            });
         say("started meshhook-consumer (pid " + std::to_string(consumer_->pid()) + ")");
     } catch (const std::exception& e) {
         failure_ = e.what();
@@ -197,11 +205,14 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
                   "meshhook-ingest did not report its listening address within 30 s") ||
         !wait_for([&] { return ready(static_cast<std::uint16_t>(ingest_port_.load())); }, 30s,
                   "meshhook-ingest was not ready (GET /readyz) within 30 s") ||
-        !wait_for([&] { return ready(metrics_port_); }, 60s,
+        !wait_for([this] { return consumer_port_ != 0; }, 30s,
+                  "meshhook-consumer did not report its metrics port within 30 s") ||
+        !wait_for([&] { return ready(static_cast<std::uint16_t>(consumer_port_.load())); }, 60s,
                   "meshhook-consumer was not ready (GET /readyz on port " +
-                      std::to_string(metrics_port_) + ") within 60 s")) {
+                      std::to_string(consumer_port_.load()) + ") within 60 s")) {
         return finish(false);
     }
+    metrics_port_ = static_cast<std::uint16_t>(consumer_port_.load());
 
     Url url{"127.0.0.1", static_cast<std::uint16_t>(ingest_port_.load()), "/webhooks/mesh"};
     const auto self = fs::read_symlink("/proc/self/exe").string();
