@@ -202,6 +202,7 @@ void ConsumeLoop::apply() {
         n = std::max(n, m.offset() + 1);
     }
     std::vector<PartitionAdvance> advances;
+    advances.reserve(next.size());
     for (const auto& [partition, offset] : next) {
         advances.push_back({options_.topics.input, partition, expected_.at(partition), offset});
     }

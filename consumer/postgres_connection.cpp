@@ -59,13 +59,13 @@ public:
     PostgresConnection(const PostgresConnection&) = delete;
     PostgresConnection& operator=(const PostgresConnection&) = delete;
 
-    void exec_script(const std::string& sql) override {
+    void exec_script(std::string_view sql) override {
         ensure_connected();
-        PgResult r(PQexec(conn_, sql.c_str()));
+        PgResult r(PQexec(conn_, std::string(sql).c_str()));
         check(r.get(), sql);
     }
 
-    Result query(const std::string& sql, std::span<const Param> params) override {
+    Result query(std::string_view sql, std::span<const Param> params) override {
         ensure_connected();
         const std::string& name = prepare(sql, params.size());
         std::vector<std::string> numbers(params.size());
@@ -120,7 +120,7 @@ public:
             PQclear(PQexec(conn_, "ROLLBACK"));
         }
     }
-    void lock_migrations() override { exec_script(std::string(kMigrationLockSql)); }
+    void lock_migrations() override { exec_script(kMigrationLockSql); }
 
     bool try_relay_lock() override {
         if (relay_locked_) {
@@ -130,7 +130,7 @@ public:
             }
             relay_locked_ = false;
         }
-        const Result r = query(std::string(kRelayLockSql), {});
+        const Result r = query(kRelayLockSql, {});
         relay_locked_ = !r.rows.empty() && r.rows[0][0] == std::optional<std::string>("t");
         reset_since_lock_ = false;
         return relay_locked_;
@@ -156,18 +156,18 @@ private:
         }
     }
 
-    const std::string& prepare(const std::string& sql, std::size_t param_count) {
+    const std::string& prepare(std::string_view sql, std::size_t param_count) {
         if (auto it = statements_.find(sql); it != statements_.end()) {
             return it->second;
         }
         std::string name = "meshhook_" + std::to_string(statements_.size() + 1);
-        PgResult r(
-            PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(param_count), nullptr));
+        PgResult r(PQprepare(conn_, name.c_str(), std::string(sql).c_str(),
+                             static_cast<int>(param_count), nullptr));
         check(r.get(), sql);
-        return statements_.emplace(sql, std::move(name)).first->second;
+        return statements_.emplace(std::string(sql), std::move(name)).first->second;
     }
 
-    void check(PGresult* r, const std::string& sql) {
+    void check(PGresult* r, std::string_view sql) {
         const ExecStatusType status = PQresultStatus(r);
         if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
             return;
@@ -182,13 +182,13 @@ private:
         message +=
             ": " + first_line(r != nullptr ? PQresultErrorMessage(r) : PQerrorMessage(conn_));
         if (sql.size() < 80) {
-            message += " (" + sql + ")";
+            message += " (" + std::string(sql) + ")";
         }
         throw StoreError(message);
     }
 
     PGconn* conn_;
-    std::unordered_map<std::string, std::string> statements_;
+    std::unordered_map<std::string, std::string, SqlHash, std::equal_to<>> statements_;
     bool relay_locked_ = false;
     bool reset_since_lock_ = false;
 };

@@ -192,9 +192,6 @@ bool OutboxRelay::send(Store& store, common::Producer& producer,
     for (std::size_t i = 0; i < enqueued && all_ok; ++i) {
         all_ok = deliveries[i].ok();
     }
-    if (remaining > 0) {
-        orphans_.push_back(std::move(deliveries));  // reports may still come
-    }
     std::vector<SentMark> marks;
     std::map<std::string_view, std::uint64_t> per_topic;
     if (all_ok) {
@@ -203,6 +200,9 @@ bool OutboxRelay::send(Store& store, common::Producer& producer,
             ++per_topic[rows[i].topic];
         }
     } else {
+        if (remaining > 0) {
+            orphans_.push_back(std::move(deliveries));  // reports may still come
+        }
         // Mark nothing from a batch with a failure: the scan that follows
         // starts at the last marked offsets and so finds every row of this
         // batch that did land, whatever its partition.

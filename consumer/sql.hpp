@@ -4,6 +4,7 @@
 // both dialects (SQLite binds them by name).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -26,9 +27,9 @@ class Connection {
 public:
     virtual ~Connection() = default;
     // Several statements, no parameters (schema migrations).
-    virtual void exec_script(const std::string& sql) = 0;
+    virtual void exec_script(std::string_view sql) = 0;
     // Prepared once per connection (cached by text), then reused.
-    virtual Result query(const std::string& sql, std::span<const Param> params) = 0;
+    virtual Result query(std::string_view sql, std::span<const Param> params) = 0;
     virtual void begin() = 0;  // a write transaction
     virtual void commit() = 0;
     virtual void rollback() noexcept = 0;
@@ -37,6 +38,12 @@ public:
     virtual bool try_relay_lock() = 0;
     virtual std::string identity_column() const = 0;
     virtual std::string_view kind() const = 0;
+};
+
+// Lets the statement caches find a std::string key by string_view.
+struct SqlHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
 std::unique_ptr<Connection> open_sqlite(const std::string& path);

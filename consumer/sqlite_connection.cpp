@@ -46,16 +46,17 @@ public:
     SqliteConnection(const SqliteConnection&) = delete;
     SqliteConnection& operator=(const SqliteConnection&) = delete;
 
-    void exec_script(const std::string& sql) override {
+    void exec_script(std::string_view sql) override {
         char* error = nullptr;
-        if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+        const std::string text(sql);  // sqlite3_exec wants a C string
+        if (sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
             std::string message = error != nullptr ? error : "unknown error";
             sqlite3_free(error);
             throw StoreError("SQLite: " + message);
         }
     }
 
-    Result query(const std::string& sql, std::span<const Param> params) override {
+    Result query(std::string_view sql, std::span<const Param> params) override {
         Statement& stmt = prepare(sql);
         sqlite3_stmt* s = stmt.handle;
         struct Reset {
@@ -66,7 +67,7 @@ public:
             }
         } reset{s};
         if (params.size() != stmt.indexes.size()) {
-            throw StoreError("SQLite: parameter count mismatch for: " + sql);
+            throw StoreError("SQLite: parameter count mismatch for: " + std::string(sql));
         }
         for (std::size_t i = 0; i < params.size(); ++i) {
             const int index = stmt.indexes[i];
@@ -148,12 +149,12 @@ private:
         std::vector<int> indexes;  // index of $1, $2, ... in the statement
     };
 
-    Statement& prepare(const std::string& sql) {
+    Statement& prepare(std::string_view sql) {
         if (auto it = statements_.find(sql); it != statements_.end()) {
             return it->second;
         }
         Statement stmt;
-        if (sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+        if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
                                SQLITE_PREPARE_PERSISTENT, &stmt.handle, nullptr) != SQLITE_OK) {
             throw StoreError(std::string("SQLite prepare: ") + sqlite3_errmsg(db_));
         }
@@ -163,16 +164,16 @@ private:
             const int index = sqlite3_bind_parameter_index(stmt.handle, name.c_str());
             if (index == 0) {
                 sqlite3_finalize(stmt.handle);
-                throw StoreError("SQLite: placeholders must be $1..$n: " + sql);
+                throw StoreError("SQLite: placeholders must be $1..$n: " + std::string(sql));
             }
             stmt.indexes.push_back(index);
         }
-        return statements_.emplace(sql, stmt).first->second;
+        return statements_.emplace(std::string(sql), stmt).first->second;
     }
 
     std::string path_;
     sqlite3* db_ = nullptr;
-    std::unordered_map<std::string, Statement> statements_;
+    std::unordered_map<std::string, Statement, SqlHash, std::equal_to<>> statements_;
     int lock_fd_ = -1;
 };
 

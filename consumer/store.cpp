@@ -17,7 +17,7 @@ using sql::Param;
 
 // Migration N brings the schema from version N-1 to N. Append only: a
 // released migration is never edited. "{ID}" is the dialect's identity column.
-const std::array<std::string_view, kSchemaVersion> kMigrations = {
+constexpr std::array<std::string_view, kSchemaVersion> kMigrations = {
     R"sql(
 CREATE TABLE transfers (
     environment             TEXT    NOT NULL,
@@ -74,18 +74,23 @@ CREATE TABLE anomalies (
 )sql",
 };
 
-const std::string kTransferColumns =
-    "environment, transfer_id, status, status_rank, credited, review_reason, conflict_status, "
+// The column lists are spelled out in each statement: constexpr literals,
+// and every statement reads whole in a log or a profiler.
+constexpr std::string_view kSelectTransfer =
+    "SELECT environment, transfer_id, status, status_rank, credited, review_reason, "
+    "conflict_status, "
     "user_id, transaction_id, token, chain, amount, destination_address, tx_hash, "
     "source_account_provider, credit_event_id, last_event_id, last_unknown_status, "
-    "first_seen_ms, last_seen_ms";
+    "first_seen_ms, last_seen_ms "
+    "FROM transfers WHERE environment = $1 AND transfer_id = $2";
 
-const std::string kSelectTransfer =
-    "SELECT " + kTransferColumns + " FROM transfers WHERE environment = $1 AND transfer_id = $2";
-
-const std::string kUpsertTransfer =
-    "INSERT INTO transfers (" + kTransferColumns +
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
+constexpr std::string_view kUpsertTransfer =
+    "INSERT INTO transfers (environment, transfer_id, status, status_rank, credited, "
+    "review_reason, conflict_status, "
+    "user_id, transaction_id, token, chain, amount, destination_address, tx_hash, "
+    "source_account_provider, credit_event_id, last_event_id, last_unknown_status, "
+    "first_seen_ms, last_seen_ms) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
     "$19, $20) ON CONFLICT (environment, transfer_id) DO UPDATE SET status = excluded.status, "
     "status_rank = excluded.status_rank, credited = excluded.credited, "
     "review_reason = excluded.review_reason, conflict_status = excluded.conflict_status, "
@@ -96,39 +101,42 @@ const std::string kUpsertTransfer =
     "credit_event_id = excluded.credit_event_id, last_event_id = excluded.last_event_id, "
     "last_unknown_status = excluded.last_unknown_status, last_seen_ms = excluded.last_seen_ms";
 
-const std::string kAdvanceOffset =
+constexpr std::string_view kAdvanceOffset =
     "UPDATE partition_offsets SET next_offset = $1, updated_ms = $2 "
     "WHERE topic = $3 AND partition_id = $4 AND next_offset = $5";
-const std::string kInsertOffset =
+constexpr std::string_view kInsertOffset =
     "INSERT INTO partition_offsets (topic, partition_id, next_offset, updated_ms) "
     "VALUES ($1, $2, $3, $4) ON CONFLICT (topic, partition_id) DO NOTHING";
-const std::string kSelectOffsets =
+constexpr std::string_view kSelectOffsets =
     "SELECT partition_id, next_offset FROM partition_offsets WHERE topic = $1";
 
-const std::string kInsertOutbox =
+constexpr std::string_view kInsertOutbox =
     "INSERT INTO outbox (topic, record_key, payload, dedup_key, created_ms) "
     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dedup_key) DO NOTHING";
-const std::string kInsertAnomaly =
+constexpr std::string_view kInsertAnomaly =
     "INSERT INTO anomalies (kind, environment, transfer_id, detail, dedup_key, created_ms) "
     "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING";
 
-const std::string kOutboxColumns =
-    "id, topic, record_key, payload, dedup_key, created_ms, sent_ms, sent_partition, sent_offset";
-const std::string kSelectUnsent =
-    "SELECT " + kOutboxColumns + " FROM outbox WHERE sent_ms IS NULL ORDER BY id LIMIT $1";
-const std::string kSelectOutbox = "SELECT " + kOutboxColumns + " FROM outbox ORDER BY id";
-const std::string kMarkSent =
+constexpr std::string_view kSelectUnsent =
+    "SELECT id, topic, record_key, payload, dedup_key, created_ms, sent_ms, sent_partition, "
+    "sent_offset "
+    "FROM outbox WHERE sent_ms IS NULL ORDER BY id LIMIT $1";
+constexpr std::string_view kSelectOutbox =
+    "SELECT id, topic, record_key, payload, dedup_key, created_ms, sent_ms, sent_partition, "
+    "sent_offset "
+    "FROM outbox ORDER BY id";
+constexpr std::string_view kMarkSent =
     "UPDATE outbox SET sent_ms = $1, sent_partition = $2, sent_offset = $3 "
     "WHERE id = $4 AND sent_ms IS NULL";
-const std::string kMarkSentByKey =
+constexpr std::string_view kMarkSentByKey =
     "UPDATE outbox SET sent_ms = $1, sent_partition = $2, sent_offset = $3 "
     "WHERE dedup_key = $4 AND sent_ms IS NULL";
-const std::string kLastSent =
+constexpr std::string_view kLastSent =
     "SELECT sent_partition, MAX(sent_offset) FROM outbox "
     "WHERE topic = $1 AND sent_offset IS NOT NULL GROUP BY sent_partition";
-const std::string kOutboxStats =
+constexpr std::string_view kOutboxStats =
     "SELECT COUNT(*), MIN(created_ms) FROM outbox WHERE sent_ms IS NULL";
-const std::string kSelectAnomalies =
+constexpr std::string_view kSelectAnomalies =
     "SELECT kind, environment, transfer_id, detail, dedup_key FROM anomalies ORDER BY id";
 
 // Empty strings are stored as NULL: operators see "no value", not "".

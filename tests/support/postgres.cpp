@@ -23,7 +23,11 @@ namespace meshhook::testing {
 
 namespace {
 
-const std::filesystem::path kPgBin = "/usr/lib/postgresql/15/bin";
+constexpr std::string_view kPgBin = "/usr/lib/postgresql/15/bin";
+
+std::string pg_bin(std::string_view tool) {
+    return std::string(kPgBin) + "/" + std::string(tool);
+}
 
 // Runs argv to completion, output appended to `log`; returns the exit status.
 int run(std::vector<std::string> argv, const std::filesystem::path& log) {
@@ -31,6 +35,7 @@ int run(std::vector<std::string> argv, const std::filesystem::path& log) {
         argv.insert(argv.begin(), {"runuser", "-u", "postgres", "--"});
     }
     std::vector<char*> args;
+    args.reserve(argv.size() + 1);
     for (std::string& a : argv) {
         args.push_back(a.data());
     }
@@ -89,7 +94,7 @@ void give_to_postgres(const std::filesystem::path& dir) {
 std::filesystem::path template_data() {
     const auto base = std::filesystem::temp_directory_path() /
                       ("meshhook-pg15-template-" + std::to_string(::geteuid()));
-    const auto data = base / "data";
+    auto data = base / "data";
     const auto ready = base / "ready";
     if (std::filesystem::exists(ready)) {
         return data;
@@ -109,8 +114,8 @@ std::filesystem::path template_data() {
         give_to_postgres(base);
         const auto log = base.parent_path() / (base.filename().string() + ".log");
         // --no-sync: a throwaway cluster for tests.
-        if (run({(kPgBin / "initdb").string(), "-D", data.string(), "-A", "trust", "-U", "meshhook",
-                 "-E", "UTF8", "--locale=C", "--no-sync"},
+        if (run({pg_bin("initdb"), "-D", data.string(), "-A", "trust", "-U", "meshhook", "-E",
+                 "UTF8", "--locale=C", "--no-sync"},
                 log) != 0) {
             throw std::runtime_error("PostgresServer: initdb failed: " + tail_of(log));
         }
@@ -141,7 +146,7 @@ PostgresServer::PostgresServer() {
         const std::string options = "-p " + std::to_string(port_) + " -k " + dir_.string() +
                                     " -c listen_addresses=127.0.0.1 -c fsync=off"
                                     " -c max_connections=50";
-        started = run({(kPgBin / "pg_ctl").string(), "-D", data.string(), "-o", options, "-l",
+        started = run({pg_bin("pg_ctl"), "-D", data.string(), "-o", options, "-l",
                        (dir_ / "server.log").string(), "-w", "-t", "60", "start"},
                       log) == 0;
     }
@@ -155,9 +160,7 @@ PostgresServer::PostgresServer() {
 PostgresServer::~PostgresServer() {
     const auto log = dir_ / "setup.log";
     try {
-        run({(kPgBin / "pg_ctl").string(), "-D", (dir_ / "data").string(), "-m", "fast", "-w",
-             "stop"},
-            log);
+        run({pg_bin("pg_ctl"), "-D", (dir_ / "data").string(), "-m", "fast", "-w", "stop"}, log);
     } catch (const std::exception&) {
         // best effort: the directory goes anyway
     }
@@ -167,8 +170,8 @@ PostgresServer::~PostgresServer() {
 
 std::string PostgresServer::create_database(const std::string& name) {
     const auto log = dir_ / "setup.log";
-    if (run({(kPgBin / "createdb").string(), "-h", dir_.string(), "-p", std::to_string(port_), "-U",
-             "meshhook", name},
+    if (run({pg_bin("createdb"), "-h", dir_.string(), "-p", std::to_string(port_), "-U", "meshhook",
+             name},
             log) != 0) {
         throw std::runtime_error("PostgresServer: createdb " + name + " failed: " + tail_of(log));
     }
