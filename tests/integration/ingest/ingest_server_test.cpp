@@ -607,8 +607,11 @@ TEST_F(IngestServer, MetricsAndHealthEndpointsExposeTheIngestCounters) {
     const auto healthz = request_once(ingest.port(), get_request("/healthz"));
     ASSERT_TRUE(healthz);
     EXPECT_EQ(healthz->status, 200u);
+    // Requests are counted once their response is written (see above): wait for those.
     ASSERT_TRUE(eventually_metric(
         ingest, R"(meshhook_ingest_requests_total{route="healthz",status="200"})", 1));
+    ASSERT_TRUE(eventually_metric(
+        ingest, R"(meshhook_ingest_request_duration_seconds_count{route="webhook"})", 2));
     const auto res = request_once(ingest.port(), get_request("/metrics"));
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200u);
