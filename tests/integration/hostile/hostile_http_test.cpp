@@ -55,7 +55,7 @@ constexpr std::size_t kOversize = 64 * 1024;
 // with 2,000 idle connections held (about 7.5 KiB each), 29 MiB after every
 // attack in turn. 64 MiB leaves room for allocator variance while still
 // catching a per-connection buffer that grows to the body limit (2,000 x 64
-// KiB alone would be 125 MiB). ASan measured 113 MiB after every attack; its
+// KiB alone would be 125 MiB). ASan measured 113-122 MiB after every attack; its
 // quarantine may hold up to 256 MiB of freed memory, hence 512 MiB. TSan is a
 // guess from its usual 5-10x overhead (not measured: the TSan receiver did
 // not start on this machine when this was written).
