@@ -126,6 +126,33 @@ simdjson::error_code skip_value(simdjson::ondemand::value& value) {
     return simdjson::INCORRECT_TYPE;
 }
 
+// simdjson's on-demand API enforces no nesting limit (in 3.0 max_depth is
+// checked only with SIMDJSON_DEVELOPMENT_CHECKS), and the raw body travels on
+// to readers that do have one (Jackson 1,000, Python's json about as many).
+constexpr int kMaxDepth = 512;
+
+bool exceeds_depth(std::string_view s) {
+    int depth = 0;
+    bool in_string = false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        if (in_string) {
+            if (c == '\\') {
+                ++i;
+            } else if (c == '"') {
+                in_string = false;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > kMaxDepth) return true;
+        } else if (c == ']' || c == '}') {
+            --depth;
+        }
+    }
+    return false;
+}
+
 }  // namespace
 
 TransferStatus parse_status(std::string_view text) {
@@ -223,6 +250,8 @@ ParseResult TransferEventParser::parse(std::string_view body) {
     if (!body.empty()) std::memcpy(buf.data(), body.data(), body.size());
     std::memset(buf.data() + body.size(), 0, simdjson::SIMDJSON_PADDING);
 
+    // Nesting deeper than kMaxDepth needs more than kMaxDepth bytes: small bodies skip the scan.
+    if (body.size() > kMaxDepth && exceeds_depth(body)) return json_fail(simdjson::DEPTH_ERROR);
     simdjson::ondemand::document doc;
     if (auto ec = impl_->parser.iterate(buf.data(), body.size(), buf.size()).get(doc)) {
         return json_fail(ec);

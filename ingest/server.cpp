@@ -42,6 +42,7 @@ constexpr std::size_t kFirstReadChunk = 4096;
 // long to read the response before the socket goes (a close with unread
 // input would reset the connection and could destroy the response in flight).
 constexpr std::chrono::milliseconds kLingerTimeout{1000};
+constexpr std::chrono::milliseconds kCancelRetry{5};
 constexpr std::chrono::milliseconds kReadinessTimeout{1000};
 constexpr std::chrono::milliseconds kReadinessPeriodHealthy{2000};
 constexpr std::chrono::milliseconds kReadinessPeriodUnhealthy{250};
@@ -187,6 +188,17 @@ private:
         timed_out_ = true;
         error_code ec;
         socket().cancel(ec);  // the pending operation completes with operation_aborted
+        // cancel() only reaches an operation pending at this moment. Between
+        // two steps of a composed operation (Beast's async_read_header issues
+        // one read_some after another; so does a TLS handshake) none is, and
+        // the next step would read on with no deadline at all: a client
+        // trickling bytes would escape the timeout. So cancel again shortly,
+        // until the operation's own handler has run and disarmed (which bumps
+        // the generation and ends this).
+        deadline_.expires_after(kCancelRetry);
+        deadline_.async_wait([self = this->shared_from_this(), gen = generation_](error_code wec) {
+            if (!wec && gen == self->generation_) self->on_deadline();
+        });
     }
 
     void on_start() {
@@ -257,6 +269,20 @@ private:
     void on_header(error_code ec) {
         if (ec) return on_read_error(ec);
         const auto& req = parser_->get();
+        // RFC 9112 6.3: a request whose Transfer-Encoding does not end in
+        // chunked has no reliable length: 400 and close. Beast would read
+        // it as bodiless and parse the body as the next request (smuggling).
+        // Codings other than chunked are not supported at all.
+        if (req.count(http::field::transfer_encoding) > 0 &&
+            (!parser_->chunked() ||
+             !beast::iequals(req[http::field::transfer_encoding], "chunked"))) {
+            disarm();
+            route_ = req.target().starts_with("/webhooks/") ? Route::kWebhook : Route::kOther;
+            common::log_warn(
+                "rejected request status=400 reason=unsupported_transfer_encoding client=" +
+                peer_.to_string());
+            return write_error(400, "bad_request", "Transfer-Encoding must be chunked");
+        }
         if (beast::iequals(req[http::field::expect], "100-continue")) {
             // curl and others wait for this before sending a body; the body
             // limit was already checked against Content-Length.

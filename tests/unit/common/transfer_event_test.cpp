@@ -218,3 +218,23 @@ TEST(TransferEvent, PositiveDecimalCheck) {
 
 }  // namespace
 }  // namespace meshhook::common
+
+namespace meshhook::common {
+namespace {
+
+TEST(TransferEvent, RefusesNestingDeeperThanDownstreamReadersAccept) {
+    TransferEventParser parser;
+    const std::string deep = R"({"TransferId":"t","TransferStatus":"pending","X":)" +
+                             std::string(600, '[') + std::string(600, ']') + "}";
+    EXPECT_EQ(parser.parse(deep).error.code, ParseErrorCode::kInvalidJson);
+    const std::string fine = R"({"TransferId":"t","TransferStatus":"pending","X":)" +
+                             std::string(100, '[') + std::string(100, ']') + "}";
+    EXPECT_TRUE(parser.parse(fine).ok());
+    // Brackets inside strings are text, not nesting.
+    const std::string text = R"({"TransferId":"t","TransferStatus":"pending","X":")" +
+                             std::string(600, '[') + "\"}";
+    EXPECT_TRUE(parser.parse(text).ok());
+}
+
+}  // namespace
+}  // namespace meshhook::common
