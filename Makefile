@@ -31,11 +31,13 @@ test: deps
 
 asan: deps
 	$(MAKE) --no-print-directory build PRESET=asan
-	ctest --preset asan -j $(JOBS) -L 'unit|integration' --timeout 900
+	ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+	  ctest --preset asan -j $(JOBS) -L 'unit|integration' --timeout 900
 
 tsan: deps
 	$(MAKE) --no-print-directory build PRESET=tsan
-	ctest --preset tsan -j $(JOBS) -L 'unit|integration' --timeout 900
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/sanitizers/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
+	  ctest --preset tsan -j $(JOBS) -L 'unit|integration' --timeout 900
 
 demo: deps
 	cmake --preset release >/dev/null
