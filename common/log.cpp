@@ -43,7 +43,7 @@ void append_timestamp(std::string& out, spdlog::log_clock::time_point time) {
     const auto seconds = std::chrono::floor<std::chrono::seconds>(since_epoch);
     const auto millis =
         std::chrono::duration_cast<std::chrono::milliseconds>(since_epoch - seconds).count();
-    const std::time_t t = static_cast<std::time_t>(seconds.count());
+    const auto t = static_cast<std::time_t>(seconds.count());
     std::tm tm{};
     gmtime_r(&t, &tm);
     char buf[32];
