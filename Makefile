@@ -1,6 +1,11 @@
 # The two commands of the README, plus helpers. Everything installs what it
 # needs (Debian 12, as root) and builds first.
 SHELL := /bin/bash
+# ccache hits across checkouts (CI builds a fresh clone in another folder):
+# paths are hashed relative to the checkout, and the working directory is not
+# hashed into -g builds.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 JOBS ?= $(shell nproc)
 PRESET ?= dev
 
