@@ -55,7 +55,8 @@ bench: deps
 	./benchmarks/run.sh build/release
 
 fuzz: deps
-	$(MAKE) --no-print-directory build PRESET=fuzz
+	$(MAKE) --no-print-directory configure PRESET=fuzz
+	cmake --build --preset fuzz -j $(JOBS) --target fuzz_transfer_event fuzz_signature fuzz_http_request
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} ./tests/fuzz/run.sh
 
 # clang-tidy over our own sources (compile commands from the dev preset);
