@@ -154,13 +154,37 @@ if [ -x "$bin/bench_consumer_store" ]; then
     pgbin=/usr/lib/postgresql/15/bin
     if [ -x "$pgbin/initdb" ]; then
         pgdir=$work/pg; mkdir -p "$pgdir"; pgport=$(free_port)
+        chmod 711 "$work"  # mktemp -d is 0700: the postgres user must reach $pgdir
         as_pg() { if [ "$(id -u)" = 0 ]; then chown -R postgres "$pgdir"; runuser -u postgres -- "$@"; else "$@"; fi; }
         as_pg "$pgbin/initdb" -D "$pgdir/data" -A trust -U meshhook > /dev/null
         as_pg "$pgbin/pg_ctl" -D "$pgdir/data" -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1" -l "$pgdir/log" -w start > /dev/null
         as_pg "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U meshhook meshhook
         consumer_rows+=$(store_run "PostgreSQL 15 (local server, defaults: synchronous_commit=on)" "postgresql://meshhook@127.0.0.1:$pgport/meshhook")
-        as_pg "$pgbin/pg_ctl" -D "$pgdir/data" -m fast stop > /dev/null
     fi
+fi
+
+# ---------------------------------------------------------------- consumer end to end
+# Topic to credit commands through meshhook broker; each run needs a fresh
+# store (the store's offsets would be past a fresh broker's).
+e2e_rows=""
+if [ -x "$bin/bench_consumer_e2e" ]; then
+    e2e_events=${BENCH_E2E_EVENTS:-200000}
+    echo "== consumer end to end: $e2e_events events"
+    e2e_run() {  # LABEL URL
+        local line
+        line=$("$bin/bench_consumer_e2e" "$bin" "$2" "$e2e_events" | grep '^RESULT') ||
+            { printf '| %s | FAILED (see the output above) | | |\n' "$1"; return 0; }
+        printf '| %s | %s | %s | %s |\n' "$1" "$(field events "$line")" \
+            "$(printf "%'d" "$(field events_per_s "$line")")" "$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' <<< "$line")"
+    }
+    e2e_rows+=$(e2e_run "SQLite, file on this machine's disk (WAL, synchronous=FULL)" "sqlite://$work/e2e.db")$'\n'
+    if [ -n "${pgport:-}" ]; then
+        as_pg "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U meshhook meshhook_e2e
+        e2e_rows+=$(e2e_run "PostgreSQL 15 (local server, defaults: synchronous_commit=on)" "postgresql://meshhook@127.0.0.1:$pgport/meshhook_e2e")
+    fi
+fi
+if [ -n "${pgport:-}" ]; then
+    as_pg "$pgbin/pg_ctl" -D "$pgdir/data" -m fast stop > /dev/null
 fi
 
 {
@@ -200,6 +224,20 @@ fi
         echo "| store | batch | events/s | seconds |"
         echo "|---|---|---|---|"
         echo "$consumer_rows"
+    fi
+    if [ -n "$e2e_rows" ]; then
+        echo
+        echo "## Consumer: end to end, topic to credit commands"
+        echo
+        echo "\`$bin/bench_consumer_e2e $bin STORE_URL $e2e_events\`: \`meshhook broker\` (3 brokers, 4 partitions) and"
+        echo "\`meshhook-consumer --batch-max 5000 --batch-ms 20\` in their own processes; transfer events produced to"
+        echo "\`mesh.transfer-events\` while credit commands are read back from \`ledger.credit-commands\` (at most"
+        echo "20,000 events produced ahead of the credits), four events per transfer, $((e2e_events / 4)) credits, each checked to arrive exactly once."
+        echo "Timed from the first event produced to the last credit read; the group join is done before (warm-up transfer)."
+        echo
+        echo "| store | events | events/s | seconds |"
+        echo "|---|---|---|---|"
+        echo "$e2e_rows"
     fi
 } > "$out"
 cat "$out"
