@@ -98,7 +98,8 @@ public:
                 buffer_.erase(0, nl + 1);
                 return line;
             }
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
             if (left <= 0ms) return std::nullopt;
             pollfd p{stdout_fd_, POLLIN, 0};
             if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
@@ -198,7 +199,8 @@ std::string event(const std::string& tid, std::size_t transfer, int step) {
            "\",\"SentTimestamp\":1764316800,\"UserId\":\"user-42\",\"TransactionId\":\"order-" +
            std::to_string(transfer) + "\",\"TransferId\":\"" + tid + "\",\"TransferStatus\":\"" +
            kStatus[step] + "\",\"TxHash\":" +
-           (done ? "\"0x5c1e0f2a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e\"" : "null") +
+           (done ? "\"0x5c1e0f2a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e\""
+                 : "null") +
            ",\"Chain\":\"Ethereum\",\"Token\":\"USDC\",\"DestinationAddress\":"
            "\"0x9f2b6A1c3D4e5F60718293a4B5c6D7e8F9012345\",\"SourceAccountProvider\":"
            "\"Coinbase\",\"SourceAmount\":250.75,\"DestinationAmount\":" +
@@ -210,8 +212,11 @@ class Bench {
 public:
     Bench(std::filesystem::path bin_dir, std::string store_url, std::size_t events,
           std::filesystem::path tmp)
-        : bin_dir_(std::move(bin_dir)), store_url_(std::move(store_url)), events_(events),
-          tmp_(std::move(tmp)), run_id_("b" + std::to_string(getpid())) {}
+        : bin_dir_(std::move(bin_dir)),
+          store_url_(std::move(store_url)),
+          events_(events),
+          tmp_(std::move(tmp)),
+          run_id_("b" + std::to_string(getpid())) {}
 
     int run() {
         start_broker();
@@ -226,7 +231,8 @@ public:
         const auto parts = credits.partition_count(kCreditTopic, 10s);
         if (!parts) throw Failure(std::string("no partition count for ") + kCreditTopic);
         std::vector<common::TopicPartition> assignment;
-        for (int p = 0; p < *parts; ++p) assignment.push_back({kCreditTopic, p, common::kOffsetBeginning});
+        for (int p = 0; p < *parts; ++p)
+            assignment.push_back({kCreditTopic, p, common::kOffsetBeginning});
         credits.assign(assignment);
 
         // Warm-up: one transfer through the whole path proves the consumer
@@ -256,7 +262,8 @@ public:
         std::size_t last_count = bench_credits_;
         while (bench_credits_ < transfers) {
             // Feed up to the backlog cap, then read credits back.
-            while (produced < events_ && produced - 4 * std::min(bench_credits_, produced / 4) < kBacklogCap) {
+            while (produced < events_ &&
+                   produced - 4 * std::min(bench_credits_, produced / 4) < kBacklogCap) {
                 const std::size_t base = window * kWindow;
                 const std::size_t size = std::min(kWindow, transfers - base);
                 const std::size_t t = base + in_window;
@@ -294,7 +301,8 @@ public:
                     bench_credits_ + duplicates_);
         std::fflush(stdout);
         if (duplicates_ != 0 || bench_credits_ != transfers) {
-            std::fprintf(stderr, "bench_consumer_e2e: %zu credits for %zu transfers (%zu duplicates)\n",
+            std::fprintf(stderr,
+                         "bench_consumer_e2e: %zu credits for %zu transfers (%zu duplicates)\n",
                          bench_credits_ + duplicates_, transfers, duplicates_);
             return 1;
         }
@@ -315,10 +323,11 @@ private:
 
     void start_consumer() {
         consumer_.emplace(
-            std::vector<std::string>{(bin_dir_ / "meshhook-consumer").string(), "--brokers", bootstrap_,
-                                     "--store", store_url_, "--group-id", "bench-" + std::to_string(getpid()),
-                                     "--metrics-listen", "127.0.0.1:0", "--session-timeout-ms", "6000",
-                                     "--batch-max", "5000", "--batch-ms", "20", "--log-level", "warn"},
+            std::vector<std::string>{(bin_dir_ / "meshhook-consumer").string(), "--brokers",
+                                     bootstrap_, "--store", store_url_, "--group-id",
+                                     "bench-" + std::to_string(getpid()), "--metrics-listen",
+                                     "127.0.0.1:0", "--session-timeout-ms", "6000", "--batch-max",
+                                     "5000", "--batch-ms", "20", "--log-level", "warn"},
             tmp_ / "consumer.err");
         const auto deadline = Clock::now() + 60s;
         while (Clock::now() < deadline) {
@@ -347,7 +356,8 @@ private:
         for (int n = 0; msg && n < 10000; ++n) {
             if (msg.error_code() != 0) {
                 if (!msg.is_partition_eof()) {
-                    std::fprintf(stderr, "bench_consumer_e2e: credit topic: %s\n", msg.error().c_str());
+                    std::fprintf(stderr, "bench_consumer_e2e: credit topic: %s\n",
+                                 msg.error().c_str());
                 }
             } else if (const auto key = msg.key()) {
                 const bool warm = key->ends_with("-warmup");
@@ -361,7 +371,8 @@ private:
         }
         consumer_->drain();
         broker_->drain();
-        if (!consumer_->running()) throw Failure("meshhook-consumer exited: " + consumer_->stderr_tail());
+        if (!consumer_->running())
+            throw Failure("meshhook-consumer exited: " + consumer_->stderr_tail());
         if (!broker_->running()) throw Failure("meshhook broker exited: " + broker_->stderr_tail());
     }
 
