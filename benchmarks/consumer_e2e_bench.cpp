@@ -402,6 +402,14 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bench_consumer_e2e: EVENTS must be a positive multiple of 4\n");
         return 2;
     }
+    for (const char* name : {"meshhook", "meshhook-consumer"}) {
+        const std::string path = std::string(argv[1]) + "/" + name;
+        if (access(path.c_str(), X_OK) != 0) {
+            std::fprintf(stderr, "bench_consumer_e2e: BIN_DIR: %s is not an executable\n",
+                         path.c_str());
+            return 2;
+        }
+    }
     // Our own temp dir for child logs (and the SQLite file when the URL says
     // sqlite://tmp, i.e. the caller lets us choose).
     char tmpl[] = "/tmp/meshhook-e2e.XXXXXX";
