@@ -92,6 +92,17 @@ if [ -x "$bin/meshhook-ingest" ] && [ -x "$bin/meshhook" ]; then
     ours=$(measure "$ingest_pid" "http://127.0.0.1:$port/webhooks/mesh" "$work/post.lua")
     curl -fsS "http://127.0.0.1:$port/metrics" > "$work/ingest.metrics"
 
+    # Where the time goes: perf samples the server during a second peak run.
+    profile=""
+    if [ "${BENCH_PROFILE:-1}" = 1 ]; then
+        (sleep 1; benchmarks/profile_ingest.sh "$ingest_pid" $(( duration > 3 ? duration - 2 : 1 )) \
+            "$work/ingest.perf" > "$work/profile.md" 2>&1) &
+        prof_pid=$!
+        run_wrk "http://127.0.0.1:$port/webhooks/mesh" "$work/post.lua" > /dev/null
+        wait "$prof_pid" || true
+        profile=$(cat "$work/profile.md")
+    fi
+
     # Latency at half the measured peak, Kafka ack included: an open-loop
     # sender at a fixed rate (meshhook send), on the client core.
     peak=$(( $(field requests "$ours") * 1000000 / $(field duration_us "$ours") ))
@@ -212,6 +223,12 @@ fi
         echo "| server | requests/s | CPU-µs per request | latency p50 / p99 / p99.9 / max (ms) | non-2xx |"
         echo "|---|---|---|---|---|"
         echo "$ingest_rows"
+        if [ -n "${profile:-}" ]; then
+            echo
+            echo "### Where meshhook-ingest's time goes (perf, cpu-clock sampling, 1 thread at peak load)"
+            echo
+            echo "$profile"
+        fi
     fi
     if [ -n "$consumer_rows" ]; then
         echo
