@@ -39,7 +39,13 @@ bool decode_digest(std::string_view text, std::array<unsigned char, kDigestSize>
                                   static_cast<int>(text.size()));
     if (n != 33) return false;  // 44 chars decode to 33 bytes, the last from padding
     std::copy_n(buf.begin(), kDigestSize, out.begin());
-    return true;
+    // Only the canonical encoding is accepted: the last data character carries
+    // two padding bits that must be zero, else one signature would have four
+    // spellings (found by fuzz_signature). Re-encoding is cheap at this size.
+    std::array<unsigned char, kEncodedSize + 1> again{};
+    EVP_EncodeBlock(again.data(), out.data(), static_cast<int>(kDigestSize));
+    return std::equal(text.begin(), text.end(), again.begin(),
+                      [](char a, unsigned char b) { return static_cast<unsigned char>(a) == b; });
 }
 
 }  // namespace

@@ -89,6 +89,16 @@ TEST(Signature, DistinguishesMissingUndecodableAndMismatch) {
     EXPECT_EQ(to_string(SignatureError::kMismatch), "mismatch");
 }
 
+TEST(Signature, RefusesNonCanonicalBase64OfTheRightDigest) {
+    SignatureVerifier verifier({kSecret});
+    const auto body = testing::fixture("90-malformed-truncated.json");
+    // Canonical: ...d0U0=. The last data character's two low bits are padding;
+    // ...d0U1= decodes to the same bytes but is not what Mesh sends.
+    EXPECT_TRUE(verifier.verify("PvmXY6U0yEHqTaF9sEMkJjwhVxy6j1WJbSGUN8rd0U0=", body).ok());
+    EXPECT_EQ(verifier.verify("PvmXY6U0yEHqTaF9sEMkJjwhVxy6j1WJbSGUN8rd0U1=", body).error,
+              SignatureError::kUndecodable);
+}
+
 TEST(Signature, RefusesEmptySecretLists) {
     EXPECT_THROW(SignatureVerifier({}), std::invalid_argument);
     EXPECT_THROW(SignatureVerifier({""}), std::invalid_argument);
