@@ -63,11 +63,11 @@ fuzz: deps
 # any finding fails.
 tidy: deps
 	$(MAKE) --no-print-directory configure PRESET=dev
-	run-clang-tidy -p build/dev -quiet -j $(JOBS) -warnings-as-errors='*' \
-	  -extra-arg=-Wno-unknown-warning-option \
-	  '^$(CURDIR)/(common|ingest|consumer|tools)/.*\.cpp$$' > build/tidy.log 2>&1 \
-	  || { grep -E 'warning:|error:' build/tidy.log | sort -u; exit 1; }
-	@echo "clang-tidy: clean"
+	run-clang-tidy -p build/dev -quiet -j $(JOBS) -extra-arg=-Wno-unknown-warning-option \
+	  '^$(CURDIR)/(common|ingest|consumer|tools)/.*\.cpp$$' > build/tidy.log 2>&1 || true
+	@if grep -qE '(warning|error): ' build/tidy.log; then \
+	  grep -E '(warning|error): ' build/tidy.log | sort -u; echo "clang-tidy: findings above"; exit 1; fi
+	@echo "clang-tidy: clean ($$(grep -c '^clang-tidy' build/tidy.log) files)"
 
 clean:
 	rm -rf build
