@@ -10,8 +10,9 @@ perf record -F 999 -g -p "$pid" -o "$data" -- sleep "$seconds" > /dev/null 2>&1 
     echo "(perf record failed here)"; exit 0; }
 echo '```'
 echo "share of samples by shared object"
-perf report -i "$data" --stdio --no-children --sort dso 2>/dev/null | grep -E '^ +[0-9.]+%' | head -12
+perf report -i "$data" --stdio --no-children --sort dso 2>/dev/null | grep -E '^ +[0-9.]+%' | sed -E 's/[[:space:]]+$//' | head -12
 echo
 echo "top symbols (self time)"
-perf report -i "$data" --stdio --no-children --sort dso,symbol 2>/dev/null | grep -E '^ +[0-9.]+%' | head -25
+perf report -i "$data" --stdio --no-children --sort dso,symbol 2>/dev/null | grep -E '^ +[0-9.]+%' \
+    | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//; s/ {3,}/  /g' | cut -c1-150 | head -25
 echo '```'
