@@ -30,10 +30,9 @@ private:
     void do_read() {
         parser_.emplace();
         parser_->body_limit(64 * 1024);
-        http::async_read(stream_, buffer_, *parser_,
-                         [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                             self->on_read(ec);
-                         });
+        http::async_read(
+            stream_, buffer_, *parser_,
+            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
     }
     void on_read(beast::error_code ec) {
         if (ec) return;

@@ -25,19 +25,20 @@ std::string event(std::size_t transfer, int step) {
     static const char* kStatus[] = {"Pending", "Processing", "Succeeded", "Succeeded"};
     char tid[40];
     std::snprintf(tid, sizeof tid, "%08zx-0000-4000-8000-%012zx", transfer, transfer);
-    std::string b = "{\"Id\":\"d-" + std::to_string(transfer) + "-" + std::to_string(step) +
-                    "\",\"EventId\":\"e-" + std::to_string(transfer) + "-" +
-                    std::to_string(step == 3 ? 2 : step) +
-                    "\",\"SentTimestamp\":1764316800,\"UserId\":\"user-42\",\"TransactionId\":\"order-" +
-                    std::to_string(transfer) + "\",\"TransferId\":\"" + tid +
-                    "\",\"TransferStatus\":\"" + kStatus[step] + "\",\"TxHash\":" +
-                    (step >= 2 ? "\"0x5c1e0f2a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e\""
-                               : "null") +
-                    ",\"Chain\":\"Ethereum\",\"Token\":\"USDC\",\"DestinationAddress\":"
-                    "\"0x9f2b6A1c3D4e5F60718293a4B5c6D7e8F9012345\",\"SourceAccountProvider\":"
-                    "\"Coinbase\",\"SourceAmount\":250.75,\"DestinationAmount\":" +
-                    (step >= 2 ? "250.000000000000000001" : "null") +
-                    ",\"RefundAddress\":null,\"Timestamp\":1764317099000}";
+    std::string b =
+        "{\"Id\":\"d-" + std::to_string(transfer) + "-" + std::to_string(step) +
+        "\",\"EventId\":\"e-" + std::to_string(transfer) + "-" +
+        std::to_string(step == 3 ? 2 : step) +
+        "\",\"SentTimestamp\":1764316800,\"UserId\":\"user-42\",\"TransactionId\":\"order-" +
+        std::to_string(transfer) + "\",\"TransferId\":\"" + tid + "\",\"TransferStatus\":\"" +
+        kStatus[step] + "\",\"TxHash\":" +
+        (step >= 2 ? "\"0x5c1e0f2a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e\""
+                   : "null") +
+        ",\"Chain\":\"Ethereum\",\"Token\":\"USDC\",\"DestinationAddress\":"
+        "\"0x9f2b6A1c3D4e5F60718293a4B5c6D7e8F9012345\",\"SourceAccountProvider\":"
+        "\"Coinbase\",\"SourceAmount\":250.75,\"DestinationAmount\":" +
+        (step >= 2 ? "250.000000000000000001" : "null") +
+        ",\"RefundAddress\":null,\"Timestamp\":1764317099000}";
     return b;
 }
 
@@ -49,7 +50,8 @@ void reset(const std::string& url) {
         const std::string cmd = "psql -q '" + url +
                                 "' -c 'DROP TABLE IF EXISTS transfers, outbox, partition_offsets, "
                                 "anomalies, meshhook_schema' >/dev/null 2>&1";
-        if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "warning: could not reset %s\n", url.c_str());
+        if (std::system(cmd.c_str()) != 0)
+            std::fprintf(stderr, "warning: could not reset %s\n", url.c_str());
     }
 }
 
@@ -107,10 +109,10 @@ int main(int argc, char** argv) {
         }
         const double seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        std::printf("RESULT store=%s events=%zu batch=%zu seconds=%.3f events_per_s=%.0f credits=%llu\n",
-                    url.substr(0, url.find(':')).c_str(), bodies.size(), batch, seconds,
-                    static_cast<double>(bodies.size()) / seconds,
-                    static_cast<unsigned long long>(credits));
+        std::printf(
+            "RESULT store=%s events=%zu batch=%zu seconds=%.3f events_per_s=%.0f credits=%llu\n",
+            url.substr(0, url.find(':')).c_str(), bodies.size(), batch, seconds,
+            static_cast<double>(bodies.size()) / seconds, static_cast<unsigned long long>(credits));
         if (credits != transfers) {
             std::fprintf(stderr, "expected %zu credits, got %llu\n", transfers,
                          static_cast<unsigned long long>(credits));

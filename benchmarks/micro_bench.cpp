@@ -1,7 +1,8 @@
 // Micro benchmarks of the per-request work in meshhook-ingest, each beside
 // the library's own ceiling on the same bytes, so the ratio holds on any machine:
-//   signature verification  vs  a pre-keyed OpenSSL HMAC-SHA256 (what `openssl speed -hmac` measures)
-//   event parsing           vs  simdjson's DOM parse (runtime-dispatched best kernel) of the same body
+//   signature verification  vs  a pre-keyed OpenSSL HMAC-SHA256 (what `openssl speed -hmac`
+//   measures) event parsing           vs  simdjson's DOM parse (runtime-dispatched best kernel) of
+//   the same body
 #include <benchmark/benchmark.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -72,7 +73,8 @@ void BM_CeilingOpenSslHmac1KiB(benchmark::State& state) {
     char digest[] = "SHA256";
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
                            OSSL_PARAM_construct_end()};
-    EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(kSecret.data()), kSecret.size(), params);
+    EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(kSecret.data()), kSecret.size(),
+                 params);
     unsigned char out[32];
     for (auto _ : state) {
         std::size_t len = 0;

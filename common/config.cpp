@@ -154,9 +154,13 @@ const Settings::Entry& Settings::entry(std::string_view flag) const {
     throw std::invalid_argument("Settings: no setting --" + std::string(flag) + " was added");
 }
 
-const std::string& Settings::get(std::string_view flag) const { return entry(flag).value; }
+const std::string& Settings::get(std::string_view flag) const {
+    return entry(flag).value;
+}
 
-bool Settings::is_set(std::string_view flag) const { return entry(flag).set; }
+bool Settings::is_set(std::string_view flag) const {
+    return entry(flag).set;
+}
 
 std::string Settings::describe(std::string_view flag) const {
     const auto& e = entry(flag);
@@ -168,8 +172,9 @@ std::string Settings::describe(std::string_view flag) const {
 }
 
 std::string Settings::help_text() const {
-    std::string out = program_ + ": " + summary_ + "\n\nUsage: " + program_ + " [options]\n\n" +
-                      "Each setting is read from its environment variable; a flag overrides it.\n\n";
+    std::string out =
+        program_ + ": " + summary_ + "\n\nUsage: " + program_ + " [options]\n\n" +
+        "Each setting is read from its environment variable; a flag overrides it.\n\n";
     for (const auto& e : entries_) {
         out += "  --" + e.spec.flag;
         if (!e.spec.is_switch) {
@@ -185,7 +190,8 @@ std::string Settings::help_text() const {
             out += " [default: false]";
         } else {
             out += " [default: " +
-                   (e.spec.default_value.empty() ? std::string("none") : e.spec.default_value) + "]";
+                   (e.spec.default_value.empty() ? std::string("none") : e.spec.default_value) +
+                   "]";
         }
         out += "\n";
     }

@@ -2,11 +2,11 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "common/log.hpp"
-
 #include <atomic>
 #include <cstring>
 #include <thread>
+
+#include "common/log.hpp"
 
 namespace meshhook::common {
 namespace {
@@ -61,7 +61,8 @@ ConfPtr make_conf(const KafkaConfig& config, const KafkaConfig& defaults) {
 PartitionListPtr to_list(const std::vector<TopicPartition>& tps) {
     PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(tps.size())));
     for (const auto& tp : tps) {
-        rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset = tp.offset;
+        rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset =
+            tp.offset;
     }
     return list;
 }
@@ -152,9 +153,9 @@ Producer::~Producer() {
     rd_kafka_poll(impl_->rk.get(), 0);
 }
 
-ProduceStatus Producer::produce(std::string_view topic, std::string_view key, std::string_view value,
-                                const std::vector<Header>& headers, DeliveryHandler* handler,
-                                std::int32_t partition) {
+ProduceStatus Producer::produce(std::string_view topic, std::string_view key,
+                                std::string_view value, const std::vector<Header>& headers,
+                                DeliveryHandler* handler, std::int32_t partition) {
     rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());
     for (const auto& h : headers) {
         rd_kafka_header_add(hdrs, h.key.data(), static_cast<ssize_t>(h.key.size()), h.value.data(),
@@ -205,7 +206,9 @@ int Producer::flush(std::chrono::milliseconds timeout) {
     return rd_kafka_outq_len(impl_->rk.get());
 }
 
-int Producer::queue_depth() const { return rd_kafka_outq_len(impl_->rk.get()); }
+int Producer::queue_depth() const {
+    return rd_kafka_outq_len(impl_->rk.get());
+}
 
 bool Producer::healthy(std::chrono::milliseconds timeout) {
     char buf[256];
@@ -213,17 +216,21 @@ bool Producer::healthy(std::chrono::milliseconds timeout) {
         return false;
     }
     const rd_kafka_metadata_t* md = nullptr;
-    const auto err = rd_kafka_metadata(impl_->rk.get(), 0, nullptr, &md, static_cast<int>(timeout.count()));
+    const auto err =
+        rd_kafka_metadata(impl_->rk.get(), 0, nullptr, &md, static_cast<int>(timeout.count()));
     const bool ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && md != nullptr && md->broker_cnt > 0;
     if (md != nullptr) rd_kafka_metadata_destroy(md);
     return ok;
 }
 
-std::optional<int> Producer::partition_count(std::string_view topic, std::chrono::milliseconds timeout) {
+std::optional<int> Producer::partition_count(std::string_view topic,
+                                             std::chrono::milliseconds timeout) {
     return metadata_partition_count(impl_->rk.get(), topic, timeout);
 }
 
-rd_kafka_s* Producer::native() const { return impl_->rk.get(); }
+rd_kafka_s* Producer::native() const {
+    return impl_->rk.get();
+}
 
 // ---------------------------------------------------------------- Message
 
@@ -239,17 +246,26 @@ Message& Message::operator=(Message&& other) noexcept {
     }
     return *this;
 }
-int Message::error_code() const { return msg_->err; }
+int Message::error_code() const {
+    return msg_->err;
+}
 std::string Message::error() const {
     if (msg_->err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
     return rd_kafka_message_errstr(msg_);
 }
-bool Message::is_partition_eof() const { return msg_->err == RD_KAFKA_RESP_ERR__PARTITION_EOF; }
-std::string_view Message::topic() const {
-    return msg_->rkt != nullptr ? std::string_view(rd_kafka_topic_name(msg_->rkt)) : std::string_view();
+bool Message::is_partition_eof() const {
+    return msg_->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
 }
-std::int32_t Message::partition() const { return msg_->partition; }
-std::int64_t Message::offset() const { return msg_->offset; }
+std::string_view Message::topic() const {
+    return msg_->rkt != nullptr ? std::string_view(rd_kafka_topic_name(msg_->rkt))
+                                : std::string_view();
+}
+std::int32_t Message::partition() const {
+    return msg_->partition;
+}
+std::int64_t Message::offset() const {
+    return msg_->offset;
+}
 std::int64_t Message::timestamp_ms() const {
     rd_kafka_timestamp_type_t type{};
     return rd_kafka_message_timestamp(msg_, &type);
@@ -281,11 +297,12 @@ std::vector<Header> Message::headers() const {
     const char* name = nullptr;
     const void* value = nullptr;
     std::size_t size = 0;
-    for (std::size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) ==
-                            RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (std::size_t i = 0;
+         rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
          ++i) {
-        out.push_back({name, value != nullptr ? std::string_view(static_cast<const char*>(value), size)
-                                              : std::string_view()});
+        out.push_back({name, value != nullptr
+                                 ? std::string_view(static_cast<const char*>(value), size)
+                                 : std::string_view()});
     }
     return out;
 }
@@ -360,7 +377,9 @@ void Consumer::assign(const std::vector<TopicPartition>& partitions) {
     }
 }
 
-void Consumer::unassign() { rd_kafka_assign(impl_->rk.get(), nullptr); }
+void Consumer::unassign() {
+    rd_kafka_assign(impl_->rk.get(), nullptr);
+}
 
 std::vector<TopicPartition> Consumer::assignment() const {
     rd_kafka_topic_partition_list_t* list = nullptr;
@@ -384,8 +403,8 @@ void Consumer::commit(const std::vector<TopicPartition>& offsets, bool async) {
 
 void Consumer::seek(const TopicPartition& tp, std::chrono::milliseconds timeout) {
     auto list = to_list({tp});
-    rd_kafka_error_t* error = rd_kafka_seek_partitions(impl_->rk.get(), list.get(),
-                                                       static_cast<int>(timeout.count()));
+    rd_kafka_error_t* error =
+        rd_kafka_seek_partitions(impl_->rk.get(), list.get(), static_cast<int>(timeout.count()));
     if (error != nullptr) {
         std::string what = rd_kafka_error_string(error);
         rd_kafka_error_destroy(error);
@@ -393,7 +412,8 @@ void Consumer::seek(const TopicPartition& tp, std::chrono::milliseconds timeout)
     }
 }
 
-std::optional<int> Consumer::partition_count(std::string_view topic, std::chrono::milliseconds timeout) {
+std::optional<int> Consumer::partition_count(std::string_view topic,
+                                             std::chrono::milliseconds timeout) {
     return metadata_partition_count(impl_->rk.get(), topic, timeout);
 }
 
@@ -401,8 +421,8 @@ std::optional<std::pair<std::int64_t, std::int64_t>> Consumer::watermarks(
     std::string_view topic, std::int32_t partition, std::chrono::milliseconds timeout) {
     std::int64_t low = 0;
     std::int64_t high = 0;
-    if (rd_kafka_query_watermark_offsets(impl_->rk.get(), std::string(topic).c_str(), partition, &low,
-                                         &high, static_cast<int>(timeout.count())) !=
+    if (rd_kafka_query_watermark_offsets(impl_->rk.get(), std::string(topic).c_str(), partition,
+                                         &low, &high, static_cast<int>(timeout.count())) !=
         RD_KAFKA_RESP_ERR_NO_ERROR) {
         return std::nullopt;
     }
@@ -415,7 +435,9 @@ void Consumer::close() {
     rd_kafka_consumer_close(impl_->rk.get());
 }
 
-rd_kafka_s* Consumer::native() const { return impl_->rk.get(); }
+rd_kafka_s* Consumer::native() const {
+    return impl_->rk.get();
+}
 
 // ---------------------------------------------------------------- Admin
 
@@ -438,8 +460,10 @@ void create_topics(const KafkaConfig& config, const std::vector<NewTopic>& topic
         new_topics.push_back(nt);
     }
     rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
-    rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(timeout.count()), err, sizeof err);
+    rd_kafka_AdminOptions_t* options =
+        rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(timeout.count()), err,
+                                              sizeof err);
     rd_kafka_CreateTopics(rk.get(), new_topics.data(), new_topics.size(), options, queue);
     rd_kafka_event_t* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()) + 1000);
     std::string failure;

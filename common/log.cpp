@@ -20,20 +20,13 @@ constexpr char kHex[] = "0123456789abcdef";
 
 std::string_view level_name(spdlog::level::level_enum level) {
     switch (level) {
-        case spdlog::level::trace:
-            return "trace";
-        case spdlog::level::debug:
-            return "debug";
-        case spdlog::level::info:
-            return "info";
-        case spdlog::level::warn:
-            return "warn";
-        case spdlog::level::err:
-            return "error";
-        case spdlog::level::critical:
-            return "critical";
-        default:
-            return "off";
+        case spdlog::level::trace: return "trace";
+        case spdlog::level::debug: return "debug";
+        case spdlog::level::info: return "info";
+        case spdlog::level::warn: return "warn";
+        case spdlog::level::err: return "error";
+        case spdlog::level::critical: return "critical";
+        default: return "off";
     }
 }
 
@@ -150,10 +143,18 @@ LogFormat parse_log_format(std::string_view text) {
                       "\"");
 }
 
-void log_debug(std::string_view message) { log_at(spdlog::level::debug, message); }
-void log_info(std::string_view message) { log_at(spdlog::level::info, message); }
-void log_warn(std::string_view message) { log_at(spdlog::level::warn, message); }
-void log_error(std::string_view message) { log_at(spdlog::level::err, message); }
+void log_debug(std::string_view message) {
+    log_at(spdlog::level::debug, message);
+}
+void log_info(std::string_view message) {
+    log_at(spdlog::level::info, message);
+}
+void log_warn(std::string_view message) {
+    log_at(spdlog::level::warn, message);
+}
+void log_error(std::string_view message) {
+    log_at(spdlog::level::err, message);
+}
 
 void append_json_escaped(std::string& out, std::string_view text) {
     const auto* p = reinterpret_cast<const unsigned char*>(text.data());

@@ -15,12 +15,9 @@ enum Type : int { kCounter = 0, kGauge = 1, kHistogram = 2 };
 
 constexpr std::string_view type_name(int type) {
     switch (type) {
-        case kCounter:
-            return "counter";
-        case kGauge:
-            return "gauge";
-        default:
-            return "histogram";
+        case kCounter: return "counter";
+        case kGauge: return "gauge";
+        default: return "histogram";
     }
 }
 
@@ -104,7 +101,9 @@ Labels sorted(Labels labels) {
 
 }  // namespace
 
-void Gauge::inc(double d) { add_to(value_, d); }
+void Gauge::inc(double d) {
+    add_to(value_, d);
+}
 
 Histogram::Histogram(std::vector<double> upper_bounds) : bounds_(std::move(upper_bounds)) {
     // +Inf is implicit; accept it when a caller lists it anyway.
@@ -133,8 +132,7 @@ void Histogram::observe(double v) {
 }
 
 std::vector<double> latency_buckets() {
-    return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-            0.1,    0.15,  0.2,    0.25,  0.5,  1,     2.5};
+    return {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1, 2.5};
 }
 
 struct Registry::Family {

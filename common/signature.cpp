@@ -92,7 +92,9 @@ SignatureVerifier::~SignatureVerifier() = default;
 SignatureVerifier::SignatureVerifier(SignatureVerifier&&) noexcept = default;
 SignatureVerifier& SignatureVerifier::operator=(SignatureVerifier&&) noexcept = default;
 
-std::size_t SignatureVerifier::secret_count() const { return impl_->contexts.size(); }
+std::size_t SignatureVerifier::secret_count() const {
+    return impl_->contexts.size();
+}
 
 SignatureResult SignatureVerifier::verify(std::optional<std::string_view> signature,
                                           std::string_view body) {
@@ -111,7 +113,8 @@ SignatureResult SignatureVerifier::verify(std::optional<std::string_view> signat
         std::array<unsigned char, kDigestSize> actual{};
         std::size_t len = 0;
         if (EVP_MAC_init(ctx, nullptr, 0, nullptr) != 1 ||
-            EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(body.data()), body.size()) != 1 ||
+            EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(body.data()), body.size()) !=
+                1 ||
             EVP_MAC_final(ctx, actual.data(), &len, actual.size()) != 1 || len != kDigestSize) {
             continue;
         }
@@ -137,12 +140,14 @@ std::string sign(std::string_view secret, std::string_view body) {
     std::unique_ptr<EVP_MAC, MacDeleter> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
     std::unique_ptr<EVP_MAC_CTX, MacCtxDeleter> ctx(EVP_MAC_CTX_new(mac.get()));
     char digest_name[] = "SHA256";
-    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
-                                 OSSL_PARAM_construct_end()};
+    const OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+        OSSL_PARAM_construct_end()};
     if (!ctx ||
-        EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(secret.data()), secret.size(),
-                     params) != 1 ||
-        EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(body.data()), body.size()) != 1 ||
+        EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(secret.data()),
+                     secret.size(), params) != 1 ||
+        EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(body.data()),
+                       body.size()) != 1 ||
         EVP_MAC_final(ctx.get(), digest.data(), &len, digest.size()) != 1) {
         throw std::runtime_error("OpenSSL: HMAC-SHA256 failed");
     }

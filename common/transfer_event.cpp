@@ -43,7 +43,8 @@ constexpr std::array<FieldSpec, 16> kFields{{
     {"Token", "token", Kind::kString, &TransferEventView::token},
     {"Chain", "chain", Kind::kString, &TransferEventView::chain},
     {"SourceAmount", "sourceAmount", Kind::kAmount, &TransferEventView::source_amount},
-    {"DestinationAmount", "destinationAmount", Kind::kAmount, &TransferEventView::destination_amount},
+    {"DestinationAmount", "destinationAmount", Kind::kAmount,
+     &TransferEventView::destination_amount},
     {"SourceAccountProvider", "sourceAccountProvider", Kind::kString,
      &TransferEventView::source_account_provider},
     {"DestinationAddress", "destinationAddress", Kind::kString,
@@ -59,13 +60,16 @@ const FieldSpec* find_field(std::string_view key) {
 }
 
 std::string_view trim_ws(std::string_view s) {
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t')) {
+    while (!s.empty() &&
+           (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t')) {
         s.remove_suffix(1);
     }
     return s;
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 bool is_json_number(std::string_view s) {
@@ -208,10 +212,13 @@ std::string ParseError::message() const {
     switch (code) {
         case ParseErrorCode::kNone: return "ok";
         case ParseErrorCode::kInvalidJson:
-            return "body is not valid JSON" + (detail.empty() ? std::string() : ": " + std::string(detail));
+            return "body is not valid JSON" +
+                   (detail.empty() ? std::string() : ": " + std::string(detail));
         case ParseErrorCode::kNotAnObject: return "body is not a JSON object";
-        case ParseErrorCode::kWrongType: return "field " + std::string(field) + " has the wrong type";
-        case ParseErrorCode::kDuplicateField: return "field " + std::string(field) + " appears twice";
+        case ParseErrorCode::kWrongType:
+            return "field " + std::string(field) + " has the wrong type";
+        case ParseErrorCode::kDuplicateField:
+            return "field " + std::string(field) + " appears twice";
         case ParseErrorCode::kMissingTransferId: return "TransferId is missing";
         case ParseErrorCode::kMissingStatus: return "TransferStatus is missing";
     }
@@ -302,7 +309,8 @@ ParseResult TransferEventParser::parse(std::string_view body) {
         }
         switch (spec->kind) {
             case Kind::kString: {
-                if (type != json_type::string) return fail(ParseErrorCode::kWrongType, spec->pascal);
+                if (type != json_type::string)
+                    return fail(ParseErrorCode::kWrongType, spec->pascal);
                 std::string_view s;
                 if (auto ec = value.get_string().get(s)) return json_fail(ec);
                 field = {Field::State::kValue, s};
@@ -328,7 +336,8 @@ ParseResult TransferEventParser::parse(std::string_view body) {
                 break;
             }
             case Kind::kInteger: {
-                if (type != json_type::number) return fail(ParseErrorCode::kWrongType, spec->pascal);
+                if (type != json_type::number)
+                    return fail(ParseErrorCode::kWrongType, spec->pascal);
                 const std::string_view text = value.raw_json_token();
                 std::int64_t n = 0;
                 if (auto ec = value.get_int64().get(n)) {

@@ -16,7 +16,9 @@
 namespace meshhook::tools {
 namespace {
 
-rd_kafka_mock_cluster_t* as_cluster(void* p) { return static_cast<rd_kafka_mock_cluster_t*>(p); }
+rd_kafka_mock_cluster_t* as_cluster(void* p) {
+    return static_cast<rd_kafka_mock_cluster_t*>(p);
+}
 
 std::string err_text(rd_kafka_resp_err_t err) {
     return err == RD_KAFKA_RESP_ERR_NO_ERROR ? std::string() : std::string(rd_kafka_err2str(err));
@@ -62,7 +64,8 @@ MockCluster::~MockCluster() {
     if (rk_ != nullptr) rd_kafka_destroy(rk_);
 }
 
-std::string MockCluster::create_topic(const std::string& name, int partitions, int replication_factor) {
+std::string MockCluster::create_topic(const std::string& name, int partitions,
+                                      int replication_factor) {
     if (partitions < 1) return "partitions must be at least 1";
     return err_text(rd_kafka_mock_topic_create(as_cluster(cluster_), name.c_str(), partitions,
                                                std::min(replication_factor, brokers_)));
@@ -89,7 +92,9 @@ constexpr const char* kControlHelp =
     "  quit                    stop (so does closing stdin, SIGINT or SIGTERM)\n";
 
 volatile sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+    g_stop = 1;
+}
 
 std::string run_command(MockCluster& cluster, const std::string& line, bool& quit) {
     std::istringstream in(line);
@@ -140,7 +145,8 @@ int broker_main(int argc, const char* const* argv) {
         "compaction and does not honour transactions.\n\n" +
             std::string(kControlHelp));
     settings.add({"brokers", "MESHHOOK_BROKER_COUNT", "3", "number of brokers"})
-        .add({"partitions", "MESHHOOK_BROKER_PARTITIONS", "4", "partitions of each topic created at start"})
+        .add({"partitions", "MESHHOOK_BROKER_PARTITIONS", "4",
+              "partitions of each topic created at start"})
         .add({"topics", "MESHHOOK_BROKER_TOPICS", "",
               "comma-separated topics to create at start (default: the pipeline's five topics)"})
         .add({"no-default-topics", "", "", "create only --topics", false, true});
@@ -152,8 +158,8 @@ int broker_main(int argc, const char* const* argv) {
         BrokerOptions options;
         options.brokers = static_cast<int>(
             common::parse_uint(settings.describe("brokers"), settings.get("brokers"), 1, 16));
-        options.partitions = static_cast<int>(
-            common::parse_uint(settings.describe("partitions"), settings.get("partitions"), 1, 256));
+        options.partitions = static_cast<int>(common::parse_uint(
+            settings.describe("partitions"), settings.get("partitions"), 1, 256));
         if (!settings.is_set("no-default-topics")) options.topics = default_topics();
         for (auto& t : common::split_list(settings.get("topics"))) options.topics.push_back(t);
 

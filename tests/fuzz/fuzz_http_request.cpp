@@ -41,8 +41,8 @@ struct World {
         config.environments = {{"production", {"whsec_test_fixture_secret"}},
                                {"sandbox", {"whsec_sandbox"}}};
         config.max_body_bytes = 64 * 1024;
-        metrics = std::make_unique<ingest::IngestMetrics>(registry,
-                                                          std::vector<std::string>{"production", "sandbox"});
+        metrics = std::make_unique<ingest::IngestMetrics>(
+            registry, std::vector<std::string>{"production", "sandbox"});
         context = std::make_unique<ingest::HandlerContext>(
             ingest::HandlerContext{config, *metrics, ready, "fuzz-host"});
         handler = std::make_unique<ingest::RequestHandler>(*context);
@@ -50,7 +50,8 @@ struct World {
 };
 
 void check(const ingest::Response& response) {
-    static const std::set<unsigned> kAllowed = {200, 400, 401, 403, 404, 405, 408, 411, 413, 415, 503};
+    static const std::set<unsigned> kAllowed = {200, 400, 401, 403, 404, 405,
+                                                408, 411, 413, 415, 503};
     if (kAllowed.count(response.result_int()) == 0) std::abort();
     // Serialising must work for whatever the handler built.
     std::ostringstream out;
@@ -90,9 +91,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     const auto& pub = action.publication();
     if (pub.topic.empty()) std::abort();
-    for (auto outcome : {ingest::PublishOutcome::kAcknowledged, ingest::PublishOutcome::kQueueFull,
-                         ingest::PublishOutcome::kAckTimeout, ingest::PublishOutcome::kDeliveryFailed,
-                         ingest::PublishOutcome::kDraining}) {
+    for (auto outcome :
+         {ingest::PublishOutcome::kAcknowledged, ingest::PublishOutcome::kQueueFull,
+          ingest::PublishOutcome::kAckTimeout, ingest::PublishOutcome::kDeliveryFailed,
+          ingest::PublishOutcome::kDraining}) {
         check(world.handler->complete(pub, outcome, request.version(), true));
     }
     return 0;

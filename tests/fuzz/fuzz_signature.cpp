@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // First line: the header value; the rest: the body.
     const auto nl = input.find('\n');
     const std::string_view header = input.substr(0, nl);
-    const std::string_view body = nl == std::string_view::npos ? std::string_view() : input.substr(nl + 1);
+    const std::string_view body =
+        nl == std::string_view::npos ? std::string_view() : input.substr(nl + 1);
     const auto r = verifier.verify(header, body);
     const std::string good = meshhook::common::sign("whsec_test_fixture_secret", body);
     if (r.ok() && header.find(good) == std::string_view::npos &&

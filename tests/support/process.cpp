@@ -11,15 +11,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
-#include <stdexcept>
-#include <condition_variable>
 #include <deque>
+#include <fstream>
 #include <future>
 #include <mutex>
+#include <sstream>
+#include <stdexcept>
 #include <thread>
 #include <utility>
 
@@ -52,7 +52,9 @@ std::string read_file(const std::filesystem::path& path) {
     return out.str();
 }
 
-std::string fixture(const std::string& name) { return read_file(fixture_path(name)); }
+std::string fixture(const std::string& name) {
+    return read_file(fixture_path(name));
+}
 
 std::uint16_t free_port() {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -131,7 +133,8 @@ Process::Process(std::vector<std::string> argv, std::map<std::string, std::strin
     for (char** e = environ; *e != nullptr; ++e) {
         std::string_view kv(*e);
         const auto eq = kv.find('=');
-        if (eq != std::string_view::npos && extra_env.count(std::string(kv.substr(0, eq)))) continue;
+        if (eq != std::string_view::npos && extra_env.count(std::string(kv.substr(0, eq))))
+            continue;
         env_strings.emplace_back(kv);
     }
     for (const auto& [k, v] : extra_env) env_strings.push_back(k + "=" + v);
@@ -273,9 +276,13 @@ std::string Process::stderr_text() const {
 BrokerProcess::BrokerProcess() : BrokerProcess(Options{}) {}
 
 BrokerProcess::BrokerProcess(Options options) {
-    std::vector<std::string> argv = {binary_path("meshhook").string(), "broker", "--brokers",
-                                     std::to_string(options.brokers), "--partitions",
-                                     std::to_string(options.partitions), "--no-default-topics"};
+    std::vector<std::string> argv = {binary_path("meshhook").string(),
+                                     "broker",
+                                     "--brokers",
+                                     std::to_string(options.brokers),
+                                     "--partitions",
+                                     std::to_string(options.partitions),
+                                     "--no-default-topics"};
     std::string topics;
     for (const auto& t : options.topics) topics += (topics.empty() ? "" : ",") + t;
     if (!topics.empty()) {
@@ -301,14 +308,19 @@ void BrokerProcess::command(const std::string& line) {
     process_->write_line(line);
     auto reply = process_->read_line(10s);
     if (!reply || *reply != "ok") {
-        throw std::runtime_error("broker command '" + line + "' failed: " + reply.value_or("<no reply>"));
+        throw std::runtime_error("broker command '" + line +
+                                 "' failed: " + reply.value_or("<no reply>"));
     }
 }
 
 void BrokerProcess::create_topic(const std::string& name, int partitions) {
     command("topic " + name + " " + std::to_string(partitions));
 }
-void BrokerProcess::broker_down(int broker_id) { command("down " + std::to_string(broker_id)); }
-void BrokerProcess::broker_up(int broker_id) { command("up " + std::to_string(broker_id)); }
+void BrokerProcess::broker_down(int broker_id) {
+    command("down " + std::to_string(broker_id));
+}
+void BrokerProcess::broker_up(int broker_id) {
+    command("up " + std::to_string(broker_id));
+}
 
 }  // namespace meshhook::testing

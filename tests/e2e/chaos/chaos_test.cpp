@@ -54,8 +54,8 @@ struct Delivery {
 
 struct Transfer {
     std::string id;
-    std::string final_status;  // "succeeded", "failed" or "processing"
-    std::string amount;        // DestinationAmount text of the succeeded event
+    std::string final_status;          // "succeeded", "failed" or "processing"
+    std::string amount;                // DestinationAmount text of the succeeded event
     std::vector<Delivery> deliveries;  // in the order they are posted
 };
 
@@ -81,10 +81,10 @@ std::string body_for(const std::string& transfer_id, const std::string& event_id
     };
     b << "{\"" << name("Id") << "\":\"" << uuid_like(rng) << "\",\"" << name("EventId") << "\":\""
       << event_id << "\",\"" << name("SentTimestamp") << "\":1764316800,\"" << name("UserId")
-      << "\":\"user-chaos\",\"" << name("TransactionId") << "\":\"order-" << transfer_id.substr(0, 8)
-      << "\",\"" << name("TransferId") << "\":\"" << transfer_id << "\",\"" << name("TransferStatus")
-      << "\":\"" << status_text << "\",\"" << name("TxHash") << "\":"
-      << (status == "succeeded" ? "\"0xabc\"" : "null") << ",\"" << name("Chain")
+      << "\":\"user-chaos\",\"" << name("TransactionId") << "\":\"order-"
+      << transfer_id.substr(0, 8) << "\",\"" << name("TransferId") << "\":\"" << transfer_id
+      << "\",\"" << name("TransferStatus") << "\":\"" << status_text << "\",\"" << name("TxHash")
+      << "\":" << (status == "succeeded" ? "\"0xabc\"" : "null") << ",\"" << name("Chain")
       << "\":\"Ethereum\",\"" << name("Token") << "\":\"USDC\",\"" << name("DestinationAddress")
       << "\":\"0x9f2b6A1c3D4e5F60718293a4B5c6D7e8F9012345\",\"" << name("SourceAccountProvider")
       << "\":\"Coinbase\",\"" << name("SourceAmount") << "\":" << amount << ",\""
@@ -111,8 +111,8 @@ std::vector<Transfer> make_scenario(int transfers, std::uint64_t seed) {
             t.final_status = "processing";
         }
         // 18 decimals, as Mesh sends: a double would not survive the trip.
-        t.amount = std::to_string(1 + rng() % 5000) + "." + std::to_string(100000000000000000ULL +
-                                                                         rng() % 900000000000000000ULL);
+        t.amount = std::to_string(1 + rng() % 5000) + "." +
+                   std::to_string(100000000000000000ULL + rng() % 900000000000000000ULL);
         const bool camel = rng() % 4 == 0;
         std::vector<Delivery> ds;
         for (const auto& s : statuses) {
@@ -150,10 +150,10 @@ int post(std::uint16_t port, const Delivery& d) {
         ::close(fd);
         return 0;
     }
-    std::string req = "POST /webhooks/mesh HTTP/1.1\r\nHost: chaos\r\nContent-Type: application/json\r\n"
-                      "Connection: close\r\nX-Mesh-Signature-256: " +
-                      d.signature + "\r\nContent-Length: " + std::to_string(d.body.size()) +
-                      "\r\n\r\n" + d.body;
+    std::string req =
+        "POST /webhooks/mesh HTTP/1.1\r\nHost: chaos\r\nContent-Type: application/json\r\n"
+        "Connection: close\r\nX-Mesh-Signature-256: " +
+        d.signature + "\r\nContent-Length: " + std::to_string(d.body.size()) + "\r\n\r\n" + d.body;
     std::size_t off = 0;
     while (off < req.size()) {
         const ssize_t n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
@@ -193,13 +193,11 @@ struct Services {
             std::map<std::string, std::string>{{"MESH_WEBHOOK_SECRET", kSecret}});
     }
     void start_consumer(int i) {
-        consumer[i] = std::make_unique<Process>(
-            std::vector<std::string>{testing::binary_path("meshhook-consumer").string(), "--brokers",
-                                     bootstrap, "--store", store_url, "--group-id", "chaos",
-                                     "--metrics-listen",
-                                     "127.0.0.1:" + std::to_string(consumer_ports[i]),
-                                     "--session-timeout-ms", "6000", "--batch-ms", "20",
-                                     "--log-level", "warn"});
+        consumer[i] = std::make_unique<Process>(std::vector<std::string>{
+            testing::binary_path("meshhook-consumer").string(), "--brokers", bootstrap, "--store",
+            store_url, "--group-id", "chaos", "--metrics-listen",
+            "127.0.0.1:" + std::to_string(consumer_ports[i]), "--session-timeout-ms", "6000",
+            "--batch-ms", "20", "--log-level", "warn"});
     }
 };
 
@@ -212,7 +210,8 @@ std::map<std::string, std::pair<std::string, bool>> store_state(const std::strin
         PGresult* r = PQexec(conn, "SELECT transfer_id, status, credited FROM transfers");
         if (PQresultStatus(r) == PGRES_TUPLES_OK) {
             for (int i = 0; i < PQntuples(r); ++i) {
-                out[PQgetvalue(r, i, 0)] = {PQgetvalue(r, i, 1), std::string(PQgetvalue(r, i, 2)) != "0"};
+                out[PQgetvalue(r, i, 0)] = {PQgetvalue(r, i, 1),
+                                            std::string(PQgetvalue(r, i, 2)) != "0"};
             }
         }
         PQclear(r);
@@ -297,7 +296,8 @@ TEST(Chaos, EverySucceededTransferIsCreditedExactlyOnceThroughKillsAndBrokerOuta
     std::thread faults([&] {
         std::mt19937 rng(7);
         while (sending.load()) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 600));  // pacing of faults
+            std::this_thread::sleep_for(
+                std::chrono::milliseconds(300 + rng() % 600));  // pacing of faults
             if (!sending.load()) break;
             const auto what = rng() % 10;
             if (what < 3) {
@@ -315,12 +315,14 @@ TEST(Chaos, EverySucceededTransferIsCreditedExactlyOnceThroughKillsAndBrokerOuta
             } else if (what < 9) {
                 const int id = 1 + static_cast<int>(rng() % 3);
                 broker.broker_down(id);
-                std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 700));  // outage length
+                std::this_thread::sleep_for(
+                    std::chrono::milliseconds(300 + rng() % 700));  // outage length
                 broker.broker_up(id);
                 ++broker_outages;
             } else {
                 for (int id = 1; id <= 3; ++id) broker.broker_down(id);
-                std::this_thread::sleep_for(500ms);  // outage length: every post answers 503 meanwhile
+                std::this_thread::sleep_for(
+                    500ms);  // outage length: every post answers 503 meanwhile
                 for (int id = 1; id <= 3; ++id) broker.broker_up(id);
                 ++cluster_outages;
             }
@@ -405,8 +407,10 @@ TEST(Chaos, EverySucceededTransferIsCreditedExactlyOnceThroughKillsAndBrokerOuta
             if (!status.empty()) status[0] = static_cast<char>(std::tolower(status[0]));
             if (status == it->second->final_status) final_in_topic.insert(key);
         }
-        std::printf("chaos: input topic holds %zu records; %zu/%zu transfers have their final status there\n",
-                    events.size(), final_in_topic.size(), scenario.size());
+        std::printf(
+            "chaos: input topic holds %zu records; %zu/%zu transfers have their final status "
+            "there\n",
+            events.size(), final_in_topic.size(), scenario.size());
         for (int i = 0; i < 2; ++i) {
             std::printf("chaos: consumer %d running=%d\n%s\n", i, s.consumer[i]->running() ? 1 : 0,
                         s.consumer[i]->stderr_text().substr(0, 3000).c_str());
@@ -424,7 +428,8 @@ TEST(Chaos, EverySucceededTransferIsCreditedExactlyOnceThroughKillsAndBrokerOuta
         EXPECT_EQ(key, transfer);
         ++credit_count[transfer];
         auto it = by_id.find(transfer);
-        if (it != by_id.end() && json_field(value, "amount") != it->second->amount) ++amount_mismatches;
+        if (it != by_id.end() && json_field(value, "amount") != it->second->amount)
+            ++amount_mismatches;
     }
     std::size_t succeeded = 0, missing = 0, duplicated = 0, unexpected = 0;
     for (const auto& t : scenario) {

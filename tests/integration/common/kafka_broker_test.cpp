@@ -43,8 +43,8 @@ private:
     int failed_ = 0;
 };
 
-std::map<std::string, std::string> consume_all(const std::string& bootstrap, const std::string& topic,
-                                               std::size_t expected) {
+std::map<std::string, std::string> consume_all(const std::string& bootstrap,
+                                               const std::string& topic, std::size_t expected) {
     common::Consumer consumer({{"bootstrap.servers", bootstrap},
                                {"group.id", "test-" + topic + "-" + std::to_string(::getpid())},
                                {"session.timeout.ms", "6000"}});
@@ -75,8 +75,8 @@ TEST(KafkaBroker, ProducedRecordsAreConsumedWithKeysValuesAndHeaders) {
         EXPECT_EQ(producer.partition_count("mesh.transfer-events", 5s), 4);
         for (int i = 0; i < 50; ++i) {
             ASSERT_EQ(producer.produce("mesh.transfer-events", "k" + std::to_string(i),
-                                       "v" + std::to_string(i), {{"event-id", "e" + std::to_string(i)}},
-                                       &handler),
+                                       "v" + std::to_string(i),
+                                       {{"event-id", "e" + std::to_string(i)}}, &handler),
                       common::ProduceStatus::kEnqueued);
         }
         EXPECT_EQ(producer.flush(30s), 0);

@@ -5,9 +5,8 @@
 // afterwards, and the topics hold exactly what was acknowledged (nothing from
 // the attack leaks into Kafka). Peak RSS of the receiver is read from
 // /proc/PID/status after each attack and held under a stated bound.
-#include <poll.h>
-
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <atomic>
@@ -82,9 +81,12 @@ constexpr std::size_t kPeakRssBoundKib = 64 * 1024;
 #endif
 
 const std::vector<std::string>& signed_fixtures() {
-    static const std::vector<std::string> files = {
-        "01-pending.json",   "02-processing.json",        "03-succeeded.json",
-        "04-succeeded-retry.json", "05-failed-other-transfer.json", "06-camelcase-succeeded.json"};
+    static const std::vector<std::string> files = {"01-pending.json",
+                                                   "02-processing.json",
+                                                   "03-succeeded.json",
+                                                   "04-succeeded-retry.json",
+                                                   "05-failed-other-transfer.json",
+                                                   "06-camelcase-succeeded.json"};
     return files;
 }
 
@@ -120,14 +122,16 @@ public:
             const auto start = Clock::now();
             const bool sent = conn_->send_all(signed_post(body));
             auto res = sent ? conn_->read_response(10s) : std::nullopt;
-            const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+            const auto took =
+                std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
             if (!res) {
                 conn_.reset();
                 return file + ": no response (sent=" + std::to_string(sent) + ")";
             }
             slowest_ = std::max(slowest_, took);
             if (res->closes()) conn_.reset();
-            if (res->status != 200) return file + ": " + std::to_string(res->status) + " " + res->body;
+            if (res->status != 200)
+                return file + ": " + std::to_string(res->status) + " " + res->body;
             return {};
         } catch (const std::exception& e) {
             conn_.reset();
@@ -216,10 +220,12 @@ void under_attack(Target& t, const std::string& name,
     const auto stats = client.stop();
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
 
-    EXPECT_TRUE(t.ingest.alive()) << "meshhook-ingest died:\n" << tail(t.ingest.process().stderr_text());
+    EXPECT_TRUE(t.ingest.alive()) << "meshhook-ingest died:\n"
+                                  << tail(t.ingest.process().stderr_text());
     EXPECT_GT(stats.ok, 0);
-    EXPECT_TRUE(stats.failures.empty()) << stats.failures.size() << " well-behaved deliveries failed, first: "
-                                        << (stats.failures.empty() ? "" : stats.failures.front());
+    EXPECT_TRUE(stats.failures.empty())
+        << stats.failures.size() << " well-behaved deliveries failed, first: "
+        << (stats.failures.empty() ? "" : stats.failures.front());
     WellBehavedClient after(t.port());
     EXPECT_EQ(after.deliver_one(), "") << "a signed delivery after the attack";
 
@@ -265,7 +271,8 @@ void idle_connections(Target& t, Published& out) {
     }
     // connect() succeeds from the listen backlog alone: the server's own
     // descriptors show it has accepted them all.
-    EXPECT_TRUE(wait_until([&] { return t.ingest.open_descriptors() >= base_fds + kIdleConnections; }, 20s))
+    EXPECT_TRUE(
+        wait_until([&] { return t.ingest.open_descriptors() >= base_fds + kIdleConnections; }, 20s))
         << "server holds " << t.ingest.open_descriptors() << " descriptors, expected at least "
         << base_fds + kIdleConnections;
 
@@ -305,17 +312,22 @@ void idle_connections(Target& t, Published& out) {
             return open_ones.empty();
         },
         kIdleTimeout + 15s);
-    EXPECT_TRUE(all_closed) << open_ones.size() << " idle connections still open after the idle timeout";
+    EXPECT_TRUE(all_closed) << open_ones.size()
+                            << " idle connections still open after the idle timeout";
     const auto last_closed = Clock::now();
     EXPECT_LE(last_closed, opened.back() + kIdleTimeout + 3s) << "idle connections closed late";
     std::cout << "[ figures  ] " << kIdleConnections << " idle connections opened in "
-              << std::chrono::duration_cast<std::chrono::milliseconds>(opened.back() - opened.front()).count()
+              << std::chrono::duration_cast<std::chrono::milliseconds>(opened.back() -
+                                                                       opened.front())
+                     .count()
               << " ms, all closed "
-              << std::chrono::duration_cast<std::chrono::milliseconds>(last_closed - opened.front()).count()
+              << std::chrono::duration_cast<std::chrono::milliseconds>(last_closed - opened.front())
+                     .count()
               << " ms after the first was opened (idle timeout " << kIdleTimeout.count() << " ms)"
               << std::endl;
     for (const auto& s : idle) {
-        EXPECT_TRUE(s.pending().empty()) << "an idle connection got bytes: " << s.pending().substr(0, 100);
+        EXPECT_TRUE(s.pending().empty())
+            << "an idle connection got bytes: " << s.pending().substr(0, 100);
         if (!s.pending().empty()) break;
     }
     idle.clear();
@@ -377,9 +389,11 @@ void drive(std::vector<Trickler>& conns, Clock::time_point deadline) {
             if (!c.response) wake = std::min(wake, c.next_send);
         }
         if (open.empty()) return;
-        const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now());
+        const auto wait_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now());
         // Waits for the next byte due or for anything the server sends first.
-        ::poll(fds.data(), fds.size(), static_cast<int>(std::max<std::int64_t>(0, wait_ms.count())));
+        ::poll(fds.data(), fds.size(),
+               static_cast<int>(std::max<std::int64_t>(0, wait_ms.count())));
         const auto now = Clock::now();
         for (std::size_t i = 0; i < open.size(); ++i) {
             auto& c = *open[i];
@@ -408,9 +422,10 @@ void slow_clients(Target& t, Published& /*out*/) {
     // Longer than the 16 KiB header limit: even at full speed it cannot end
     // within the read timeout, and a client that escaped the timeout would
     // meet the limit (431) only after many seconds.
-    const std::string endless = "POST /webhooks/mesh HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Endless: " +
-                                std::string(20'000, 'e');
-    const auto open = [&](TrickleKind kind, std::string request, std::chrono::milliseconds interval) {
+    const std::string endless =
+        "POST /webhooks/mesh HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Endless: " + std::string(20'000, 'e');
+    const auto open = [&](TrickleKind kind, std::string request,
+                          std::chrono::milliseconds interval) {
         Trickler c{kind, RawSocket(t.port()), std::move(request), interval};
         // Body tricklers send the whole header and one byte of the body at once.
         c.sent = kind == TrickleKind::kBody ? c.request.find("\r\n\r\n") + 5 : 1;
@@ -443,16 +458,17 @@ void slow_clients(Target& t, Published& /*out*/) {
             const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
                 (c.response ? c.answered : Clock::now()) - c.first_byte);
             const bool right = c.response && c.response->status == 408 && c.response->closes() &&
-                               c.closed && c.sent < c.request.size() && took >= kReadTimeout - 50ms &&
-                               took <= kReadTimeout + kLateSlack;
+                               c.closed && c.sent < c.request.size() &&
+                               took >= kReadTimeout - 50ms && took <= kReadTimeout + kLateSlack;
             if (!right && wrong++ < 5) {
                 ADD_FAILURE() << to_string(c.kind) << " connection " << i << ": "
                               << (c.response ? "answered " + std::to_string(c.response->status)
                                              : std::string("no answer"))
                               << " after " << took.count() << " ms, " << c.sent << " of "
-                              << c.request.size() << " bytes sent, " << (c.closed ? "closed" : "still open")
-                              << "; expected 408 and close at the read timeout (" << kReadTimeout.count()
-                              << " ms)";
+                              << c.request.size() << " bytes sent, "
+                              << (c.closed ? "closed" : "still open")
+                              << "; expected 408 and close at the read timeout ("
+                              << kReadTimeout.count() << " ms)";
             }
             auto& [low, high] = spread.try_emplace(c.kind, took, took).first->second;
             low = std::min(low, took);
@@ -461,16 +477,17 @@ void slow_clients(Target& t, Published& /*out*/) {
     }
     EXPECT_EQ(wrong, 0u) << "slow connections not cut off at the read timeout";
     for (const auto& [kind, range] : spread) {
-        std::cout << "[ figures  ] " << to_string(kind) << ": answered after " << range.first.count()
-                  << ".." << range.second.count() << " ms (read timeout " << kReadTimeout.count() << " ms)"
-                  << std::endl;
+        std::cout << "[ figures  ] " << to_string(kind) << ": answered after "
+                  << range.first.count() << ".." << range.second.count() << " ms (read timeout "
+                  << kReadTimeout.count() << " ms)" << std::endl;
     }
 }
 
 void oversized_headers(Target& t, Published& out) {
     const auto body = unique_event().body;
     expect_rejected_and_closed(t, "one 64 KiB header line",
-                               signed_post(body, {"X-Padding: " + std::string(kOversize, 'a')}), {431});
+                               signed_post(body, {"X-Padding: " + std::string(kOversize, 'a')}),
+                               {431});
     std::string many;
     for (int i = 0; i < 10'000; ++i) many += "X-Flood-" + std::to_string(i) + ": v\r\n";
     many.resize(many.size() - 2);  // post() adds the last CRLF
@@ -480,10 +497,10 @@ void oversized_headers(Target& t, Published& out) {
         post(body, {signature_line(body)}, "/webhooks/mesh?" + std::string(kOversize, 'q')),
         {431, 414, 400});
     // A header line that never ends: the server must stop reading at its limit.
-    expect_rejected_and_closed(
-        t, "a 1 MiB header line without an end",
-        "POST /webhooks/mesh HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Endless: " + std::string(1 << 20, 'z'),
-        {431});
+    expect_rejected_and_closed(t, "a 1 MiB header line without an end",
+                               "POST /webhooks/mesh HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Endless: " +
+                                   std::string(1 << 20, 'z'),
+                               {431});
     expect_rejected_and_closed(t, "a NUL byte in a header value",
                                signed_post(body, {std::string("X-Nul: a\0b", 10)}), {400});
     expect_rejected_and_closed(t, "a header name with a space",
@@ -503,36 +520,42 @@ void oversized_headers(Target& t, Published& out) {
 void bad_chunked_bodies(Target& t, Published& out) {
     const auto event = unique_event();
     const auto& body = event.body;
-    const std::string head = "POST /webhooks/mesh HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                             "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n" +
-                             signature_line(body) + "\r\n";
+    const std::string head =
+        "POST /webhooks/mesh HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n" +
+        signature_line(body) + "\r\n";
     const std::string size_line = hex(body.size()) + "\r\n";
 
-    expect_rejected_and_closed(t, "non-hex chunk size", head + "\r\nzz\r\n" + body + "\r\n0\r\n\r\n", {400});
-    expect_rejected_and_closed(t, "negative chunk size", head + "\r\n-1\r\n" + body + "\r\n0\r\n\r\n", {400});
-    expect_rejected_and_closed(t, "chunk size over 64 bits",
-                               head + "\r\n1" + std::string(20, '0') + "\r\n" + body + "\r\n0\r\n\r\n",
-                               {400, 413});
+    expect_rejected_and_closed(t, "non-hex chunk size",
+                               head + "\r\nzz\r\n" + body + "\r\n0\r\n\r\n", {400});
+    expect_rejected_and_closed(t, "negative chunk size",
+                               head + "\r\n-1\r\n" + body + "\r\n0\r\n\r\n", {400});
+    expect_rejected_and_closed(
+        t, "chunk size over 64 bits",
+        head + "\r\n1" + std::string(20, '0') + "\r\n" + body + "\r\n0\r\n\r\n", {400, 413});
     expect_rejected_and_closed(t, "missing CRLF after the chunk data",
                                head + "\r\n" + size_line + body + "0\r\n\r\n", {400});
-    expect_rejected_and_closed(t, "chunk data longer than its size",
-                               head + "\r\n" + hex(body.size() - 5) + "\r\n" + body + "\r\n0\r\n\r\n", {400});
-    expect_rejected_and_closed(t, "control bytes in a chunk extension",
-                               head + "\r\n" + hex(body.size()) + ";\x01\x7f\r\n" + body + "\r\n0\r\n\r\n",
-                               {400});
-    expect_rejected_and_closed(t, "unterminated quoted chunk extension",
-                               head + "\r\n" + hex(body.size()) + ";name=\"open\r\n" + body + "\r\n0\r\n\r\n",
-                               {400});
+    expect_rejected_and_closed(
+        t, "chunk data longer than its size",
+        head + "\r\n" + hex(body.size() - 5) + "\r\n" + body + "\r\n0\r\n\r\n", {400});
+    expect_rejected_and_closed(
+        t, "control bytes in a chunk extension",
+        head + "\r\n" + hex(body.size()) + ";\x01\x7f\r\n" + body + "\r\n0\r\n\r\n", {400});
+    expect_rejected_and_closed(
+        t, "unterminated quoted chunk extension",
+        head + "\r\n" + hex(body.size()) + ";name=\"open\r\n" + body + "\r\n0\r\n\r\n", {400});
     expect_rejected_and_closed(t, "bare LF in the chunk framing",
-                               head + "\r\n" + hex(body.size()) + "\n" + body + "\n0\n\n", {400, 408});
+                               head + "\r\n" + hex(body.size()) + "\n" + body + "\n0\n\n",
+                               {400, 408});
     // Request smuggling: two framings at once must not be guessed between.
-    expect_rejected_and_closed(t, "Content-Length together with chunked",
-                               head + "Content-Length: 5\r\n\r\n" + size_line + body + "\r\n0\r\n\r\n",
-                               {400});
+    expect_rejected_and_closed(
+        t, "Content-Length together with chunked",
+        head + "Content-Length: 5\r\n\r\n" + size_line + body + "\r\n0\r\n\r\n", {400});
     expect_rejected_and_closed(t, "chunked not the final transfer coding",
                                "POST /webhooks/mesh HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                "Transfer-Encoding: chunked, identity\r\n" +
-                                   signature_line(body) + "\r\n\r\n" + size_line + body + "\r\n0\r\n\r\n",
+                                   signature_line(body) + "\r\n\r\n" + size_line + body +
+                                   "\r\n0\r\n\r\n",
                                {400, 501});
     {
         SCOPED_TRACE("final chunk never sent");
@@ -560,9 +583,10 @@ void bad_chunked_bodies(Target& t, Published& out) {
     // accepted and lands byte for byte; so the rejections above are about the
     // framing, not about chunked encoding as such.
     const auto good = unique_event();
-    const std::string good_head = "POST /webhooks/mesh HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                  "Transfer-Encoding: chunked\r\n" +
-                                  signature_line(good.body) + "\r\n\r\n";
+    const std::string good_head =
+        "POST /webhooks/mesh HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Transfer-Encoding: chunked\r\n" +
+        signature_line(good.body) + "\r\n\r\n";
     std::string chunks;
     for (std::size_t pos = 0; pos < good.body.size(); pos += 100) {
         const auto piece = good.body.substr(pos, 100);
@@ -574,7 +598,8 @@ void bad_chunked_bodies(Target& t, Published& out) {
     EXPECT_EQ(responses[0].status, 200u) << responses[0].body;
     if (responses[0].status == 200) ++out.events;
     const auto records = read_topic(t.broker.bootstrap(), kTopic);
-    EXPECT_EQ(std::count_if(records.begin(), records.end(), [&](const Record& r) { return r.value == good.body; }),
+    EXPECT_EQ(std::count_if(records.begin(), records.end(),
+                            [&](const Record& r) { return r.value == good.body; }),
               1)
         << "the chunked control is not in the topic byte for byte";
     EXPECT_EQ(std::count_if(records.begin(), records.end(),
@@ -588,7 +613,8 @@ void early_ending_bodies(Target& t, Published& /*out*/) {
     const auto& body = event.body;
     const auto sig = signature_line(body);
     const auto with_length = [&](const std::string& length) {
-        return "POST /webhooks/mesh HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+        return "POST /webhooks/mesh HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+               "application/json\r\n" +
                sig + "\r\nContent-Length: " + length + "\r\n\r\n";
     };
     const auto longer = std::to_string(body.size() + 100);
@@ -624,7 +650,8 @@ void early_ending_bodies(Target& t, Published& /*out*/) {
         // leftover 10 bytes are not a request.
         SCOPED_TRACE("Content-Length smaller than the body");
         RawSocket s(t.port());
-        const auto responses = send_and_read(s, with_length(std::to_string(body.size() - 10)) + body, 2, 10s);
+        const auto responses =
+            send_and_read(s, with_length(std::to_string(body.size() - 10)) + body, 2, 10s);
         ASSERT_GE(responses.size(), 1u);
         EXPECT_EQ(responses[0].status, 401u) << responses[0].body;
         if (responses.size() == 2) {
@@ -637,9 +664,10 @@ void early_ending_bodies(Target& t, Published& /*out*/) {
         SCOPED_TRACE("Expect: 100-continue, then no body");
         RawSocket s(t.port());
         const auto start = Clock::now();
-        const auto req = "POST /webhooks/mesh HTTP/1.1\r\nHost: 127.0.0.1\r\n" + sig +
-                         "\r\nExpect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) +
-                         "\r\n\r\n";
+        const auto req =
+            "POST /webhooks/mesh HTTP/1.1\r\nHost: 127.0.0.1\r\n" + sig +
+            "\r\nExpect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) +
+            "\r\n\r\n";
         const auto responses = send_and_read(s, req, 2, 10s);
         const auto took = Clock::now() - start;
         ASSERT_EQ(responses.size(), 2u);
@@ -650,8 +678,8 @@ void early_ending_bodies(Target& t, Published& /*out*/) {
         EXPECT_TRUE(s.wait_closed(5s));
     }
     for (const auto* length : {"abc", "-1", "1e3", "99999999999999999999999"}) {
-        expect_rejected_and_closed(t, std::string("Content-Length: ") + length, with_length(length) + body,
-                                   {400, 413});
+        expect_rejected_and_closed(t, std::string("Content-Length: ") + length,
+                                   with_length(length) + body, {400, 413});
     }
     expect_rejected_and_closed(t, "two different Content-Length headers",
                                "POST /webhooks/mesh HTTP/1.1\r\nHost: 127.0.0.1\r\n" + sig +
@@ -662,7 +690,8 @@ void early_ending_bodies(Target& t, Published& /*out*/) {
         // Refused on the header alone: no waiting for a body that is never coming.
         SCOPED_TRACE("Content-Length over the body limit, body never sent");
         RawSocket s(t.port());
-        const auto responses = send_and_read(s, with_length(std::to_string(kMaxBodyBytes + 1)), 1, 10s);
+        const auto responses =
+            send_and_read(s, with_length(std::to_string(kMaxBodyBytes + 1)), 1, 10s);
         ASSERT_EQ(responses.size(), 1u);
         // 413 rather than 408: decided on the header, without waiting for the body.
         EXPECT_EQ(responses[0].status, 413u) << responses[0].body;
@@ -763,14 +792,16 @@ void pipelined_floods(Target& t, Published& out) {
     std::map<std::string, int> seen;
     for (const auto& r : read_topic(t.broker.bootstrap(), kTopic)) {
         const auto pos = r.value.find("\"EventId\":\"");
-        if (pos != std::string::npos) seen[r.value.substr(pos + 11, r.value.find('"', pos + 11) - pos - 11)]++;
+        if (pos != std::string::npos)
+            seen[r.value.substr(pos + 11, r.value.find('"', pos + 11) - pos - 11)]++;
     }
     std::size_t missing = 0;
     for (const auto& id : accepted_ids) {
         if (seen[id] != 1) ++missing;
     }
     EXPECT_EQ(missing, 0u) << "acknowledged pipelined events not in the topic exactly once";
-    for (const auto& id : never_ids) EXPECT_EQ(seen[id], 0) << "published after Connection: close: " << id;
+    for (const auto& id : never_ids)
+        EXPECT_EQ(seen[id], 0) << "published after Connection: close: " << id;
 }
 
 void hostile_json(Target& t, Published& out) {
@@ -792,7 +823,8 @@ void hostile_json(Target& t, Published& out) {
         {"invalid UTF-8 in a known field", user_bad},
         {"invalid UTF-8 in an unknown field", with_leading_member(base, "\"Note\":\"\xc3\x28\"")},
         {"overlong UTF-8 encoding", with_leading_member(base, "\"Note\":\"\xc0\xaf\"")},
-        {"UTF-16 surrogate encoded as UTF-8", with_leading_member(base, "\"Note\":\"\xed\xa0\x80\"")},
+        {"UTF-16 surrogate encoded as UTF-8",
+         with_leading_member(base, "\"Note\":\"\xed\xa0\x80\"")},
         {"truncated multi-byte sequence", with_leading_member(base, "\"Note\":\"\xe2\x82\"")},
         {"invalid UTF-8 in a member name", with_leading_member(base, "\"N\xffte\":1")},
         {"lone surrogate escape in TransferId", lone_surrogate},
@@ -803,8 +835,10 @@ void hostile_json(Target& t, Published& out) {
         // common/transfer_event.hpp documents "too deep" as invalid JSON): a
         // dead letter for an operator, not a record on the main topic.
         {"100,000 nested arrays in an unknown field",
-         with_leading_member(base, "\"Deep\":" + std::string(kDeep, '[') + std::string(kDeep, ']'))},
-        {"40,000 nested objects in an unknown field", with_leading_member(base, "\"Deep\":" + deep_objects)},
+         with_leading_member(base,
+                             "\"Deep\":" + std::string(kDeep, '[') + std::string(kDeep, ']'))},
+        {"40,000 nested objects in an unknown field",
+         with_leading_member(base, "\"Deep\":" + deep_objects)},
     };
     std::vector<std::string> rejected;
     for (const auto& [what, body] : cases) {
@@ -816,7 +850,8 @@ void hostile_json(Target& t, Published& out) {
         EXPECT_EQ(responses[0].status, 400u) << responses[0].body.substr(0, 300);
         EXPECT_NE(responses[0].body.find("\"deadLettered\":true"), std::string::npos)
             << responses[0].body.substr(0, 300);
-        EXPECT_NE(responses[0].body.find("invalid_json"), std::string::npos) << responses[0].body.substr(0, 300);
+        EXPECT_NE(responses[0].body.find("invalid_json"), std::string::npos)
+            << responses[0].body.substr(0, 300);
         if (responses[0].status == 400) {
             rejected.push_back(body);
             ++out.dead_letters;
@@ -829,9 +864,9 @@ void hostile_json(Target& t, Published& out) {
         EXPECT_EQ(health[0].status, 200u);
     }
     // Control: nesting a real payload might carry is an ordinary event.
-    const auto nested_ok = with_leading_member(unique_event().body,
-                                               "\"Extra\":" + std::string(32, '[') + "{\"k\":\"\xc3\xa9\xe2\x82\xac\"}" +
-                                                   std::string(32, ']'));
+    const auto nested_ok = with_leading_member(
+        unique_event().body, "\"Extra\":" + std::string(32, '[') +
+                                 "{\"k\":\"\xc3\xa9\xe2\x82\xac\"}" + std::string(32, ']'));
     RawSocket s(t.port());
     const auto ok = send_and_read(s, signed_post(nested_ok), 1, 10s);
     ASSERT_EQ(ok.size(), 1u);
@@ -841,7 +876,8 @@ void hostile_json(Target& t, Published& out) {
     // Every 400 is a dead letter holding the exact bytes, with its reason.
     const auto dead = read_topic(t.broker.bootstrap(), kDlqTopic);
     for (const auto& body : rejected) {
-        const auto it = std::find_if(dead.begin(), dead.end(), [&](const Record& r) { return r.value == body; });
+        const auto it = std::find_if(dead.begin(), dead.end(),
+                                     [&](const Record& r) { return r.value == body; });
         EXPECT_NE(it, dead.end()) << "a 400 without its dead letter (" << body.size() << " bytes)";
         if (it != dead.end()) {
             const auto reason = it->headers.find("reason");
@@ -857,7 +893,8 @@ protected:
     void SetUp() override {
         // Idle connections on both ends of loopback, plus the server's own.
         const auto limit = raise_open_files(2 * kIdleConnections + 1024);
-        ASSERT_GE(limit, 2 * kIdleConnections + 256) << "RLIMIT_NOFILE too low for the idle-connection attack";
+        ASSERT_GE(limit, 2 * kIdleConnections + 256)
+            << "RLIMIT_NOFILE too low for the idle-connection attack";
         broker_ = std::make_unique<BrokerProcess>();
         ingest_ = std::make_unique<Ingest>(
             broker_->bootstrap(),
@@ -878,7 +915,8 @@ protected:
             RecordProperty("ingest_peak_rss_kib", std::to_string(peak));
             EXPECT_LE(peak, kPeakRssBoundKib);
         } else {
-            ADD_FAILURE() << "meshhook-ingest is not running:\n" << tail(ingest_->process().stderr_text());
+            ADD_FAILURE() << "meshhook-ingest is not running:\n"
+                          << tail(ingest_->process().stderr_text());
         }
     }
 

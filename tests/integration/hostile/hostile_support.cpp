@@ -42,7 +42,8 @@ std::string_view trim(std::string_view s) {
 }
 
 int remaining_ms(Clock::time_point deadline) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     return left.count() <= 0 ? 0 : static_cast<int>(left.count());
 }
 
@@ -69,7 +70,9 @@ std::string fresh_id() {
 
 }  // namespace
 
-bool Response::closes() const { return lower(header("connection")) == "close"; }
+bool Response::closes() const {
+    return lower(header("connection")) == "close";
+}
 
 std::optional<Response> take_response(std::string& buffer) {
     const auto end = buffer.find("\r\n\r\n");
@@ -84,10 +87,12 @@ std::optional<Response> take_response(std::string& buffer) {
     std::size_t pos = head.find("\r\n");
     while (pos != std::string_view::npos && pos < head.size()) {
         const auto next = head.find("\r\n", pos + 2);
-        const auto line = head.substr(pos + 2, (next == std::string_view::npos ? head.size() : next) - pos - 2);
+        const auto line =
+            head.substr(pos + 2, (next == std::string_view::npos ? head.size() : next) - pos - 2);
         const auto colon = line.find(':');
         if (colon != std::string_view::npos) {
-            res.headers[lower(trim(line.substr(0, colon)))] = std::string(trim(line.substr(colon + 1)));
+            res.headers[lower(trim(line.substr(0, colon)))] =
+                std::string(trim(line.substr(colon + 1)));
         }
         pos = next;
     }
@@ -139,7 +144,9 @@ bool RawSocket::send_all(std::string_view bytes) {
     return true;
 }
 
-void RawSocket::shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+void RawSocket::shutdown_write() {
+    ::shutdown(fd_, SHUT_WR);
+}
 
 bool RawSocket::read_available() {
     while (!eof_) {
@@ -203,7 +210,8 @@ std::vector<Response> send_and_read(RawSocket& socket, std::string bytes, std::s
     return out;
 }
 
-std::string post(std::string_view body, const std::vector<std::string>& extra, std::string_view path) {
+std::string post(std::string_view body, const std::vector<std::string>& extra,
+                 std::string_view path) {
     std::string out = "POST ";
     out.append(path).append(" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n");
     for (const auto& line : extra) out.append(line).append("\r\n");
@@ -261,16 +269,13 @@ Ingest::Ingest(const std::string& bootstrap, std::vector<std::string> extra_args
     std::string failure;
     for (int attempt = 0; attempt < 3 && !process_; ++attempt) {
         port_ = free_port();
-        std::vector<std::string> argv = {binary,
-                                         "--listen",
-                                         "127.0.0.1:" + std::to_string(port_),
-                                         "--brokers",
-                                         bootstrap,
-                                         "--threads",
-                                         "2"};
+        std::vector<std::string> argv = {
+            binary,      "--listen", "127.0.0.1:" + std::to_string(port_), "--brokers", bootstrap,
+            "--threads", "2"};
         argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-        auto p = std::make_unique<Process>(argv, std::map<std::string, std::string>{
-                                                     {"MESH_WEBHOOK_SECRET", std::string(kSecret)}});
+        auto p = std::make_unique<Process>(
+            argv,
+            std::map<std::string, std::string>{{"MESH_WEBHOOK_SECRET", std::string(kSecret)}});
         const auto line = p->read_line(std::chrono::seconds(20));
         if (line && *line == std::string(kPrefix) + std::to_string(port_)) {
             process_ = std::move(p);
@@ -306,7 +311,9 @@ std::size_t Ingest::peak_rss_kib() const {
 std::size_t Ingest::open_descriptors() const {
     std::size_t n = 0;
     std::error_code ec;
-    for (std::filesystem::directory_iterator it("/proc/" + std::to_string(process_->pid()) + "/fd", ec), end;
+    for (std::filesystem::directory_iterator
+             it("/proc/" + std::to_string(process_->pid()) + "/fd", ec),
+         end;
          !ec && it != end; it.increment(ec)) {
         ++n;
     }
@@ -363,7 +370,8 @@ std::vector<Record> read_topic(const std::string& bootstrap, const std::string& 
                 Record r;
                 if (auto k = msg.key()) r.key = std::string(*k);
                 r.value = std::string(msg.value());
-                for (const auto& h : msg.headers()) r.headers[std::string(h.key)] = std::string(h.value);
+                for (const auto& h : msg.headers())
+                    r.headers[std::string(h.key)] = std::string(h.value);
                 out.push_back(std::move(r));
             }
             return static_cast<std::int64_t>(out.size()) >= expected;
@@ -381,7 +389,8 @@ std::uint64_t raise_open_files(std::uint64_t wanted) {
     rlimit lim{};
     if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
     if (lim.rlim_cur < wanted) {
-        lim.rlim_cur = lim.rlim_max == RLIM_INFINITY ? wanted : std::min<rlim_t>(wanted, lim.rlim_max);
+        lim.rlim_cur =
+            lim.rlim_max == RLIM_INFINITY ? wanted : std::min<rlim_t>(wanted, lim.rlim_max);
         ::setrlimit(RLIMIT_NOFILE, &lim);
         ::getrlimit(RLIMIT_NOFILE, &lim);
     }

@@ -21,10 +21,11 @@ protected:
         for (const char* name : {kListenEnv, kLimitEnv, kSecretEnv}) {
             ::unsetenv(name);
         }
-        settings_.add({.flag = "listen",
-                       .env = kListenEnv,
-                       .default_value = "0.0.0.0:8080",
-                       .help = "Address to accept webhooks on."})
+        settings_
+            .add({.flag = "listen",
+                  .env = kListenEnv,
+                  .default_value = "0.0.0.0:8080",
+                  .help = "Address to accept webhooks on."})
             .add({.flag = "max-body-bytes",
                   .env = kLimitEnv,
                   .default_value = "1048576",
@@ -34,7 +35,10 @@ protected:
                   .default_value = "do-not-show-me",
                   .help = "Webhook signing secret.",
                   .secret = true})
-            .add({.flag = "verbose", .env = "", .default_value = "", .help = "More output.",
+            .add({.flag = "verbose",
+                  .env = "",
+                  .default_value = "",
+                  .help = "More output.",
                   .is_switch = true});
     }
     void TearDown() override {
@@ -141,10 +145,10 @@ TEST_F(SettingsTest, HelpFlagsRequestHelp) {
 TEST_F(SettingsTest, HelpListsEveryFlagVariableAndDefault) {
     const auto help = settings_.help_text();
     EXPECT_NE(help.find("meshhook-test: A service under test."), std::string::npos) << help;
-    for (const char* text :
-         {"--listen VALUE", "CFGTEST_LISTEN", "[default: 0.0.0.0:8080]", "Address to accept webhooks on.",
-          "--max-body-bytes VALUE", "CFGTEST_MAX_BODY_BYTES", "[default: 1048576]", "--secret VALUE",
-          "CFGTEST_SECRET", "--verbose\n", "[default: false]", "--help, -h"}) {
+    for (const char* text : {"--listen VALUE", "CFGTEST_LISTEN", "[default: 0.0.0.0:8080]",
+                             "Address to accept webhooks on.", "--max-body-bytes VALUE",
+                             "CFGTEST_MAX_BODY_BYTES", "[default: 1048576]", "--secret VALUE",
+                             "CFGTEST_SECRET", "--verbose\n", "[default: false]", "--help, -h"}) {
         EXPECT_NE(help.find(text), std::string::npos) << "missing " << text << " in\n" << help;
     }
 }
@@ -175,7 +179,8 @@ TEST_F(SettingsTest, DescribeNamesFlagAndVariable) {
 
 TEST_F(SettingsTest, AskingForUndeclaredSettingIsAProgrammingError) {
     EXPECT_THROW(settings_.get("nope"), std::invalid_argument);
-    EXPECT_THROW(settings_.add({.flag = "listen", .env = "", .default_value = "", .help = ""}), std::invalid_argument);
+    EXPECT_THROW(settings_.add({.flag = "listen", .env = "", .default_value = "", .help = ""}),
+                 std::invalid_argument);
 }
 
 TEST_F(SettingsTest, TypedErrorFromEnvironmentNamesTheSetting) {
@@ -272,7 +277,8 @@ TEST(ParseHostPort, RejectsMalformedAddressesNamingTheSetting) {
         } catch (const ConfigError& e) {
             EXPECT_EQ(std::string(e.what()),
                       "--listen (INGEST_LISTEN): expected host:port (e.g. 0.0.0.0:8080 or "
-                      "[::1]:8080), got \"" + std::string(bad) + "\"");
+                      "[::1]:8080), got \"" +
+                          std::string(bad) + "\"");
         }
     }
 }
@@ -285,8 +291,8 @@ TEST(EnvWithPrefix, ReturnsSuffixesSortedAndSkipsTheBarePrefix) {
     const auto found = env_with_prefix("CFGTEST_SECRET_");
     EXPECT_EQ(found, (std::vector<std::pair<std::string, std::string>>{{"production", "p"},
                                                                        {"sandbox", "s"}}));
-    for (const char* name :
-         {"CFGTEST_SECRET_production", "CFGTEST_SECRET_sandbox", "CFGTEST_SECRET_", "CFGTEST_SECRETX"}) {
+    for (const char* name : {"CFGTEST_SECRET_production", "CFGTEST_SECRET_sandbox",
+                             "CFGTEST_SECRET_", "CFGTEST_SECRETX"}) {
         ::unsetenv(name);
     }
 }

@@ -59,8 +59,8 @@ private:
     int saved_ = -1;
 };
 
-std::string capture_one(LogFormat format, std::string_view level,
-                        void (*log)(std::string_view), std::string_view message) {
+std::string capture_one(LogFormat format, std::string_view level, void (*log)(std::string_view),
+                        std::string_view message) {
     init_logging("meshhook-test", format, level);
     StderrCapture capture;
     log(message);
@@ -174,9 +174,11 @@ TEST(AppendJsonEscaped, EscapesQuotesBackslashesAndControlCharacters) {
 
 TEST(AppendJsonEscaped, KeepsValidUtf8AndReplacesInvalidBytes) {
     EXPECT_EQ(escaped("caf\xc3\xa9 \xf0\x9f\x92\xb8"), "caf\xc3\xa9 \xf0\x9f\x92\xb8");
-    EXPECT_EQ(escaped("a\xff" "b"), "a\\ufffdb");
-    EXPECT_EQ(escaped("\xc3"), "\\ufffd");                   // truncated sequence
-    EXPECT_EQ(escaped("\xc0\xaf"), "\\ufffd\\ufffd");        // overlong '/'
+    EXPECT_EQ(escaped("a\xff"
+                      "b"),
+              "a\\ufffdb");
+    EXPECT_EQ(escaped("\xc3"), "\\ufffd");                        // truncated sequence
+    EXPECT_EQ(escaped("\xc0\xaf"), "\\ufffd\\ufffd");             // overlong '/'
     EXPECT_EQ(escaped("\xed\xa0\x80"), "\\ufffd\\ufffd\\ufffd");  // UTF-16 surrogate
 }
 

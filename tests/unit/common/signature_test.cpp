@@ -70,7 +70,8 @@ TEST(Signature, BothHeaderNamesWorkAndTheNewOnePrevails) {
     EXPECT_TRUE(verifier.verify(sig, std::nullopt, body).ok());
     EXPECT_TRUE(verifier.verify(std::nullopt, sig, body).ok());
     EXPECT_EQ(verifier.verify(sign("other", body), sig, body).error, SignatureError::kMismatch);
-    EXPECT_EQ(verifier.verify(std::nullopt, std::nullopt, body).error, SignatureError::kMissingHeader);
+    EXPECT_EQ(verifier.verify(std::nullopt, std::nullopt, body).error,
+              SignatureError::kMissingHeader);
 }
 
 TEST(Signature, DistinguishesMissingUndecodableAndMismatch) {
@@ -83,7 +84,8 @@ TEST(Signature, DistinguishesMissingUndecodableAndMismatch) {
     EXPECT_EQ(verifier.verify("c2hvcnQ=", body).error, SignatureError::kUndecodable);  // 5 bytes
     EXPECT_EQ(verifier.verify(std::string(44, '*'), body).error, SignatureError::kUndecodable);
     // sha256=<hex> (another provider's format) is not Mesh's.
-    EXPECT_EQ(verifier.verify("sha256=" + std::string(64, 'a'), body).error, SignatureError::kUndecodable);
+    EXPECT_EQ(verifier.verify("sha256=" + std::string(64, 'a'), body).error,
+              SignatureError::kUndecodable);
     EXPECT_EQ(verifier.verify(sign("wrong", body), body).error, SignatureError::kMismatch);
     EXPECT_TRUE(verifier.verify(" " + sign(kSecret, body) + " ", body).ok());
     EXPECT_EQ(to_string(SignatureError::kMismatch), "mismatch");

@@ -7,7 +7,9 @@
 namespace meshhook::common {
 namespace {
 
-ParseResult parse(TransferEventParser& p, const std::string& body) { return p.parse(body); }
+ParseResult parse(TransferEventParser& p, const std::string& body) {
+    return p.parse(body);
+}
 
 TEST(TransferEvent, ParsesPendingFixtureWithEveryField) {
     TransferEventParser parser;
@@ -42,7 +44,8 @@ TEST(TransferEvent, KeepsTheTwentyOneDigitAmountExactly) {
     ASSERT_TRUE(r.ok()) << r.error.message();
     EXPECT_EQ(r.event.status, TransferStatus::kSucceeded);
     EXPECT_EQ(r.event.destination_amount.value, "250.000000000000000001");
-    EXPECT_EQ(r.event.tx_hash.value, "0x5c1e0f2a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e");
+    EXPECT_EQ(r.event.tx_hash.value,
+              "0x5c1e0f2a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e");
 }
 
 TEST(TransferEvent, RetryHasSameEventIdAndNewDeliveryId) {
@@ -61,9 +64,9 @@ TEST(TransferEvent, RetryHasSameEventIdAndNewDeliveryId) {
 
 TEST(TransferEvent, ParsesEveryUsableFixture) {
     TransferEventParser parser;
-    for (const char* name : {"01-pending.json", "02-processing.json", "03-succeeded.json",
-                             "04-succeeded-retry.json", "05-failed-other-transfer.json",
-                             "06-camelcase-succeeded.json"}) {
+    for (const char* name :
+         {"01-pending.json", "02-processing.json", "03-succeeded.json", "04-succeeded-retry.json",
+          "05-failed-other-transfer.json", "06-camelcase-succeeded.json"}) {
         const auto body = testing::fixture(name);
         EXPECT_TRUE(parser.parse(body).ok()) << name;
     }
@@ -134,15 +137,15 @@ TEST(TransferEvent, WrongTypesNameTheField) {
         const char* body;
         const char* field;
     };
-    for (const auto& c : {Case{R"({"TransferId":42,"TransferStatus":"pending"})", "TransferId"},
-                          Case{R"({"TransferId":"t","TransferStatus":true})", "TransferStatus"},
-                          Case{R"({"TransferId":"t","TransferStatus":"x","DestinationAmount":{}})",
-                               "DestinationAmount"},
-                          Case{R"({"TransferId":"t","TransferStatus":"x","DestinationAmount":"ten"})",
-                               "DestinationAmount"},
-                          Case{R"({"TransferId":"t","TransferStatus":"x","SentTimestamp":"now"})",
-                               "SentTimestamp"},
-                          Case{R"({"TransferId":"t","TransferStatus":"x","Timestamp":1.5})", "Timestamp"}}) {
+    for (const auto& c :
+         {Case{R"({"TransferId":42,"TransferStatus":"pending"})", "TransferId"},
+          Case{R"({"TransferId":"t","TransferStatus":true})", "TransferStatus"},
+          Case{R"({"TransferId":"t","TransferStatus":"x","DestinationAmount":{}})",
+               "DestinationAmount"},
+          Case{R"({"TransferId":"t","TransferStatus":"x","DestinationAmount":"ten"})",
+               "DestinationAmount"},
+          Case{R"({"TransferId":"t","TransferStatus":"x","SentTimestamp":"now"})", "SentTimestamp"},
+          Case{R"({"TransferId":"t","TransferStatus":"x","Timestamp":1.5})", "Timestamp"}}) {
         const auto r = parse(parser, c.body);
         EXPECT_EQ(r.error.code, ParseErrorCode::kWrongType) << c.body;
         EXPECT_EQ(r.error.field, c.field) << c.body;
@@ -176,18 +179,17 @@ TEST(TransferEvent, RejectsMalformedInputWithSpecificErrors) {
 
 TEST(TransferEvent, SkipsUnknownFieldsIncludingNestedOnes) {
     TransferEventParser parser;
-    const auto r = parse(parser,
-                         R"({"Extra":{"a":[1,{"b":null}],"c":"d"},"TransferId":"t","Flag":false,)"
-                         R"("TransferStatus":"failed","N":-1.5e3})");
+    const auto r =
+        parse(parser, R"({"Extra":{"a":[1,{"b":null}],"c":"d"},"TransferId":"t","Flag":false,)"
+                      R"("TransferStatus":"failed","N":-1.5e3})");
     ASSERT_TRUE(r.ok()) << r.error.message();
     EXPECT_EQ(r.event.status, TransferStatus::kFailed);
 }
 
 TEST(TransferEvent, UnescapesStringsAndKeepsQuotedAmounts) {
     TransferEventParser parser;
-    const auto r = parse(parser,
-                         R"({"TransferId":"t\u00e9\"x","TransferStatus":"pending",)"
-                         R"("DestinationAmount":"0.000000000000000000000001"})");
+    const auto r = parse(parser, R"({"TransferId":"t\u00e9\"x","TransferStatus":"pending",)"
+                                 R"("DestinationAmount":"0.000000000000000000000001"})");
     ASSERT_TRUE(r.ok()) << r.error.message();
     EXPECT_EQ(r.event.transfer_id.value, "t\xc3\xa9\"x");
     EXPECT_EQ(r.event.destination_amount.value, "0.000000000000000000000001");
@@ -231,8 +233,8 @@ TEST(TransferEvent, RefusesNestingDeeperThanDownstreamReadersAccept) {
                              std::string(100, '[') + std::string(100, ']') + "}";
     EXPECT_TRUE(parser.parse(fine).ok());
     // Brackets inside strings are text, not nesting.
-    const std::string text = R"({"TransferId":"t","TransferStatus":"pending","X":")" +
-                             std::string(600, '[') + "\"}";
+    const std::string text =
+        R"({"TransferId":"t","TransferStatus":"pending","X":")" + std::string(600, '[') + "\"}";
     EXPECT_TRUE(parser.parse(text).ok());
 }
 
