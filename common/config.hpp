@@ -22,12 +22,12 @@ public:
 };
 
 struct SettingSpec {
-    std::string flag;           // without the leading "--", e.g. "listen"
-    std::string env{};          // variable name, or empty when there is none
+    std::string flag;             // without the leading "--", e.g. "listen"
+    std::string env{};            // variable name, or empty when there is none
     std::string default_value{};  // shown in --help (never for secrets)
     std::string help{};
-    bool secret = false;        // value never printed
-    bool is_switch = false;     // a flag that takes no value ("true" when given)
+    bool secret = false;     // value never printed
+    bool is_switch = false;  // a flag that takes no value ("true" when given)
 };
 
 class Settings {

@@ -30,7 +30,7 @@ struct Header {
 };
 
 struct DeliveryReport {
-    int error_code = 0;  // rd_kafka_resp_err_t; 0 = the broker has it (acks=all)
+    int error_code = 0;      // rd_kafka_resp_err_t; 0 = the broker has it (acks=all)
     std::string_view error;  // librdkafka's text when error_code != 0
     std::int32_t partition = -1;
     std::int64_t offset = -1;
@@ -49,9 +49,9 @@ protected:
 
 enum class ProduceStatus {
     kEnqueued,
-    kQueueFull,     // back-pressure: tell the client to retry
+    kQueueFull,  // back-pressure: tell the client to retry
     kUnknownTopic,
-    kFatal,         // producer fenced/fatal: not retryable in-process
+    kFatal,  // producer fenced/fatal: not retryable in-process
     kOther,
 };
 std::string_view to_string(ProduceStatus s);

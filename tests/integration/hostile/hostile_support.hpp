@@ -59,7 +59,8 @@ public:
 
     // The next complete response, or nullopt when the connection closed or
     // `timeout` passed first.
-    std::optional<Response> read_response(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    std::optional<Response> read_response(
+        std::chrono::milliseconds timeout = std::chrono::seconds(10));
     // Reads (and keeps in the buffer) until the peer closes; true when it did within `timeout`.
     bool wait_closed(std::chrono::milliseconds timeout);
     // Whether the peer has closed, without waiting. Unread bytes stay readable.
@@ -111,7 +112,7 @@ public:
     pid_t pid() const { return process_->pid(); }
     Process& process() { return *process_; }
 
-    std::size_t peak_rss_kib() const;   // VmHWM
+    std::size_t peak_rss_kib() const;      // VmHWM
     std::size_t open_descriptors() const;  // entries in /proc/PID/fd
     bool alive() { return process_->running(); }
 
