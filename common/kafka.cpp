@@ -112,6 +112,12 @@ struct Producer::Impl {
     HandlePtr rk;
     std::atomic<bool> stop{false};
     std::thread poller;
+    ReportsReady reports_ready;
+    rd_kafka_queue_t* main_queue = nullptr;  // notify mode: the queue whose events we forward
+
+    static void on_queue_event(rd_kafka_t*, void* opaque) {
+        static_cast<Impl*>(opaque)->reports_ready();
+    }
 
     static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
         auto* handler = static_cast<DeliveryHandler*>(msg->_private);
@@ -125,7 +131,8 @@ struct Producer::Impl {
     }
 };
 
-Producer::Producer(const KafkaConfig& config) : impl_(std::make_unique<Impl>()) {
+Producer::Producer(const KafkaConfig& config, ReportsReady reports_ready)
+    : impl_(std::make_unique<Impl>()) {
     ConfPtr conf = make_conf(config, {{"enable.idempotence", "true"},
                                       {"acks", "all"},
                                       {"linger.ms", "1"},
@@ -136,6 +143,14 @@ Producer::Producer(const KafkaConfig& config) : impl_(std::make_unique<Impl>()) 
     if (rk == nullptr) throw KafkaError(std::string("kafka producer: ") + err);
     (void)conf.release();  // owned by rk now
     impl_->rk.reset(rk);
+    if (reports_ready) {
+        // librdkafka calls on_queue_event when an event lands on an empty
+        // main queue; the owner's poll() empties it, re-arming the trigger.
+        impl_->reports_ready = std::move(reports_ready);
+        impl_->main_queue = rd_kafka_queue_get_main(rk);
+        rd_kafka_queue_cb_event_enable(impl_->main_queue, &Impl::on_queue_event, impl_.get());
+        return;
+    }
     // produce() only enqueues; delivery reports are served here, never on an
     // I/O thread. rd_kafka_poll wakes as soon as a report is ready.
     impl_->poller = std::thread([impl = impl_.get()] {
@@ -144,13 +159,24 @@ Producer::Producer(const KafkaConfig& config) : impl_(std::make_unique<Impl>()) 
 }
 
 Producer::~Producer() {
+    if (impl_->main_queue != nullptr) {
+        // No more notifications to an owner that is going away; the flush
+        // below serves what remains on this thread.
+        rd_kafka_queue_cb_event_enable(impl_->main_queue, nullptr, nullptr);
+        rd_kafka_queue_destroy(impl_->main_queue);
+        impl_->main_queue = nullptr;
+    }
     rd_kafka_flush(impl_->rk.get(), 5000);
     impl_->stop.store(true, std::memory_order_release);
-    impl_->poller.join();
+    if (impl_->poller.joinable()) impl_->poller.join();
     // Reports still outstanding after the flush deadline are failed by
     // rd_kafka_destroy through the callback: serve them so handlers learn.
     rd_kafka_purge(impl_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(impl_->rk.get(), 0);
+}
+
+int Producer::poll() {
+    return rd_kafka_poll(impl_->rk.get(), 0);
 }
 
 ProduceStatus Producer::produce(std::string_view topic, std::string_view key,

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -37,8 +38,9 @@ struct DeliveryReport {
     bool ok() const { return error_code == 0; }
 };
 
-// Called on the producer's poller thread, once per produced message. The
-// handler must outlive the report (ingest keeps its request alive through it).
+// Called once per produced message, on the producer's poller thread, or in
+// notify mode on whichever thread calls Producer::poll(). The handler must
+// outlive the report (ingest keeps its request alive through it).
 class DeliveryHandler {
 public:
     virtual void on_delivery(const DeliveryReport& report) noexcept = 0;
@@ -62,9 +64,18 @@ struct ProducerStats {
 
 class Producer {
 public:
+    // Called from a librdkafka thread when delivery reports start waiting
+    // (the queue went from empty to non-empty). It must return at once and
+    // must not call the producer: it only schedules a poll() elsewhere.
+    using ReportsReady = std::function<void()>;
+
     // `config` must contain bootstrap.servers. Idempotence and acks=all are
-    // set by default (overridable). A poller thread serves delivery reports.
-    explicit Producer(const KafkaConfig& config);
+    // set by default (overridable). Without `reports_ready`, a poller thread
+    // of the producer's own serves delivery reports. With it (notify mode),
+    // the owner serves them by calling poll() on a thread of its choosing:
+    // an event loop then runs the handlers itself, without a thread hop and
+    // a wake-up per report batch.
+    explicit Producer(const KafkaConfig& config, ReportsReady reports_ready = {});
     ~Producer();  // flushes for at most 5 s, then stops the poller
     Producer(const Producer&) = delete;
     Producer& operator=(const Producer&) = delete;
@@ -73,6 +84,11 @@ public:
     ProduceStatus produce(std::string_view topic, std::string_view key, std::string_view value,
                           const std::vector<Header>& headers, DeliveryHandler* handler,
                           std::int32_t partition = -1);
+
+    // Serves every waiting delivery report on the calling thread, without
+    // blocking; returns how many events were served. For notify mode (with
+    // a poller thread it is harmless but pointless).
+    int poll();
 
     // Waits up to `timeout` for every outstanding report; returns how many remain.
     int flush(std::chrono::milliseconds timeout);

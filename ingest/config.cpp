@@ -86,6 +86,8 @@ void declare_settings(common::Settings& s) {
               "On SIGTERM: longest wait for in-flight requests, then for the producer flush"})
         .add({"kafka-message-timeout-ms", "INGEST_KAFKA_MESSAGE_TIMEOUT_MS", "10000",
               "How long the producer keeps retrying one message (late reports stop after it)"})
+        .add({"kafka-linger-ms", "INGEST_KAFKA_LINGER_MS", "1",
+              "How long the producer waits to batch records (librdkafka linger.ms)"})
         .add({"max-queued-messages", "INGEST_MAX_QUEUED_MESSAGES", "100000",
               "Records the producer may hold unacknowledged; beyond it webhooks get 503"})
         .add({"log-format", "LOG_FORMAT", "text", "text or json"})
@@ -178,6 +180,11 @@ IngestConfig load_config(const common::Settings& s,
     if (c.kafka_message_timeout < c.ack_timeout) {
         throw ConfigError(s.describe("kafka-message-timeout-ms") +
                           ": must not be shorter than --ack-timeout-ms");
+    }
+    c.kafka_linger = millis(s, "kafka-linger-ms", 0, 1000);
+    if (c.kafka_linger >= c.ack_timeout) {
+        throw ConfigError(s.describe("kafka-linger-ms") +
+                          ": must be shorter than --ack-timeout-ms");
     }
     c.max_queued_messages = common::parse_uint(s.describe("max-queued-messages"),
                                                s.get("max-queued-messages"), 1, 10000000);

@@ -48,7 +48,8 @@ struct IngestConfig {
     std::chrono::milliseconds idle_timeout{60000};  // keep-alive wait for the next request
     std::chrono::milliseconds drain_timeout{10000};
     std::chrono::milliseconds kafka_message_timeout{10000};
-    std::size_t max_queued_messages = 100000;  // producer queue; beyond it: 503 queue_full
+    std::chrono::milliseconds kafka_linger{1};  // librdkafka linger.ms: batching against latency
+    std::size_t max_queued_messages = 100000;   // producer queue; beyond it: 503 queue_full
 
     bool tls() const { return !tls_cert.empty(); }
     // Index of `name` in environments, or nullopt.

@@ -1,6 +1,6 @@
 #include "ingest/publisher.hpp"
 
-#include <boost/asio/post.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <librdkafka/rdkafka.h>
 
 #include "common/log.hpp"
@@ -25,7 +25,7 @@ void AckWaiter::on_delivery(const common::DeliveryReport& report) noexcept {
     const auto outcome =
         report.ok() ? PublishOutcome::kAcknowledged : PublishOutcome::kDeliveryFailed;
     try {
-        boost::asio::post(executor_, [self, outcome] { self->complete(outcome); });
+        boost::asio::dispatch(executor_, [self, outcome] { self->complete(outcome); });
     } catch (...) {
         // Only allocation can fail here. Nobody will answer from this report;
         // the session's ack timer still does, as 503.
@@ -52,7 +52,7 @@ common::KafkaConfig producer_config(const IngestConfig& config) {
         {"acks", "all"},
         // Each request waits for its own ack, so batching only adds latency
         // under load; 1 ms still coalesces concurrent requests.
-        {"linger.ms", "1"},
+        {"linger.ms", std::to_string(config.kafka_linger.count())},
         // Bounds how long a record answered 503 may still be delivered late.
         {"message.timeout.ms", std::to_string(config.kafka_message_timeout.count())},
         // librdkafka backs off up to 10 s between reconnects by default: after a
@@ -64,8 +64,9 @@ common::KafkaConfig producer_config(const IngestConfig& config) {
     };
 }
 
-Publisher::Publisher(const IngestConfig& config, IngestMetrics& metrics)
-    : producer_(producer_config(config)) {
+Publisher::Publisher(const IngestConfig& config, IngestMetrics& metrics,
+                     common::Producer::ReportsReady reports_ready)
+    : producer_(producer_config(config), std::move(reports_ready)) {
     metrics.registry().add_collector(
         [this, &metrics] { metrics.producer_queue_depth().set(producer_.queue_depth()); });
 }

@@ -17,8 +17,10 @@
 
 namespace meshhook::ingest {
 
-// Waits for one delivery report. The producer calls on_delivery() on its
-// poller thread; the outcome is posted to the session's executor. Whoever
+// Waits for one delivery report. The producer calls on_delivery() where its
+// reports are served (an I/O thread, see Publisher); the outcome is
+// dispatched to the session's executor: run at once when that is the thread
+// serving the report, posted otherwise. Whoever
 // claims first answers the client: the report, or the session's ack timer.
 // A report after the timer is then only counted, never answered twice.
 //
@@ -56,7 +58,14 @@ private:
 
 class Publisher {
 public:
-    Publisher(const IngestConfig& config, IngestMetrics& metrics);
+    // `reports_ready` is called from a librdkafka thread when delivery
+    // reports are waiting; it must schedule serve_reports() on an I/O thread
+    // and return at once (see common::Producer).
+    Publisher(const IngestConfig& config, IngestMetrics& metrics,
+              common::Producer::ReportsReady reports_ready);
+
+    // Runs the waiting delivery reports' handlers on the calling thread.
+    void serve_reports() { producer_.poll(); }
 
     // An immediate outcome (queue full, refused, draining), or nullopt when
     // the record is enqueued and `waiter` will hear the delivery report.

@@ -80,6 +80,8 @@ struct ServerImpl {
     void do_accept();
     void on_accept(error_code ec, tcp::socket socket);
     void readiness_loop();
+    void schedule_reports() noexcept;
+    void sweep_reports();
     void session_ended();
     template <class Stream>
     void start_session(tcp::socket socket, ThreadContext& thread);
@@ -100,9 +102,12 @@ struct ServerImpl {
     std::optional<ssl::context> tls;
     std::vector<std::unique_ptr<ThreadContext>> threads;
     std::size_t next_thread = 0;
-    // After the io_contexts: destroyed first, so the poller thread that posts
-    // delivery reports is gone before the contexts it posts to.
+    // After the io_contexts: destroyed first, so the producer (whose flush
+    // may still post delivery reports) is gone before the contexts it posts to.
     std::unique_ptr<Publisher> publisher;
+    // A serve_reports() is queued on the first I/O thread and has not started.
+    std::atomic<bool> reports_scheduled{false};
+    std::optional<asio::steady_timer> report_sweep;
     std::optional<tcp::acceptor> acceptor;
     std::optional<asio::signal_set> signals;
     std::optional<asio::steady_timer> accept_retry;
@@ -513,13 +518,44 @@ ServerImpl::ServerImpl(IngestConfig cfg)
         threads.push_back(std::move(t));
     }
     try {
-        publisher = std::make_unique<Publisher>(config, metrics);
+        publisher = std::make_unique<Publisher>(config, metrics, [this] { schedule_reports(); });
     } catch (const common::KafkaError& e) {
         throw common::ConfigError(std::string("--brokers (KAFKA_BROKERS): ") + e.what());
     }
     metrics.ready().set(0);
     // Registered now, not in run(): a SIGTERM right after "listening" must drain, not kill.
     signals.emplace(threads.front()->ioc, SIGTERM, SIGINT);
+}
+
+// Delivery reports are served on the first I/O thread, not a poller thread
+// of the producer's: one wake-up per batch of reports instead of a thread hop
+// plus a post per report, and sessions on that thread are answered inline.
+// Called from librdkafka's thread when reports start waiting; the flag keeps
+// it to one queued serve_reports() however often librdkafka calls.
+void ServerImpl::schedule_reports() noexcept {
+    if (reports_scheduled.exchange(true, std::memory_order_acq_rel)) return;
+    try {
+        asio::post(threads.front()->ioc, [this] {
+            // Cleared before serving: reports that land during the poll call
+            // again and are served by the next run.
+            reports_scheduled.store(false, std::memory_order_release);
+            publisher->serve_reports();
+        });
+    } catch (...) {
+        // Only allocation can fail; the sweep serves the reports instead.
+        reports_scheduled.store(false, std::memory_order_release);
+    }
+}
+
+// A safety net, not the path: serves reports every 100 ms in case a wake-up
+// was ever missed (the session's ack timer would otherwise answer 503).
+void ServerImpl::sweep_reports() {
+    report_sweep->expires_after(std::chrono::milliseconds(100));
+    report_sweep->async_wait([this](error_code ec) {
+        if (ec) return;
+        publisher->serve_reports();
+        sweep_reports();
+    });
 }
 
 void ServerImpl::session_ended() {
@@ -562,7 +598,13 @@ void ServerImpl::do_accept() {
                              std::to_string(config.max_connections) + ") reached");
             error_code ignored;
             socket.close(ignored);
-        } else if (tls) {
+            return do_accept();
+        }
+        // Responses are one write each; without this, Nagle holds a
+        // pipelined request's response until the previous one is acked.
+        error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        if (tls) {
             start_session<beast::ssl_stream<beast::tcp_stream>>(std::move(socket), thread);
         } else {
             start_session<beast::tcp_stream>(std::move(socket), thread);
@@ -620,6 +662,8 @@ int Server::run() {
     auto& impl = *impl_;
     auto& ioc0 = impl.threads.front()->ioc;
     impl.accept_retry.emplace(ioc0);
+    impl.report_sweep.emplace(ioc0);
+    impl.sweep_reports();
     impl.signals->async_wait([this](error_code ec, int sig) {
         if (ec) return;
         common::log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "common/kafka.hpp"
 #include "tests/support/process.hpp"
@@ -102,6 +104,67 @@ TEST(KafkaBroker, ProducedRecordsAreConsumedWithKeysValuesAndHeaders) {
         },
         60s);
     EXPECT_EQ(keys.size(), 50u);
+}
+
+// Notify mode (what meshhook-ingest uses): librdkafka only says that reports
+// are waiting; they are served, and their handlers run, on the thread that
+// calls poll(), and every report arrives even though the notification fires
+// once per batch, not once per report.
+TEST(KafkaBroker, NotifyModeServesEveryReportOnTheThreadThatPolls) {
+    BrokerProcess broker;
+    std::mutex mutex;
+    std::condition_variable cv;
+    int notifications = 0;
+    int pending_notifications = 0;
+    const auto this_thread = std::this_thread::get_id();
+    std::atomic<int> ok{0};
+    std::atomic<int> served_elsewhere{0};
+
+    class ThreadCheckingHandler final : public common::DeliveryHandler {
+    public:
+        ThreadCheckingHandler(std::thread::id expected, std::atomic<int>& ok,
+                              std::atomic<int>& elsewhere)
+            : expected_(expected), ok_(ok), elsewhere_(elsewhere) {}
+        void on_delivery(const DeliveryReport& report) noexcept override {
+            if (std::this_thread::get_id() != expected_) ++elsewhere_;
+            if (report.ok()) ++ok_;
+        }
+
+    private:
+        std::thread::id expected_;
+        std::atomic<int>& ok_;
+        std::atomic<int>& elsewhere_;
+    } handler(this_thread, ok, served_elsewhere);
+
+    constexpr int kRecords = 500;
+    {
+        common::Producer producer({{"bootstrap.servers", broker.bootstrap()}}, [&] {
+            std::lock_guard lock(mutex);
+            ++notifications;
+            ++pending_notifications;
+            cv.notify_one();
+        });
+        for (int i = 0; i < kRecords; ++i) {
+            ASSERT_EQ(producer.produce("mesh.transfer-events", "k" + std::to_string(i), "v", {},
+                                       &handler),
+                      common::ProduceStatus::kEnqueued);
+        }
+        // Poll only when told to: a missed notification would leave reports
+        // waiting and this loop would hit its deadline.
+        const auto deadline = std::chrono::steady_clock::now() + 60s;
+        while (ok.load() < kRecords && std::chrono::steady_clock::now() < deadline) {
+            std::unique_lock lock(mutex);
+            if (!cv.wait_until(lock, deadline, [&] { return pending_notifications > 0; })) break;
+            pending_notifications = 0;
+            lock.unlock();
+            producer.poll();
+        }
+    }
+    EXPECT_EQ(ok.load(), kRecords);
+    EXPECT_EQ(served_elsewhere.load(), 0) << "a report was served off the polling thread";
+    std::lock_guard lock(mutex);
+    EXPECT_GE(notifications, 1);
+    EXPECT_LT(notifications, kRecords) << "expected one notification per batch of reports";
 }
 
 TEST(KafkaBroker, NoRecordLostWhileOneOfThreeBrokersIsStoppedAndStarted) {
