@@ -10,7 +10,7 @@ JOBS ?= $(shell nproc)
 PRESET ?= dev
 
 DEB_PACKAGES := build-essential cmake clang clang-tidy libclang-rt-14-dev ccache pkg-config libboost1.81-dev librdkafka-dev \
-  libsimdjson-dev libssl-dev libspdlog-dev libsqlite3-dev sqlite3 libpq-dev postgresql \
+  libsimdjson-dev libssl-dev libspdlog-dev libjemalloc-dev libsqlite3-dev sqlite3 libpq-dev postgresql \
   googletest libgtest-dev libgmock-dev libbenchmark-dev kcat curl wrk python3 python3-yaml prometheus
 
 .PHONY: deps configure build test demo bench clean asan tsan fuzz tidy
