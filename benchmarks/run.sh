@@ -307,5 +307,7 @@ fi
         echo "|---|---|---|---|"
         echo "$e2e_rows"
     fi
+    echo
+    echo "How these figures are made, where the CPU goes and the scaling projection: [README.md](README.md)."
 } > "$out"
 cat "$out"
