@@ -2,10 +2,13 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <fstream>
 #include <thread>
 
+#include "common/config.hpp"
 #include "common/log.hpp"
 
 namespace meshhook::common {
@@ -104,6 +107,72 @@ std::string_view to_string(ProduceStatus s) {
         case ProduceStatus::kOther: return "error";
     }
     return "error";
+}
+
+// ---------------------------------------------------------------- client properties
+
+namespace {
+
+bool is_client_property(std::string_view key) {
+    static constexpr std::string_view kPrefixes[] = {"ssl.", "sasl.", "socket."};
+    static constexpr std::string_view kNames[] = {
+        "security.protocol",
+        "enable.ssl.certificate.verification",
+        "client.rack",
+        "broker.address.family",
+        "broker.address.ttl",
+        "connections.max.idle.ms",
+        "debug",
+    };
+    return std::any_of(std::begin(kPrefixes), std::end(kPrefixes),
+                       [&](std::string_view p) { return key.starts_with(p); }) ||
+           std::find(std::begin(kNames), std::end(kNames), key) != std::end(kNames);
+}
+
+std::string_view trim(std::string_view s) {
+    const auto first = s.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos) return {};
+    return s.substr(first, s.find_last_not_of(" \t\r") - first + 1);
+}
+
+}  // namespace
+
+KafkaConfig load_client_properties(const std::string& setting, const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw ConfigError(setting + ": cannot read " + path);
+    KafkaConfig properties;
+    ConfPtr check(rd_kafka_conf_new());
+    std::string raw;
+    for (int number = 1; std::getline(in, raw); ++number) {
+        const auto line = trim(raw);
+        if (line.empty() || line.front() == '#') continue;
+        const std::string where = setting + ": " + path + " line " + std::to_string(number) + ": ";
+        const auto eq = line.find('=');
+        if (eq == std::string_view::npos) throw ConfigError(where + "expected key=value");
+        const std::string key(trim(line.substr(0, eq)));
+        const std::string value(trim(line.substr(eq + 1)));
+        if (!is_client_property(key)) {
+            throw ConfigError(where + "\"" + key +
+                              "\" is not a connection property (allowed: security.protocol, "
+                              "ssl.*, sasl.*, socket.*, client.rack, broker.address.family, "
+                              "connections.max.idle.ms, debug)");
+        }
+        if (std::any_of(properties.begin(), properties.end(),
+                        [&](const auto& p) { return p.first == key; })) {
+            throw ConfigError(where + "\"" + key + "\" is set twice");
+        }
+        char err[512];
+        if (rd_kafka_conf_set(check.get(), key.c_str(), value.c_str(), err, sizeof err) !=
+            RD_KAFKA_CONF_OK) {
+            // librdkafka's message quotes the value: not for secrets.
+            const bool secret = key.find("password") != std::string::npos ||
+                                key.find("pem") != std::string::npos ||
+                                key.find("config") != std::string::npos;
+            throw ConfigError(where + (secret ? "invalid value for \"" + key + "\"" : err));
+        }
+        properties.emplace_back(key, value);
+    }
+    return properties;
 }
 
 // ---------------------------------------------------------------- Producer

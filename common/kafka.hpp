@@ -21,6 +21,17 @@ namespace meshhook::common {
 // librdkafka properties, applied in order; every set() is checked.
 using KafkaConfig = std::vector<std::pair<std::string, std::string>>;
 
+// The Kafka connection settings of a real cluster (TLS, SASL) come from a
+// file of `key=value` lines, like Kafka's client.properties (`#` comments and
+// blank lines allowed), so that passwords live in a mounted secret, not in
+// flags. Only connection and security properties are accepted
+// (security.protocol, ssl.*, sasl.*, socket.*, client.rack, ...): everything
+// meshhook's guarantees rest on (acks, idempotence, offsets) stays its own.
+// Each property is checked against librdkafka. Throws ConfigError with one
+// line starting with `setting` (e.g. "--kafka-config-file (KAFKA_CONFIG_FILE)");
+// values are never echoed, they may be passwords.
+KafkaConfig load_client_properties(const std::string& setting, const std::string& path);
+
 struct KafkaError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };

@@ -73,6 +73,9 @@ void declare_settings(common::Settings& s) {
               "destinations are credited"})
         .add({"metrics-listen", "CONSUMER_METRICS_LISTEN", "0.0.0.0:9091",
               "Address for /metrics, /healthz and /readyz (port 0 picks one)"})
+        .add({"kafka-config-file", "KAFKA_CONFIG_FILE", "",
+              "File of librdkafka key=value lines for a secured cluster: security.protocol, ssl.*, "
+              "sasl.* (mount it from a secret)"})
         .add({"session-timeout-ms", "KAFKA_SESSION_TIMEOUT_MS", "10000",
               "Consumer group session timeout"})
         .add({"drain-timeout-ms", "CONSUMER_DRAIN_TIMEOUT_MS", "10000",
@@ -86,6 +89,10 @@ ConsumerConfig load_config(const common::Settings& s) {
     c.brokers = s.get("brokers");
     if (c.brokers.empty()) {
         throw ConfigError(s.describe("brokers") + ": required (host:port,...)");
+    }
+    if (!s.get("kafka-config-file").empty()) {
+        c.kafka_properties = common::load_client_properties(s.describe("kafka-config-file"),
+                                                            s.get("kafka-config-file"));
     }
     c.group_id = s.get("group-id");
     if (c.group_id.empty()) {
@@ -189,8 +196,9 @@ int run(int argc, char** argv) {
     }
     common::log_info("metrics on port " + std::to_string(http->port()));
 
-    const common::KafkaConfig client{{"bootstrap.servers", config.brokers},
-                                     {"client.id", std::string(kProgram)}};
+    common::KafkaConfig client{{"bootstrap.servers", config.brokers},
+                               {"client.id", std::string(kProgram)}};
+    client.insert(client.end(), config.kafka_properties.begin(), config.kafka_properties.end());
     RelayOptions relay_options;
     relay_options.store_url = config.store_url;
     relay_options.kafka = client;

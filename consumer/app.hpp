@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "common/config.hpp"
+#include "common/kafka.hpp"
 #include "common/log.hpp"
 #include "consumer/state_machine.hpp"
 
@@ -17,6 +18,7 @@ inline constexpr std::string_view kProgram = "meshhook-consumer";
 
 struct ConsumerConfig {
     std::string brokers;
+    common::KafkaConfig kafka_properties;  // --kafka-config-file: TLS/SASL for every client
     std::string group_id;
     Topics topics;
     std::string store_url;

@@ -44,7 +44,7 @@ void AckWaiter::complete(PublishOutcome outcome) {
 }
 
 common::KafkaConfig producer_config(const IngestConfig& config) {
-    return {
+    common::KafkaConfig kafka{
         {"bootstrap.servers", config.brokers},
         {"client.id", "meshhook-ingest"},
         // A 200 means the record survives a broker loss, and retries never duplicate it.
@@ -62,6 +62,10 @@ common::KafkaConfig producer_config(const IngestConfig& config) {
         // back-pressure, answered 503 at once rather than after the ack timeout.
         {"queue.buffering.max.messages", std::to_string(config.max_queued_messages)},
     };
+    // Connection and security properties only (load_client_properties refuses
+    // the rest), so none of the settings above can be overridden.
+    kafka.insert(kafka.end(), config.kafka_properties.begin(), config.kafka_properties.end());
+    return kafka;
 }
 
 Publisher::Publisher(const IngestConfig& config, IngestMetrics& metrics,

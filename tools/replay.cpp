@@ -104,6 +104,9 @@ int replay_main(int argc, const char* const* argv) {
         "--since is inclusive, --until exclusive. The source is read up to its end as at\n"
         "start; nothing is deleted from it.");
     settings.add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...)"})
+        .add({"kafka-config-file", "KAFKA_CONFIG_FILE", "",
+              "file of librdkafka key=value lines for a secured cluster (security.protocol, ssl.*, "
+              "sasl.*)"})
         .add({"from", "", "dlq", "dlq | anomalies"})
         .add({"source", "", "",
               "source topic (default: mesh.transfer-events.dlq or meshhook.anomalies)"})
@@ -122,6 +125,7 @@ int replay_main(int argc, const char* const* argv) {
     std::optional<std::int64_t> until;
     std::chrono::milliseconds timeout{};
     bool anomalies = false;
+    common::KafkaConfig kafka;
     try {
         if (!settings.positional().empty()) {
             throw common::ConfigError("unexpected argument '" + settings.positional().front() +
@@ -129,6 +133,10 @@ int replay_main(int argc, const char* const* argv) {
         }
         if (settings.get("brokers").empty()) {
             throw common::ConfigError(settings.describe("brokers") + ": missing value");
+        }
+        if (!settings.get("kafka-config-file").empty()) {
+            kafka = common::load_client_properties(settings.describe("kafka-config-file"),
+                                                   settings.get("kafka-config-file"));
         }
         const auto& from = settings.get("from");
         if (from != "dlq" && from != "anomalies") {
@@ -163,19 +171,21 @@ int replay_main(int argc, const char* const* argv) {
     const auto& reason_filter = settings.get("reason");
 
     try {
-        TopicReader reader(brokers, source, false, timeout);
+        TopicReader reader(brokers, source, false, timeout, kafka);
         {
             // The destination must exist: producing to a missing topic would
             // fail late (or auto-create it on a permissive cluster).
-            common::Consumer probe(reader_config(brokers));
+            common::Consumer probe(reader_config(brokers, kafka));
             std::string error;
             if (!topic_partitions(probe, brokers, destination, timeout, error))
                 return fail(kProgram, error);
         }
         std::unique_ptr<common::Producer> producer;
-        if (!dry_run)
-            producer = std::make_unique<common::Producer>(
-                common::KafkaConfig{{"bootstrap.servers", brokers}, {"log_level", "0"}});
+        if (!dry_run) {
+            common::KafkaConfig producer_config{{"bootstrap.servers", brokers}, {"log_level", "0"}};
+            producer_config.insert(producer_config.end(), kafka.begin(), kafka.end());
+            producer = std::make_unique<common::Producer>(producer_config);
+        }
         Counter counter;
         std::size_t scanned = 0;
         std::size_t matched = 0;

@@ -36,6 +36,9 @@ int tail_main(int argc, const char* const* argv) {
         "Without --follow it stops at the end of every partition as it was at start.\n"
         "Reads without a consumer group: nothing is committed, nobody's offsets move.");
     settings.add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...)"})
+        .add({"kafka-config-file", "KAFKA_CONFIG_FILE", "",
+              "file of librdkafka key=value lines for a secured cluster (security.protocol, ssl.*, "
+              "sasl.*)"})
         .add({"from", "", "beginning", "where to start: beginning | end"})
         .add({"follow", "", "", "keep printing new records until Ctrl-C", false, true})
         .add({"pretty", "", "", "pretty-print JSON values (number text kept exactly)", false, true})
@@ -45,6 +48,7 @@ int tail_main(int argc, const char* const* argv) {
 
     std::uint64_t max = 0;
     std::chrono::milliseconds timeout{};
+    common::KafkaConfig kafka;
     try {
         if (settings.positional().size() != 1) {
             throw common::ConfigError("expected exactly one TOPIC (see --help)");
@@ -55,6 +59,10 @@ int tail_main(int argc, const char* const* argv) {
         const auto& from = settings.get("from");
         if (from != "beginning" && from != "end") {
             throw common::ConfigError("--from: expected beginning or end, got \"" + from + "\"");
+        }
+        if (!settings.get("kafka-config-file").empty()) {
+            kafka = common::load_client_properties(settings.describe("kafka-config-file"),
+                                                   settings.get("kafka-config-file"));
         }
         max = common::parse_uint("--max", settings.get("max"), 0, UINT64_MAX);
         timeout = std::chrono::milliseconds(
@@ -73,7 +81,8 @@ int tail_main(int argc, const char* const* argv) {
     sigaction(SIGTERM, &sa, nullptr);
 
     try {
-        TopicReader reader(settings.get("brokers"), topic, settings.get("from") == "end", timeout);
+        TopicReader reader(settings.get("brokers"), topic, settings.get("from") == "end", timeout,
+                           kafka);
         // On stderr, so stdout stays records only; also tells a script that
         // records produced from now on will be seen.
         std::cerr << kProgram << ": reading " << topic << " (" << reader.partitions()

@@ -32,22 +32,25 @@ std::optional<int> topic_partitions(common::Consumer& consumer, const std::strin
     return count;
 }
 
-common::KafkaConfig reader_config(const std::string& brokers) {
+common::KafkaConfig reader_config(const std::string& brokers, const common::KafkaConfig& extra) {
     static std::atomic<int> counter{0};
-    return {{"bootstrap.servers", brokers},
-            {"group.id",
-             "meshhook-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)},
-            {"enable.auto.commit", "false"},
-            // A dead broker list should fail in seconds, not librdkafka's minutes.
-            {"socket.connection.setup.timeout.ms", "5000"},
-            // The CLI reports what went wrong in one line of its own;
-            // librdkafka's retry chatter would bury it.
-            {"log_level", "0"}};
+    common::KafkaConfig config{
+        {"bootstrap.servers", brokers},
+        {"group.id",
+         "meshhook-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)},
+        {"enable.auto.commit", "false"},
+        // A dead broker list should fail in seconds, not librdkafka's minutes.
+        {"socket.connection.setup.timeout.ms", "5000"},
+        // The CLI reports what went wrong in one line of its own;
+        // librdkafka's retry chatter would bury it.
+        {"log_level", "0"}};
+    config.insert(config.end(), extra.begin(), extra.end());
+    return config;
 }
 
 TopicReader::TopicReader(const std::string& brokers, const std::string& topic, bool from_end,
-                         std::chrono::milliseconds timeout)
-    : consumer_(std::make_unique<common::Consumer>(reader_config(brokers))), topic_(topic) {
+                         std::chrono::milliseconds timeout, const common::KafkaConfig& extra)
+    : consumer_(std::make_unique<common::Consumer>(reader_config(brokers, extra))), topic_(topic) {
     std::string error;
     const auto count = topic_partitions(*consumer_, brokers, topic, timeout, error);
     if (!count) throw std::runtime_error(error);

@@ -23,14 +23,17 @@ std::optional<int> topic_partitions(common::Consumer& consumer, const std::strin
 
 // A consumer config for reading without a group: unique group.id (librdkafka
 // wants one), nothing committed.
-common::KafkaConfig reader_config(const std::string& brokers);
+// `extra`: connection properties from --kafka-config-file (TLS, SASL).
+common::KafkaConfig reader_config(const std::string& brokers,
+                                  const common::KafkaConfig& extra = {});
 
 class TopicReader {
 public:
     // Throws std::runtime_error with one line when the brokers are
     // unreachable or the topic is unknown. `from_end`: only new records.
     TopicReader(const std::string& brokers, const std::string& topic, bool from_end,
-                std::chrono::milliseconds timeout = std::chrono::seconds(10));
+                std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                const common::KafkaConfig& extra = {});
 
     // The next record (errors other than records are skipped and kept in
     // last_error()), or an empty Message on timeout.

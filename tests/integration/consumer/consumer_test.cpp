@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 
@@ -316,6 +317,31 @@ TEST_F(ConsumerIntegration, BadSettingFailsAtStartWithOneLineNamingIt) {
     const std::string err = p.stderr_text();
     EXPECT_NE(err.find("--allowed-assets"), std::string::npos) << err;
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+}
+
+// --kafka-config-file: connection properties reach every client (the credit
+// comes out through both the consumer and the relay's producer); a property
+// the exactly-once guarantee rests on is refused at start.
+TEST_F(ConsumerIntegration, KafkaConfigFileAppliesConnectionPropertiesAndRefusesTheRest) {
+    const auto good = (dir_ / "client.properties").string();
+    const auto bad = (dir_ / "bad.properties").string();
+    std::ofstream(good) << "security.protocol=PLAINTEXT\nclient.rack=rack-a\n";
+    std::ofstream(bad) << "# would commit offsets outside the store's transaction\n"
+                          "enable.auto.commit=true\n";
+
+    Process refused({binary_path("meshhook-consumer").string(), "--brokers", broker_.bootstrap(),
+                     "--store", run_.store_url, "--kafka-config-file", bad});
+    EXPECT_EQ(refused.wait(10s), std::optional<int>(2));
+    const std::string err = refused.stderr_text();
+    EXPECT_NE(err.find("--kafka-config-file"), std::string::npos) << err;
+    EXPECT_NE(err.find("enable.auto.commit"), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+
+    run_.extra_args = {"--kafka-config-file", good};
+    start();
+    feed({"03-succeeded.json"});
+    wait_caught_up();
+    EXPECT_EQ(read(kCreditTopic).size(), 1U);
 }
 
 TEST_F(ConsumerIntegration, UnreachableStoreFailsAtStartWithOneLine) {

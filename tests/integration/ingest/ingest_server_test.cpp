@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -747,6 +750,42 @@ TEST_F(IngestServer, ServesWebhooksOverTls) {
     EXPECT_EQ(records[0].value, e.body);
 }
 
+// --kafka-config-file reaches the producer: the same delivery is stored with
+// PLAINTEXT (what the test broker speaks) and cannot be with SSL, which that
+// broker does not speak, so it is answered 503 (Mesh retries it).
+TEST_F(IngestServer, KafkaConfigFilePropertiesReachTheProducer) {
+    const auto dir = std::filesystem::path(::testing::TempDir()) /
+                     ("ingest-kafka-config-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const auto plaintext = (dir / "plaintext.properties").string();
+    const auto ssl = (dir / "ssl.properties").string();
+    std::ofstream(plaintext) << "# the test broker\nsecurity.protocol=PLAINTEXT\n"
+                                "client.rack=rack-a\nsocket.keepalive.enable=true\n";
+    std::ofstream(ssl) << "security.protocol=SSL\n";
+    {
+        IngestProcess ingest(broker_.bootstrap(), with_args({"--kafka-config-file", plaintext}));
+        const auto ev = unique_event();
+        const auto res =
+            request_once(ingest.port(), signed_post("/webhooks/mesh", ev.body, kFixtureSecret));
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 200u) << res->body;
+    }
+    {
+        auto options = with_args({"--kafka-config-file", ssl, "--ack-timeout-ms", "300"});
+        options.wait_ready = false;
+        IngestProcess ingest(broker_.bootstrap(), options);
+        const auto ev = unique_event();
+        const auto res =
+            request_once(ingest.port(), signed_post("/webhooks/mesh", ev.body, kFixtureSecret));
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 503u) << res->body;
+        const auto ready = request_once(ingest.port(), get_request("/readyz", false));
+        ASSERT_TRUE(ready);
+        EXPECT_EQ(ready->status, 503u);
+    }
+    std::filesystem::remove_all(dir);
+}
+
 TEST(IngestStartup, RefusesToStartWithoutASecretOrWithABadSetting) {
     const auto ingest = testing::binary_path("meshhook-ingest").string();
     {
@@ -768,6 +807,22 @@ TEST(IngestStartup, RefusesToStartWithoutASecretOrWithABadSetting) {
         EXPECT_NE(err.find("--max-body-bytes"), std::string::npos) << err;
         EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
         EXPECT_EQ(err.find("\"s\""), std::string::npos) << "the secret must not be printed";
+    }
+    {
+        // Properties meshhook's guarantees rest on cannot come from the file.
+        const auto path =
+            ::testing::TempDir() + "acks-" + std::to_string(::getpid()) + ".properties";
+        std::ofstream(path) << "security.protocol=PLAINTEXT\nacks=0\n";
+        testing::Process p({ingest, "--brokers", "127.0.0.1:9", "--kafka-config-file", path},
+                           {{"MESH_WEBHOOK_SECRET", "s"}});
+        const auto code = p.wait(10s);
+        ASSERT_TRUE(code);
+        EXPECT_EQ(*code, 2);
+        const auto err = p.stderr_text();
+        EXPECT_NE(err.find("--kafka-config-file"), std::string::npos) << err;
+        EXPECT_NE(err.find("line 2"), std::string::npos) << err;
+        EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+        std::remove(path.c_str());
     }
 }
 
