@@ -185,6 +185,10 @@ Process::~Process() {
 }
 
 bool Process::running() {
+    // Without the lock, two threads could both call waitpid: one reaps the
+    // child, the other gets ECHILD and reports "not running, no exit code"
+    // (seen: Dev.ACrashedChildStopsTheOther... got nullopt from wait()).
+    std::lock_guard lock(reap_mutex_);
     if (exit_code_) return false;
     int status = 0;
     const pid_t r = ::waitpid(pid_, &status, WNOHANG);
@@ -201,6 +205,7 @@ void Process::signal(int sig) {
 
 std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
     wait_until([this] { return !running(); }, timeout);
+    std::lock_guard lock(reap_mutex_);
     return exit_code_;
 }
 

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +45,9 @@ public:
     Process& operator=(const Process&) = delete;
 
     pid_t pid() const { return pid_; }
+    // running(), signal() and wait() may be called from several threads (a
+    // reader thread polling running() while the test waits): the child is
+    // reaped once, under a lock, and every caller sees its exit code.
     bool running();
     void signal(int sig);
     // Waits for exit; returns the exit code (128+signal when killed), nullopt on timeout.
@@ -62,7 +66,8 @@ private:
     int stdout_fd_ = -1;
     std::string buffer_;
     std::filesystem::path stderr_path_;
-    std::optional<int> exit_code_;
+    std::mutex reap_mutex_;
+    std::optional<int> exit_code_;  // guarded by reap_mutex_
 };
 
 // `meshhook broker` in its own process: librdkafka's mock cluster speaking the
