@@ -175,6 +175,18 @@ KafkaConfig load_client_properties(const std::string& setting, const std::string
     return properties;
 }
 
+void declare_client_properties(Settings& settings) {
+    settings.add({"kafka-config-file", "KAFKA_CONFIG_FILE", "",
+                  "File of librdkafka key=value lines for a secured cluster: security.protocol, "
+                  "ssl.*, sasl.* (mount it from a secret)"});
+}
+
+KafkaConfig client_properties(const Settings& settings) {
+    const auto& path = settings.get("kafka-config-file");
+    if (path.empty()) return {};
+    return load_client_properties(settings.describe("kafka-config-file"), path);
+}
+
 // ---------------------------------------------------------------- Producer
 
 struct Producer::Impl {

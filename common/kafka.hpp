@@ -32,6 +32,12 @@ using KafkaConfig = std::vector<std::pair<std::string, std::string>>;
 // values are never echoed, they may be passwords.
 KafkaConfig load_client_properties(const std::string& setting, const std::string& path);
 
+class Settings;
+// The same setting in every binary that talks to Kafka: --kafka-config-file
+// (KAFKA_CONFIG_FILE). client_properties() loads it, empty when unset.
+void declare_client_properties(Settings& settings);
+KafkaConfig client_properties(const Settings& settings);
+
 struct KafkaError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };

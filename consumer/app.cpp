@@ -73,15 +73,13 @@ void declare_settings(common::Settings& s) {
               "destinations are credited"})
         .add({"metrics-listen", "CONSUMER_METRICS_LISTEN", "0.0.0.0:9091",
               "Address for /metrics, /healthz and /readyz (port 0 picks one)"})
-        .add({"kafka-config-file", "KAFKA_CONFIG_FILE", "",
-              "File of librdkafka key=value lines for a secured cluster: security.protocol, ssl.*, "
-              "sasl.* (mount it from a secret)"})
         .add({"session-timeout-ms", "KAFKA_SESSION_TIMEOUT_MS", "10000",
               "Consumer group session timeout"})
         .add({"drain-timeout-ms", "CONSUMER_DRAIN_TIMEOUT_MS", "10000",
               "On SIGTERM, longest wait for the outbox relay to send what is committed"})
         .add({"log-format", "LOG_FORMAT", "text", "text or json"})
         .add({"log-level", "LOG_LEVEL", "info", "trace, debug, info, warn or error"});
+    common::declare_client_properties(s);
 }
 
 ConsumerConfig load_config(const common::Settings& s) {
@@ -90,10 +88,7 @@ ConsumerConfig load_config(const common::Settings& s) {
     if (c.brokers.empty()) {
         throw ConfigError(s.describe("brokers") + ": required (host:port,...)");
     }
-    if (!s.get("kafka-config-file").empty()) {
-        c.kafka_properties = common::load_client_properties(s.describe("kafka-config-file"),
-                                                            s.get("kafka-config-file"));
-    }
+    c.kafka_properties = common::client_properties(s);
     c.group_id = s.get("group-id");
     if (c.group_id.empty()) {
         throw ConfigError(s.describe("group-id") + ": must not be empty");

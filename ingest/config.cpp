@@ -90,13 +90,11 @@ void declare_settings(common::Settings& s) {
               "How long the producer keeps retrying one message (late reports stop after it)"})
         .add({"kafka-linger-ms", "INGEST_KAFKA_LINGER_MS", "1",
               "How long the producer waits to batch records (librdkafka linger.ms)"})
-        .add({"kafka-config-file", "KAFKA_CONFIG_FILE", "",
-              "File of librdkafka key=value lines for a secured cluster: security.protocol, ssl.*, "
-              "sasl.* (mount it from a secret)"})
         .add({"max-queued-messages", "INGEST_MAX_QUEUED_MESSAGES", "100000",
               "Records the producer may hold unacknowledged; beyond it webhooks get 503"})
         .add({"log-format", "LOG_FORMAT", "text", "text or json"})
         .add({"log-level", "LOG_LEVEL", "info", "trace, debug, info, warn or error"});
+    common::declare_client_properties(s);
 }
 
 IngestConfig load_config(const common::Settings& s,
@@ -142,10 +140,7 @@ IngestConfig load_config(const common::Settings& s,
                           ": no webhook secret configured (set it or MESH_WEBHOOK_SECRET_<ENV>)");
     }
 
-    if (!s.get("kafka-config-file").empty()) {
-        c.kafka_properties = common::load_client_properties(s.describe("kafka-config-file"),
-                                                            s.get("kafka-config-file"));
-    }
+    c.kafka_properties = common::client_properties(s);
 
     check_topic(s, "topic");
     check_topic(s, "dlq-topic");

@@ -104,9 +104,6 @@ int replay_main(int argc, const char* const* argv) {
         "--since is inclusive, --until exclusive. The source is read up to its end as at\n"
         "start; nothing is deleted from it.");
     settings.add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...)"})
-        .add({"kafka-config-file", "KAFKA_CONFIG_FILE", "",
-              "file of librdkafka key=value lines for a secured cluster (security.protocol, ssl.*, "
-              "sasl.*)"})
         .add({"from", "", "dlq", "dlq | anomalies"})
         .add({"source", "", "",
               "source topic (default: mesh.transfer-events.dlq or meshhook.anomalies)"})
@@ -118,6 +115,7 @@ int replay_main(int argc, const char* const* argv) {
         .add({"until", "", "", "only records before this time"})
         .add({"dry-run", "", "", "list what would be replayed, produce nothing", false, true})
         .add({"timeout-ms", "", "10000", "how long to wait for the brokers"});
+    common::declare_client_properties(settings);
     if (auto code = parse_or_exit(settings, kProgram, argc, argv)) return *code;
 
     std::string source;
@@ -134,10 +132,7 @@ int replay_main(int argc, const char* const* argv) {
         if (settings.get("brokers").empty()) {
             throw common::ConfigError(settings.describe("brokers") + ": missing value");
         }
-        if (!settings.get("kafka-config-file").empty()) {
-            kafka = common::load_client_properties(settings.describe("kafka-config-file"),
-                                                   settings.get("kafka-config-file"));
-        }
+        kafka = common::client_properties(settings);
         const auto& from = settings.get("from");
         if (from != "dlq" && from != "anomalies") {
             throw common::ConfigError("--from: expected dlq or anomalies, got \"" + from + "\"");

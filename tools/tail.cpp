@@ -36,14 +36,12 @@ int tail_main(int argc, const char* const* argv) {
         "Without --follow it stops at the end of every partition as it was at start.\n"
         "Reads without a consumer group: nothing is committed, nobody's offsets move.");
     settings.add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...)"})
-        .add({"kafka-config-file", "KAFKA_CONFIG_FILE", "",
-              "file of librdkafka key=value lines for a secured cluster (security.protocol, ssl.*, "
-              "sasl.*)"})
         .add({"from", "", "beginning", "where to start: beginning | end"})
         .add({"follow", "", "", "keep printing new records until Ctrl-C", false, true})
         .add({"pretty", "", "", "pretty-print JSON values (number text kept exactly)", false, true})
         .add({"max", "", "0", "stop after this many records (0: no limit)"})
         .add({"timeout-ms", "", "10000", "how long to wait for the brokers' metadata"});
+    common::declare_client_properties(settings);
     if (auto code = parse_or_exit(settings, kProgram, argc, argv)) return *code;
 
     std::uint64_t max = 0;
@@ -60,10 +58,7 @@ int tail_main(int argc, const char* const* argv) {
         if (from != "beginning" && from != "end") {
             throw common::ConfigError("--from: expected beginning or end, got \"" + from + "\"");
         }
-        if (!settings.get("kafka-config-file").empty()) {
-            kafka = common::load_client_properties(settings.describe("kafka-config-file"),
-                                                   settings.get("kafka-config-file"));
-        }
+        kafka = common::client_properties(settings);
         max = common::parse_uint("--max", settings.get("max"), 0, UINT64_MAX);
         timeout = std::chrono::milliseconds(
             common::parse_uint("--timeout-ms", settings.get("timeout-ms"), 1, 600000));

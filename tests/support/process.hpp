@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace meshhook::testing {
@@ -32,6 +33,12 @@ std::string fixture(const std::string& name);  // its exact bytes
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 std::uint16_t free_port();
+
+// A blocking TCP socket connected to 127.0.0.1:`port`, with TCP_NODELAY (test
+// clients write requests in pieces on purpose). Throws with errno's text.
+int connect_loopback(std::uint16_t port);
+// Writes all of `bytes` (no SIGPIPE); false once the peer is gone.
+bool send_all(int fd, std::string_view bytes);
 
 // A child process with piped stdin/stdout; stderr goes to a log file (kept
 // for failure messages). Killed with SIGKILL if still running on destruction,

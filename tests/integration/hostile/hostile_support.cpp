@@ -107,21 +107,7 @@ std::optional<Response> take_response(std::string& buffer) {
     return res;
 }
 
-RawSocket::RawSocket(std::uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        const int err = errno;
-        ::close(fd_);
-        fd_ = -1;
-        throw std::runtime_error(std::string("connect: ") + std::strerror(err));
-    }
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+RawSocket::RawSocket(std::uint16_t port) : fd_(connect_loopback(port)) {
     // A server that stops reading must not hang the test forever in send().
     timeval tv{10, 0};
     ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -135,13 +121,7 @@ RawSocket::RawSocket(RawSocket&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)), buffer_(std::move(other.buffer_)), eof_(other.eof_) {}
 
 bool RawSocket::send_all(std::string_view bytes) {
-    while (!bytes.empty()) {
-        const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
+    return testing::send_all(fd_, bytes);
 }
 
 void RawSocket::shutdown_write() {

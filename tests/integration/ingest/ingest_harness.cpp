@@ -60,37 +60,14 @@ std::string uuid_like() {
 
 }  // namespace
 
-HttpConnection::HttpConnection(std::uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) throw std::runtime_error("socket failed");
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        const int err = errno;
-        ::close(fd_);
-        fd_ = -1;
-        throw std::runtime_error(std::string("connect failed: ") + std::strerror(err));
-    }
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
+HttpConnection::HttpConnection(std::uint16_t port) : fd_(connect_loopback(port)) {}
 
 HttpConnection::~HttpConnection() {
     if (fd_ >= 0) ::close(fd_);
 }
 
 bool HttpConnection::send(std::string_view bytes) {
-    while (!bytes.empty()) {
-        const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR) continue;
-            return false;
-        }
-        bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
+    return send_all(fd_, bytes);
 }
 
 std::optional<HttpResponse> HttpConnection::read_response(std::chrono::milliseconds timeout) {

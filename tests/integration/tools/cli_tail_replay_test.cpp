@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <map>
 
 #include "common/kafka.hpp"
@@ -133,6 +135,31 @@ TEST(CliTail, MissingBrokersNamesTheSetting) {
     const auto r = run_meshhook({"tail", kEvents}, {{"KAFKA_BROKERS", ""}});
     EXPECT_EQ(r.code, 2);
     EXPECT_NE(r.err.find("--brokers (KAFKA_BROKERS)"), std::string::npos) << r.err;
+}
+
+// --kafka-config-file reaches the tools' clients: PLAINTEXT (what the test
+// broker speaks) reads the topic; a property outside the connection set is a
+// config error naming the setting.
+TEST(CliTail, KafkaConfigFileIsAppliedAndCheckedLikeTheServices) {
+    BrokerProcess broker(one_broker());
+    produce(broker.bootstrap(), kDlq, {{"t-1", R"({"a":1})", {}}});
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("meshhook-cli-props-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "ok.properties") << "security.protocol=PLAINTEXT\n";
+    std::ofstream(dir / "bad.properties") << "enable.auto.commit=true\n";
+
+    auto r = run_meshhook({"tail", kDlq, "--brokers", broker.bootstrap(), "--kafka-config-file",
+                           (dir / "ok.properties").string()});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("key=t-1"), std::string::npos) << r.out;
+
+    r = run_meshhook({"replay", "--brokers", broker.bootstrap(), "--dry-run"},
+                     {{"KAFKA_CONFIG_FILE", (dir / "bad.properties").string()}});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.err.find("--kafka-config-file (KAFKA_CONFIG_FILE)"), std::string::npos) << r.err;
+    EXPECT_EQ(lines_of(r.err).size(), 1U) << r.err;
+    std::filesystem::remove_all(dir);
 }
 
 class CliReplay : public ::testing::Test {
