@@ -223,24 +223,49 @@ TEST_P(CrashTest, KilledAtRandomMomentsStillCreditsEverySucceededTransferExactly
         const std::int64_t before = applied();
         auto process = start_consumer(r);
         // Each incarnation gets its slice of the stream while it starts.
-        const std::size_t slice_end = w.events.size() * static_cast<std::size_t>(kills + 1) /
-                                      static_cast<std::size_t>(kKillsPerStore);
+        // (At least a few batches, even when earlier incarnations were
+        // given part of this one's slice.)
+        const std::size_t slice_end =
+            std::max(w.events.size() * static_cast<std::size_t>(kills + 1) /
+                         static_cast<std::size_t>(kKillsPerStore),
+                     std::min(w.events.size(), fed + 40));
         for (; fed < slice_end; ++fed) {
             feeder.send(w.events[fed].first, w.events[fed].second);
         }
         feeder.flush();
+        bool mid_stream = false;
         if (kills % 4 == 0) {
-            // During start-up and the ~3 s group join.
+            // During start-up and the ~3 s group join: a random moment.
             std::this_thread::sleep_for(random_ms(0, 3000));
+            ASSERT_TRUE(process->running()) << process->stderr_text();
+            process->signal(SIGKILL);
         } else {
-            // Mid-stream: once its first batch is committed, somewhere in the
-            // batches and relay sends that follow.
-            ASSERT_TRUE(wait_until([&] { return applied() > before; }, 20s))
-                << process->stderr_text();
-            std::this_thread::sleep_for(random_ms(0, 150));
+            // Mid-stream, made rather than hoped for: freeze the consumer
+            // (SIGSTOP) the moment the store shows it has applied part of its
+            // backlog, confirm from the store that part is still unapplied,
+            // then kill it. A consumer that got through its whole backlog
+            // before it was frozen is thawed and given more of the stream.
+            std::int64_t seen = before;
+            while (!mid_stream) {
+                ASSERT_TRUE(wait_until([&] { return applied() > seen; }, 60s))
+                    << process->stderr_text();
+                ASSERT_TRUE(process->running()) << process->stderr_text();
+                process->signal(SIGSTOP);
+                seen = applied();
+                if (seen < static_cast<std::int64_t>(fed)) {
+                    mid_stream = true;
+                    break;
+                }
+                process->signal(SIGCONT);
+                ASSERT_LT(fed, w.events.size()) << "the workload ran out before a mid-stream kill";
+                const std::size_t more = std::min(w.events.size(), fed + 40);
+                for (; fed < more; ++fed) {
+                    feeder.send(w.events[fed].first, w.events[fed].second);
+                }
+                feeder.flush();
+            }
+            process->signal(SIGKILL);
         }
-        ASSERT_TRUE(process->running()) << process->stderr_text();
-        process->signal(SIGKILL);
         ASSERT_TRUE(process->wait(10s).has_value());
         ++kills;
         const std::int64_t after = applied();
@@ -249,10 +274,14 @@ TEST_P(CrashTest, KilledAtRandomMomentsStillCreditsEverySucceededTransferExactly
                     static_cast<long long>(probe->outbox_stats().unsent));
         if (after > before && after < static_cast<std::int64_t>(fed)) {
             ++killed_mid_stream;
+        } else {
+            EXPECT_FALSE(mid_stream) << "frozen mid-stream, yet the store moved after the kill";
         }
     }
-    // The kills must have hit a consumer at work, not only idle ones.
-    EXPECT_GE(killed_mid_stream, 4);
+    // The kills must have hit a consumer at work, not only idle ones: the
+    // seven mid-stream kills above each freeze one at work, so this holds on
+    // a loaded machine too.
+    EXPECT_GE(killed_mid_stream, 7);
     ConsumerRun last = run(unique_name("crash-group"));
     auto survivor = start_consumer(last);
     verify(w);
