@@ -11,9 +11,10 @@ PRESET ?= dev
 
 DEB_PACKAGES := build-essential cmake clang clang-tidy libclang-rt-14-dev ccache pkg-config libboost1.81-dev librdkafka-dev \
   libsimdjson-dev libssl-dev libspdlog-dev libjemalloc-dev libsqlite3-dev sqlite3 libpq-dev postgresql \
-  googletest libgtest-dev libgmock-dev libbenchmark-dev kcat curl wrk python3 python3-yaml prometheus
+  googletest libgtest-dev libgmock-dev libbenchmark-dev kcat curl wrk python3 python3-yaml prometheus \
+  openjdk-17-jdk-headless maven
 
-.PHONY: deps configure build test demo bench clean asan tsan fuzz tidy
+.PHONY: deps configure build test demo bench clean asan tsan fuzz tidy kafka
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
@@ -24,25 +25,39 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# Apache Kafka's jars (the pinned version in tools/kafka/pom.xml) for the
+# apache engine of `meshhook broker`; Maven's local repository caches them, so
+# only a new pom.xml fetches again.
+KAFKA_LIBS := build/kafka/libs
+kafka: deps
+	@if [ ! -f build/kafka/stamp ] || [ tools/kafka/pom.xml -nt build/kafka/stamp ]; then \
+	  rm -rf $(KAFKA_LIBS); mkdir -p build/kafka; \
+	  if ! timeout 900 mvn -B -q -f tools/kafka/pom.xml dependency:copy-dependencies \
+	        -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(KAFKA_LIBS) > build/kafka/mvn.log 2>&1; then \
+	    echo "make kafka: Maven could not fetch the Apache Kafka jars (Maven Central unreachable?); see build/kafka/mvn.log: $$(grep -m1 ERROR build/kafka/mvn.log)"; exit 1; \
+	  fi; \
+	  touch build/kafka/stamp; echo "make kafka: $$(ls $(KAFKA_LIBS) | wc -l) jars in $(KAFKA_LIBS)"; \
+	fi
+
 configure: deps
 	cmake --preset $(PRESET) >/dev/null
 
 build: configure
 	cmake --build --preset $(PRESET) -j $(JOBS)
 
-test: deps
+test: deps kafka
 	$(MAKE) --no-print-directory build PRESET=dev
 	ctest --preset dev -j $(JOBS) --timeout 600
 
 asan: deps
 	$(MAKE) --no-print-directory build PRESET=asan
 	ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-	  ctest --preset asan -j $(JOBS) -L 'unit|integration' --timeout 900
+	  ctest --preset asan -j $(JOBS) -L 'unit|integration' -LE kafka-apache --timeout 900
 
 tsan: deps
 	$(MAKE) --no-print-directory build PRESET=tsan
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/sanitizers/tsan.supp halt_on_error=1 second_deadlock_stack=1" \
-	  ctest --preset tsan -j $(JOBS) -L 'unit|integration' --timeout 900
+	  ctest --preset tsan -j $(JOBS) -L 'unit|integration' -LE kafka-apache --timeout 900
 
 demo: deps
 	cmake --preset release >/dev/null

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "common/config.hpp"
+#include "tools/apache_cluster.hpp"
 
 namespace meshhook::tools {
 namespace {
@@ -81,6 +82,13 @@ std::string MockCluster::broker_up(int broker_id) {
     return err_text(rd_kafka_mock_broker_set_up(as_cluster(cluster_), broker_id));
 }
 
+std::unique_ptr<TestCluster> make_cluster(const std::string& engine, const BrokerOptions& options,
+                                          const std::filesystem::path& kafka_libs) {
+    if (engine == "mock") return std::make_unique<MockCluster>(options);
+    if (engine == "apache") return std::make_unique<ApacheCluster>(options, kafka_libs);
+    throw std::invalid_argument("unknown engine '" + engine + "' (mock or apache)");
+}
+
 namespace {
 
 constexpr const char* kControlHelp =
@@ -88,7 +96,13 @@ constexpr const char* kControlHelp =
     "\"ok\" or \"error <reason>\"):\n"
     "  topic NAME PARTITIONS   create a topic\n"
     "  down ID | up ID         stop / start broker ID (1..N): its connections drop\n"
+    "                          (apache: SIGKILL of its JVM / restart on the same\n"
+    "                          port and log directory)\n"
     "  down all | up all       every broker\n"
+    "  config TOPIC KEY=VALUE  alter a topic config (apache only; the mock answers\n"
+    "                          \"error unsupported\")\n"
+    "  reset PARTITIONS [T,..] every broker up, every topic deleted, these topics\n"
+    "                          created anew (apache only)\n"
     "  quit                    stop (so does closing stdin, SIGINT or SIGTERM)\n";
 
 volatile sig_atomic_t g_stop = 0;
@@ -96,7 +110,7 @@ void on_signal(int) {
     g_stop = 1;
 }
 
-std::string run_command(MockCluster& cluster, const std::string& line, bool& quit) {
+std::string run_command(TestCluster& cluster, const std::string& line, bool& quit) {
     std::istringstream in(line);
     std::string verb;
     in >> verb;
@@ -131,6 +145,25 @@ std::string run_command(MockCluster& cluster, const std::string& line, bool& qui
         }
         return "ok";
     }
+    if (verb == "config") {
+        std::string topic;
+        std::string assignment;
+        if (!(in >> topic >> assignment) || assignment.find('=') == std::string::npos) {
+            return "error usage: config TOPIC KEY=VALUE";
+        }
+        const auto eq = assignment.find('=');
+        auto e = cluster.alter_topic_config(topic, assignment.substr(0, eq),
+                                            assignment.substr(eq + 1));
+        return e.empty() ? "ok" : "error " + e;
+    }
+    if (verb == "reset") {
+        int partitions = 0;
+        std::string topics;
+        if (!(in >> partitions)) return "error usage: reset PARTITIONS [TOPIC,...]";
+        in >> topics;
+        auto e = cluster.reset(common::split_list(topics), partitions);
+        return e.empty() ? "ok" : "error " + e;
+    }
     return "error unknown command: " + verb;
 }
 
@@ -139,12 +172,20 @@ std::string run_command(MockCluster& cluster, const std::string& line, bool& qui
 int broker_main(int argc, const char* const* argv) {
     common::Settings settings(
         "meshhook broker",
-        "Runs a Kafka-protocol test broker (librdkafka's mock cluster) on 127.0.0.1 and\n"
-        "prints its bootstrap address as the first line: bootstrap=HOST:PORT,...\n"
-        "For tests and demos only: it keeps about 5 MiB per partition, has no log\n"
-        "compaction and does not honour transactions.\n\n" +
+        "Runs a Kafka test cluster on 127.0.0.1 and, once every broker is registered\n"
+        "and every topic has a leader, prints its bootstrap address as the first\n"
+        "line: bootstrap=HOST:PORT,...\n"
+        "Engines: mock (librdkafka's mock cluster, in this process, starts at once;\n"
+        "keeps about 5 MiB per partition, no compaction, no transactions, no\n"
+        "replication) and apache (Apache Kafka itself in KRaft mode: one JVM per\n"
+        "broker, each also a controller voter; data in a temporary directory removed\n"
+        "at exit; topics with replication min(3, N) and min.insync.replicas 2 when\n"
+        "N >= 3; needs Java 17 and the jars of `make kafka`).\n\n" +
             std::string(kControlHelp));
-    settings.add({"brokers", "MESHHOOK_BROKER_COUNT", "3", "number of brokers"})
+    settings.add({"engine", "MESHHOOK_BROKER_ENGINE", "mock", "mock or apache"})
+        .add({"kafka-libs", "MESHHOOK_KAFKA_LIBS", default_kafka_libs().string(),
+              "directory of the Apache Kafka jars (engine apache)"})
+        .add({"brokers", "MESHHOOK_BROKER_COUNT", "3", "number of brokers"})
         .add({"partitions", "MESHHOOK_BROKER_PARTITIONS", "4",
               "partitions of each topic created at start"})
         .add({"topics", "MESHHOOK_BROKER_TOPICS", "",
@@ -163,13 +204,19 @@ int broker_main(int argc, const char* const* argv) {
         if (!settings.is_set("no-default-topics")) options.topics = default_topics();
         for (auto& t : common::split_list(settings.get("topics"))) options.topics.push_back(t);
 
-        MockCluster cluster(options);
-        std::cout << "bootstrap=" << cluster.bootstrap() << std::endl;
-
+        const std::string engine = settings.get("engine");
+        if (engine != "mock" && engine != "apache") {
+            throw common::ConfigError(settings.describe("engine") + ": '" + engine +
+                                      "' is not mock or apache");
+        }
+        // SIGTERM during the apache engine's start still stops every JVM.
         struct sigaction sa {};
         sa.sa_handler = on_signal;
         sigaction(SIGINT, &sa, nullptr);
         sigaction(SIGTERM, &sa, nullptr);
+        auto cluster_ptr = make_cluster(engine, options, settings.get("kafka-libs"));
+        TestCluster& cluster = *cluster_ptr;
+        std::cout << "bootstrap=" << cluster.bootstrap() << std::endl;
 
         // Control loop on stdin. EOF means the owner is gone: stop, so a test
         // that dies never leaves a broker behind.

@@ -1,6 +1,10 @@
 #pragma once
-// The Kafka-protocol test broker: librdkafka's mock cluster, run standalone.
+// The Kafka-protocol test broker, run standalone (`meshhook broker`) or
+// embedded (`meshhook dev`), on one of two engines: librdkafka's mock cluster
+// (in-process, starts in milliseconds) or Apache Kafka itself (KRaft JVMs,
+// tools/apache_cluster.hpp).
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,21 +20,51 @@ struct BrokerOptions {
     std::vector<std::string> topics;
 };
 
+// What tests and `meshhook dev` need of a cluster, whichever engine runs it.
+// Each command returns an empty string on success, else the reason.
+class TestCluster {
+public:
+    virtual ~TestCluster() = default;
+    virtual const std::string& bootstrap() const = 0;
+    virtual std::string create_topic(const std::string& name, int partitions,
+                                     int replication_factor) = 0;
+    virtual std::string broker_down(int broker_id) = 0;  // ids are 1..broker_count()
+    virtual std::string broker_up(int broker_id) = 0;
+    // Alters one topic config through Kafka's admin API (the mock has none).
+    virtual std::string alter_topic_config(const std::string& topic, const std::string& key,
+                                           const std::string& value) = 0;
+    // Every broker up, every topic deleted, `topics` created anew: a clean
+    // cluster for the next test without the cost of a new one.
+    virtual std::string reset(const std::vector<std::string>& topics, int partitions) = 0;
+    virtual int broker_count() const = 0;
+    virtual const char* engine() const = 0;
+};
+
+// `engine` is "mock" or "apache" (else std::invalid_argument).
+std::unique_ptr<TestCluster> make_cluster(const std::string& engine, const BrokerOptions& options,
+                                          const std::filesystem::path& kafka_libs);
+
 // An in-process mock cluster reachable over TCP on 127.0.0.1. Used by
 // `meshhook broker` (standalone) and `meshhook dev` (embedded).
-class MockCluster {
+class MockCluster final : public TestCluster {
 public:
     explicit MockCluster(const BrokerOptions& options);
-    ~MockCluster();
+    ~MockCluster() override;
     MockCluster(const MockCluster&) = delete;
     MockCluster& operator=(const MockCluster&) = delete;
 
-    const std::string& bootstrap() const { return bootstrap_; }
-    // Each returns an empty string on success, else the reason.
-    std::string create_topic(const std::string& name, int partitions, int replication_factor);
-    std::string broker_down(int broker_id);
-    std::string broker_up(int broker_id);
-    int broker_count() const { return brokers_; }
+    const std::string& bootstrap() const override { return bootstrap_; }
+    std::string create_topic(const std::string& name, int partitions,
+                             int replication_factor) override;
+    std::string broker_down(int broker_id) override;
+    std::string broker_up(int broker_id) override;
+    std::string alter_topic_config(const std::string&, const std::string&,
+                                   const std::string&) override {
+        return "unsupported";
+    }
+    std::string reset(const std::vector<std::string>&, int) override { return "unsupported"; }
+    int broker_count() const override { return brokers_; }
+    const char* engine() const override { return "mock"; }
 
 private:
     rd_kafka_s* rk_ = nullptr;  // owns the cluster

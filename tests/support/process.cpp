@@ -308,7 +308,84 @@ std::string Process::stderr_text() const {
 
 BrokerProcess::BrokerProcess() : BrokerProcess(Options{}) {}
 
+std::string kafka_engine() {
+    const char* engine = std::getenv("MESHHOOK_TEST_KAFKA_ENGINE");
+    return engine != nullptr && *engine != '\0' ? engine : "mock";
+}
+
+bool apache_engine() {
+    return kafka_engine() == "apache";
+}
+
+namespace {
+
+std::string topic_list(const BrokerProcess::Options& options) {
+    std::string topics;
+    for (const auto& t : options.topics) topics += (topics.empty() ? "" : ",") + t;
+    return topics;
+}
+
+// The apache engine's cluster, started by the first BrokerProcess of this
+// test binary; at exit its stdin closes and it stops every JVM.
+struct SharedApacheCluster {
+    std::shared_ptr<Process> process;
+    std::string bootstrap;
+    ~SharedApacheCluster() {
+        if (process && process->running()) {
+            process->close_stdin();
+            if (!process->wait(30s)) process->signal(SIGKILL);
+        }
+    }
+};
+
+SharedApacheCluster& shared_apache_cluster() {
+    static SharedApacheCluster cluster;
+    return cluster;
+}
+
+std::string read_bootstrap(Process& process, std::chrono::milliseconds timeout) {
+    auto line = process.read_line(timeout);
+    if (!line || line->rfind("bootstrap=", 0) != 0) {
+        throw std::runtime_error("meshhook broker did not start: " + process.stderr_text());
+    }
+    return line->substr(std::strlen("bootstrap="));
+}
+
+}  // namespace
+
 BrokerProcess::BrokerProcess(Options options) {
+    const std::string topics = topic_list(options);
+    if (apache_engine()) {
+        auto& shared = shared_apache_cluster();
+        shared_ = true;
+        brokers_ = 3;
+        if (shared.process && shared.process->running()) {
+            process_ = shared.process;
+            bootstrap_ = shared.bootstrap;
+            command("reset " + std::to_string(options.partitions) + " " + topics);
+            return;
+        }
+        std::vector<std::string> argv = {binary_path("meshhook").string(),
+                                         "broker",
+                                         "--engine",
+                                         "apache",
+                                         "--brokers",
+                                         "3",
+                                         "--partitions",
+                                         std::to_string(options.partitions),
+                                         "--no-default-topics"};
+        if (!topics.empty()) {
+            argv.push_back("--topics");
+            argv.push_back(topics);
+        }
+        shared.process = std::make_shared<Process>(argv);
+        // A cold JVM on a loaded two-core machine: give it time.
+        shared.bootstrap = read_bootstrap(*shared.process, 240s);
+        process_ = shared.process;
+        bootstrap_ = shared.bootstrap;
+        return;
+    }
+    brokers_ = options.brokers;
     std::vector<std::string> argv = {binary_path("meshhook").string(),
                                      "broker",
                                      "--brokers",
@@ -316,21 +393,16 @@ BrokerProcess::BrokerProcess(Options options) {
                                      "--partitions",
                                      std::to_string(options.partitions),
                                      "--no-default-topics"};
-    std::string topics;
-    for (const auto& t : options.topics) topics += (topics.empty() ? "" : ",") + t;
     if (!topics.empty()) {
         argv.push_back("--topics");
         argv.push_back(topics);
     }
-    process_ = std::make_unique<Process>(argv);
-    auto line = process_->read_line(30s);
-    if (!line || line->rfind("bootstrap=", 0) != 0) {
-        throw std::runtime_error("meshhook broker did not start: " + process_->stderr_text());
-    }
-    bootstrap_ = line->substr(std::strlen("bootstrap="));
+    process_ = std::make_shared<Process>(argv);
+    bootstrap_ = read_bootstrap(*process_, 30s);
 }
 
 BrokerProcess::~BrokerProcess() {
+    if (shared_) return;  // the next test resets it; it stops at exit
     if (process_ && process_->running()) {
         process_->close_stdin();
         if (!process_->wait(10s)) process_->signal(SIGKILL);
@@ -339,7 +411,9 @@ BrokerProcess::~BrokerProcess() {
 
 void BrokerProcess::command(const std::string& line) {
     process_->write_line(line);
-    auto reply = process_->read_line(10s);
+    // The apache engine's commands wait for the cluster (a restarted broker,
+    // deleted and re-created topics with leaders).
+    auto reply = process_->read_line(shared_ ? 180s : 10s);
     if (!reply || *reply != "ok") {
         throw std::runtime_error("broker command '" + line +
                                  "' failed: " + reply.value_or("<no reply>"));
@@ -354,6 +428,9 @@ void BrokerProcess::broker_down(int broker_id) {
 }
 void BrokerProcess::broker_up(int broker_id) {
     command("up " + std::to_string(broker_id));
+}
+void BrokerProcess::alter_topic_config(const std::string& topic, const std::string& key_value) {
+    command("config " + topic + " " + key_value);
 }
 
 }  // namespace meshhook::testing

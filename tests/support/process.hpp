@@ -77,8 +77,19 @@ private:
     std::optional<int> exit_code_;  // guarded by reap_mutex_
 };
 
-// `meshhook broker` in its own process: librdkafka's mock cluster speaking the
-// Kafka protocol over TCP. Control goes through its stdin (see tools/broker.cpp).
+// The Kafka engine under test: "mock" (librdkafka's mock cluster, the default)
+// or "apache" (Apache Kafka in KRaft mode), from MESHHOOK_TEST_KAFKA_ENGINE.
+// CTest runs the guarantee suites once per engine (labels kafka-mock and
+// kafka-apache).
+std::string kafka_engine();
+bool apache_engine();
+
+// `meshhook broker` in its own process, speaking the Kafka protocol over TCP.
+// Control goes through its stdin (see tools/broker.cpp). On the mock engine
+// each BrokerProcess is a cluster of its own; on the apache engine one
+// cluster (three brokers, whatever `brokers` says) serves every test of the
+// binary, and each new BrokerProcess resets it: every broker up, every topic
+// deleted, `topics` created anew.
 class BrokerProcess {
 public:
     struct Options {
@@ -96,11 +107,16 @@ public:
     void create_topic(const std::string& name, int partitions);
     void broker_down(int broker_id);  // broker ids are 1..brokers
     void broker_up(int broker_id);
+    // Alters a topic config through Kafka's admin API (apache engine only).
+    void alter_topic_config(const std::string& topic, const std::string& key_value);
+    int broker_count() const { return brokers_; }
     Process& process() { return *process_; }
 
 private:
     void command(const std::string& line);
-    std::unique_ptr<Process> process_;
+    std::shared_ptr<Process> process_;
+    bool shared_ = false;
+    int brokers_ = 0;
     std::string bootstrap_;
 };
 

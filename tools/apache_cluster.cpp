@@ -1,0 +1,614 @@
+#include "tools/apache_cluster.hpp"
+
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace meshhook::tools {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Retention of the pipeline's topics, as deploy/kafka/create-topics.sh sets
+// them in production.
+std::string retention_ms(const std::string& topic) {
+    constexpr long long kDay = 86400000;
+    if (topic == "mesh.transfer-events") return std::to_string(7 * kDay);
+    if (topic == "ledger.credit-commands") return std::to_string(14 * kDay);
+    if (topic == "mesh.transfer-events.dlq" || topic == "ledger.credit-review" ||
+        topic == "meshhook.anomalies") {
+        return std::to_string(30 * kDay);
+    }
+    return {};
+}
+
+std::uint16_t free_loopback_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) throw std::runtime_error("socket() failed");
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+        ::close(fd);
+        throw std::runtime_error("no free port on 127.0.0.1");
+    }
+    ::close(fd);
+    return ntohs(addr.sin_port);
+}
+
+// A KRaft cluster id: 16 random bytes in URL-safe base64 without padding.
+std::string random_cluster_id() {
+    unsigned char bytes[16];
+    if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("RAND_bytes failed");
+    static constexpr char kAlphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::string out;
+    unsigned bits = 0;
+    int nbits = 0;
+    for (unsigned char b : bytes) {
+        bits = (bits << 8) | b;
+        nbits += 8;
+        while (nbits >= 6) {
+            out += kAlphabet[(bits >> (nbits - 6)) & 63];
+            nbits -= 6;
+        }
+    }
+    if (nbits > 0) out += kAlphabet[(bits << (6 - nbits)) & 63];
+    return out;  // 22 characters
+}
+
+std::optional<std::filesystem::path> find_on_path(const std::string& name) {
+    const char* path = std::getenv("PATH");
+    std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+    std::string dir;
+    while (std::getline(dirs, dir, ':')) {
+        const auto candidate = std::filesystem::path(dir.empty() ? "." : dir) / name;
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    return std::nullopt;
+}
+
+std::filesystem::path java_binary() {
+    if (const char* home = std::getenv("JAVA_HOME"); home != nullptr && *home != '\0') {
+        const auto java = std::filesystem::path(home) / "bin" / "java";
+        if (::access(java.c_str(), X_OK) == 0) return java;
+    }
+    if (auto java = find_on_path("java")) return *java;
+    throw std::runtime_error(
+        "--engine apache needs a Java 17+ runtime: no java on PATH or in JAVA_HOME "
+        "(apt-get install openjdk-17-jre-headless, or make deps)");
+}
+
+// fork/exec with stdout and stderr appended to `log`; the child dies with
+// this process (PR_SET_PDEATHSIG), so a killed test leaves no JVM behind.
+pid_t spawn(const std::vector<std::string>& argv, const std::filesystem::path& log) {
+    std::vector<char*> args;
+    args.reserve(argv.size() + 1);
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) throw std::runtime_error("cannot open " + log.string());
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        ::close(fd);
+        throw std::runtime_error("fork failed");
+    }
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) ::_exit(127);
+        const int devnull = ::open("/dev/null", O_RDONLY);
+        ::dup2(devnull, STDIN_FILENO);
+        ::dup2(fd, STDOUT_FILENO);
+        ::dup2(fd, STDERR_FILENO);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(fd);
+    return pid;
+}
+
+std::string read_tail(const std::filesystem::path& path, std::size_t max_bytes) {
+    std::ifstream in(path, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.size() > max_bytes) text = text.substr(text.size() - max_bytes);
+    // One line for the error message: the last non-empty log line.
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    const auto nl = text.rfind('\n');
+    return nl == std::string::npos ? text : text.substr(nl + 1);
+}
+
+struct Metadata {
+    std::set<int> brokers;
+    // topic -> partitions without a leader (or the topic's own error)
+    std::map<std::string, int> leaderless;
+    std::set<std::string> topics;
+};
+
+std::optional<Metadata> fetch_metadata(rd_kafka_t* rk, int timeout_ms) {
+    const rd_kafka_metadata_t* md = nullptr;
+    if (rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return std::nullopt;
+    }
+    Metadata out;
+    for (int i = 0; i < md->broker_cnt; ++i) out.brokers.insert(md->brokers[i].id);
+    for (int i = 0; i < md->topic_cnt; ++i) {
+        const auto& t = md->topics[i];
+        const std::string name = t.topic;
+        out.topics.insert(name);
+        int missing = t.err != RD_KAFKA_RESP_ERR_NO_ERROR || t.partition_cnt == 0 ? 1 : 0;
+        for (int p = 0; p < t.partition_cnt; ++p) {
+            if (t.partitions[p].leader < 0 || t.partitions[p].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                ++missing;
+            }
+        }
+        out.leaderless[name] = missing;
+    }
+    rd_kafka_metadata_destroy(md);
+    return out;
+}
+
+// Runs one admin request and waits for its result event. Returns the event
+// (caller destroys) or nullptr on timeout.
+rd_kafka_event_t* await_admin(rd_kafka_queue_t* queue, int timeout_ms) {
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (Clock::now() < deadline) {
+        rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 200);
+        if (ev == nullptr) continue;
+        const auto type = rd_kafka_event_type(ev);
+        if (type == RD_KAFKA_EVENT_CREATETOPICS_RESULT || type == RD_KAFKA_EVENT_DELETETOPICS_RESULT ||
+            type == RD_KAFKA_EVENT_ALTERCONFIGS_RESULT ||
+            type == RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT) {
+            return ev;
+        }
+        rd_kafka_event_destroy(ev);
+    }
+    return nullptr;
+}
+
+class AdminQueue {
+public:
+    explicit AdminQueue(rd_kafka_t* rk) : q_(rd_kafka_queue_new(rk)) {}
+    ~AdminQueue() { rd_kafka_queue_destroy(q_); }
+    AdminQueue(const AdminQueue&) = delete;
+    AdminQueue& operator=(const AdminQueue&) = delete;
+    rd_kafka_queue_t* get() const { return q_; }
+
+private:
+    rd_kafka_queue_t* q_;
+};
+
+std::string event_error(rd_kafka_event_t* ev) {
+    if (ev == nullptr) return "admin request timed out";
+    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return rd_kafka_event_error_string(ev);
+    }
+    return {};
+}
+
+}  // namespace
+
+std::filesystem::path default_kafka_libs() {
+#ifdef MESHHOOK_KAFKA_LIBS_DIR
+    return MESHHOOK_KAFKA_LIBS_DIR;
+#else
+    return "build/kafka/libs";
+#endif
+}
+
+ApacheCluster::ApacheCluster(const BrokerOptions& options,
+                             const std::filesystem::path& kafka_libs)
+    : libs_(kafka_libs) {
+    const auto java = java_binary();  // fails first, with the clearest line
+    if (!std::filesystem::is_directory(libs_)) {
+        throw std::runtime_error("no Apache Kafka jars in " + libs_.string() +
+                                 ": run `make kafka` (Maven fetches them), or point "
+                                 "--kafka-libs / MESHHOOK_KAFKA_LIBS at them");
+    }
+    bool has_server = false;
+    for (const auto& entry : std::filesystem::directory_iterator(libs_)) {
+        if (entry.path().filename().string().rfind("kafka_2.13-", 0) == 0) has_server = true;
+    }
+    if (!has_server) {
+        throw std::runtime_error("no kafka_2.13 jar in " + libs_.string() +
+                                 ": run `make kafka` (Maven fetches the jars)");
+    }
+    char tmpl[] = "/tmp/meshhook-kafka-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = tmpl;
+    try {
+        const int n = options.brokers;
+        replication_ = std::min(3, n);
+        min_insync_ = n >= 3 ? 2 : 1;
+        cluster_id_ = random_cluster_id();
+        for (int i = 1; i <= n; ++i) {
+            Node node;
+            node.id = i;
+            node.port = free_loopback_port();
+            node.controller_port = free_loopback_port();
+            node.config = dir_ / ("node-" + std::to_string(i) + ".properties");
+            node.log = dir_ / ("node-" + std::to_string(i) + ".log");
+            nodes_.push_back(node);
+        }
+        write_configs(options.partitions);
+        format_storage();
+        for (auto& node : nodes_) start_node(node);
+        for (const auto& node : nodes_) {
+            bootstrap_ += (bootstrap_.empty() ? "" : ",") + std::string("127.0.0.1:") +
+                          std::to_string(node.port);
+        }
+        char err[512];
+        rd_kafka_conf_t* conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap_.c_str(), err, sizeof err);
+        rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err);
+        admin_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+        if (admin_ == nullptr) {
+            rd_kafka_conf_destroy(conf);
+            throw std::runtime_error(std::string("admin client: ") + err);
+        }
+        if (auto e = wait_until_registered(n, 120); !e.empty()) throw std::runtime_error(e);
+        if (auto e = reset(options.topics, options.partitions); !e.empty()) {
+            throw std::runtime_error(e);
+        }
+    } catch (...) {
+        stop_all();
+        if (admin_ != nullptr) rd_kafka_destroy(admin_);
+        admin_ = nullptr;
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+        throw;
+    }
+}
+
+ApacheCluster::~ApacheCluster() {
+    stop_all();
+    if (admin_ != nullptr) rd_kafka_destroy(admin_);
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+}
+
+void ApacheCluster::write_configs(int partitions) {
+    std::string voters;
+    for (const auto& node : nodes_) {
+        voters += (voters.empty() ? "" : ",") + std::to_string(node.id) + "@127.0.0.1:" +
+                  std::to_string(node.controller_port);
+    }
+    for (const auto& node : nodes_) {
+        std::ofstream out(node.config);
+        out << "# Written by meshhook broker --engine apache.\n"
+            << "process.roles=broker,controller\n"
+            << "node.id=" << node.id << "\n"
+            << "controller.quorum.voters=" << voters << "\n"
+            << "listeners=PLAINTEXT://127.0.0.1:" << node.port
+            << ",CONTROLLER://127.0.0.1:" << node.controller_port << "\n"
+            << "advertised.listeners=PLAINTEXT://127.0.0.1:" << node.port << "\n"
+            << "controller.listener.names=CONTROLLER\n"
+            << "inter.broker.listener.name=PLAINTEXT\n"
+            << "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
+            << "log.dirs=" << (dir_ / ("data-" + std::to_string(node.id))).string() << "\n"
+            << "num.partitions=" << partitions << "\n"
+            << "default.replication.factor=" << replication_ << "\n"
+            << "min.insync.replicas=" << min_insync_ << "\n"
+            << "unclean.leader.election.enable=false\n"
+            << "offsets.topic.replication.factor=" << replication_ << "\n"
+            << "offsets.topic.num.partitions=4\n"
+            << "transaction.state.log.replication.factor=" << replication_ << "\n"
+            << "transaction.state.log.min.isr=" << min_insync_ << "\n"
+            << "transaction.state.log.num.partitions=4\n"
+            << "share.coordinator.state.topic.replication.factor=" << replication_ << "\n"
+            << "share.coordinator.state.topic.min.isr=" << min_insync_ << "\n"
+            // Tests start a new group per consumer incarnation: no 3 s wait
+            // for more members.
+            << "group.initial.rebalance.delay.ms=0\n"
+            // A killed node is noticed in seconds, not the 9 s default, so
+            // leader elections happen inside a test's deadlines.
+            << "broker.heartbeat.interval.ms=500\n"
+            << "broker.session.timeout.ms=4000\n"
+            // Two cores: few threads per node.
+            << "num.network.threads=2\n"
+            << "num.io.threads=2\n"
+            << "background.threads=2\n"
+            << "num.replica.fetchers=1\n"
+            << "num.recovery.threads.per.data.dir=1\n"
+            << "log.cleaner.threads=1\n"
+            << "log.cleaner.dedupe.buffer.size=4194304\n"
+            << "delete.topic.enable=true\n";
+    }
+    std::ofstream log4j(dir_ / "log4j2.properties");
+    log4j << "status = error\n"
+          << "appender.out.type = Console\n"
+          << "appender.out.name = OUT\n"
+          << "appender.out.layout.type = PatternLayout\n"
+          << "appender.out.layout.pattern = [%d] %p %m (%c)%n\n"
+          << "rootLogger.level = WARN\n"
+          << "rootLogger.appenderRef.out.ref = OUT\n";
+}
+
+std::vector<std::string> ApacheCluster::java_command(const std::string& main_class,
+                                                     const std::vector<std::string>& args) const {
+    std::vector<std::string> argv = {
+        java_binary().string(),
+        // Small heaps and a GC that suits them; C1 only: a short-lived test
+        // cluster gains more from a cheap start than from peak JIT code.
+        "-Xms64m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+        "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+        "-Dlog4j2.configurationFile=" + (dir_ / "log4j2.properties").string(), "-cp",
+        (libs_ / "*").string(), main_class};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+}
+
+void ApacheCluster::format_storage() {
+    // One StorageTool JVM per node, in parallel.
+    std::vector<std::pair<pid_t, const Node*>> running;
+    for (const auto& node : nodes_) {
+        const auto log = dir_ / ("format-" + std::to_string(node.id) + ".log");
+        running.emplace_back(spawn(java_command("kafka.tools.StorageTool",
+                                                {"format", "-t", cluster_id_, "-c",
+                                                 node.config.string()}),
+                                   log),
+                             &node);
+    }
+    std::string failure;
+    for (const auto& [pid, node] : running) {
+        int status = 0;
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) && failure.empty()) {
+            failure = "formatting node " + std::to_string(node->id) + "'s storage failed: " +
+                      read_tail(dir_ / ("format-" + std::to_string(node->id) + ".log"), 4096);
+        }
+    }
+    if (!failure.empty()) throw std::runtime_error(failure);
+}
+
+void ApacheCluster::start_node(Node& node) {
+    node.pid = spawn(java_command("kafka.Kafka", {node.config.string()}), node.log);
+}
+
+void ApacheCluster::stop_node(Node& node) {
+    if (node.pid <= 0) return;
+    ::kill(node.pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(node.pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    node.pid = -1;
+}
+
+void ApacheCluster::stop_all() {
+    for (auto& node : nodes_) {
+        if (node.pid > 0) ::kill(node.pid, SIGKILL);
+    }
+    for (auto& node : nodes_) stop_node(node);
+}
+
+std::string ApacheCluster::node_log_tail(const Node& node) const {
+    return "node " + std::to_string(node.id) + ": " + read_tail(node.log, 4096);
+}
+
+std::string ApacheCluster::wait_until_registered(int expected_brokers, int timeout_s) {
+    const auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
+    while (Clock::now() < deadline) {
+        for (auto& node : nodes_) {
+            int status = 0;
+            if (node.pid > 0 && ::waitpid(node.pid, &status, WNOHANG) == node.pid) {
+                node.pid = -1;
+                return "Apache Kafka node " + std::to_string(node.id) +
+                       " exited at start: " + node_log_tail(node);
+            }
+        }
+        if (auto md = fetch_metadata(admin_, 2000);
+            md && static_cast<int>(md->brokers.size()) >= expected_brokers) {
+            return {};
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    std::string tails;
+    for (const auto& node : nodes_) tails += " | " + node_log_tail(node);
+    return "Apache Kafka: not every broker registered within " + std::to_string(timeout_s) +
+           " s" + tails;
+}
+
+std::string ApacheCluster::wait_for_leaders(const std::vector<std::string>& topics,
+                                            int timeout_s) {
+    const auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
+    std::string missing;
+    while (Clock::now() < deadline) {
+        missing.clear();
+        if (auto md = fetch_metadata(admin_, 2000)) {
+            for (const auto& t : topics) {
+                const auto it = md->leaderless.find(t);
+                if (it == md->leaderless.end() || it->second > 0) missing = t;
+            }
+            if (missing.empty()) return {};
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return "topic " + missing + " has no leader for every partition after " +
+           std::to_string(timeout_s) + " s";
+}
+
+std::string ApacheCluster::create_topic_with_configs(const std::string& name, int partitions) {
+    char err[512];
+    rd_kafka_NewTopic_t* topic =
+        rd_kafka_NewTopic_new(name.c_str(), partitions, replication_, err, sizeof err);
+    if (topic == nullptr) return err;
+    const std::string min_isr = std::to_string(min_insync_);
+    rd_kafka_NewTopic_set_config(topic, "min.insync.replicas", min_isr.c_str());
+    rd_kafka_NewTopic_set_config(topic, "unclean.leader.election.enable", "false");
+    rd_kafka_NewTopic_set_config(topic, "cleanup.policy", "delete");
+    if (const auto retention = retention_ms(name); !retention.empty()) {
+        rd_kafka_NewTopic_set_config(topic, "retention.ms", retention.c_str());
+    }
+    AdminQueue queue(admin_);
+    rd_kafka_CreateTopics(admin_, &topic, 1, nullptr, queue.get());
+    rd_kafka_NewTopic_destroy(topic);
+    rd_kafka_event_t* ev = await_admin(queue.get(), 30000);
+    std::string error = event_error(ev);
+    if (error.empty()) {
+        size_t n = 0;
+        const auto* res = rd_kafka_event_CreateTopics_result(ev);
+        const auto** results = rd_kafka_CreateTopics_result_topics(res, &n);
+        for (size_t i = 0; i < n; ++i) {
+            const auto code = rd_kafka_topic_result_error(results[i]);
+            if (code != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                error = code == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS
+                            ? "already exists"
+                            : std::string(rd_kafka_err2str(code));
+            }
+        }
+    }
+    if (ev != nullptr) rd_kafka_event_destroy(ev);
+    return error;
+}
+
+std::string ApacheCluster::create_topic(const std::string& name, int partitions,
+                                        int /*replication_factor: min(3, brokers)*/) {
+    if (partitions < 1) return "partitions must be at least 1";
+    if (auto e = create_topic_with_configs(name, partitions); !e.empty()) return e;
+    return wait_for_leaders({name}, 60);
+}
+
+std::string ApacheCluster::broker_down(int broker_id) {
+    if (broker_id < 1 || broker_id > broker_count()) {
+        return "no broker " + std::to_string(broker_id);
+    }
+    stop_node(nodes_[static_cast<std::size_t>(broker_id - 1)]);
+    return {};
+}
+
+std::string ApacheCluster::broker_up(int broker_id) {
+    if (broker_id < 1 || broker_id > broker_count()) {
+        return "no broker " + std::to_string(broker_id);
+    }
+    Node& node = nodes_[static_cast<std::size_t>(broker_id - 1)];
+    if (node.pid > 0) return {};  // already up
+    start_node(node);
+    return {};
+}
+
+std::string ApacheCluster::alter_topic_config(const std::string& topic, const std::string& key,
+                                              const std::string& value) {
+    // librdkafka 2.0 has only the non-incremental AlterConfigs, which
+    // replaces a topic's whole dynamic config: read it, change one key,
+    // write it all back.
+    std::map<std::string, std::string> dynamic;
+    {
+        AdminQueue queue(admin_);
+        rd_kafka_ConfigResource_t* res =
+            rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+        rd_kafka_DescribeConfigs(admin_, &res, 1, nullptr, queue.get());
+        rd_kafka_ConfigResource_destroy(res);
+        rd_kafka_event_t* ev = await_admin(queue.get(), 30000);
+        std::string error = event_error(ev);
+        if (error.empty()) {
+            size_t n = 0;
+            const auto** resources = rd_kafka_DescribeConfigs_result_resources(
+                rd_kafka_event_DescribeConfigs_result(ev), &n);
+            for (size_t i = 0; i < n && error.empty(); ++i) {
+                if (rd_kafka_ConfigResource_error(resources[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                    error = rd_kafka_ConfigResource_error_string(resources[i]);
+                    break;
+                }
+                size_t m = 0;
+                const auto** entries = rd_kafka_ConfigResource_configs(resources[i], &m);
+                for (size_t j = 0; j < m; ++j) {
+                    if (rd_kafka_ConfigEntry_source(entries[j]) ==
+                            RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG &&
+                        rd_kafka_ConfigEntry_value(entries[j]) != nullptr) {
+                        dynamic[rd_kafka_ConfigEntry_name(entries[j])] =
+                            rd_kafka_ConfigEntry_value(entries[j]);
+                    }
+                }
+            }
+        }
+        if (ev != nullptr) rd_kafka_event_destroy(ev);
+        if (!error.empty()) return error;
+    }
+    dynamic[key] = value;
+    AdminQueue queue(admin_);
+    rd_kafka_ConfigResource_t* res =
+        rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+    for (const auto& [k, v] : dynamic) {
+        if (rd_kafka_ConfigResource_set_config(res, k.c_str(), v.c_str()) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_ConfigResource_destroy(res);
+            return "bad config " + k;
+        }
+    }
+    rd_kafka_AlterConfigs(admin_, &res, 1, nullptr, queue.get());
+    rd_kafka_ConfigResource_destroy(res);
+    rd_kafka_event_t* ev = await_admin(queue.get(), 30000);
+    std::string error = event_error(ev);
+    if (error.empty()) {
+        size_t n = 0;
+        const auto** resources =
+            rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &n);
+        for (size_t i = 0; i < n; ++i) {
+            if (rd_kafka_ConfigResource_error(resources[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                error = rd_kafka_ConfigResource_error_string(resources[i]);
+            }
+        }
+    }
+    if (ev != nullptr) rd_kafka_event_destroy(ev);
+    return error;
+}
+
+std::string ApacheCluster::reset(const std::vector<std::string>& topics, int partitions) {
+    if (partitions < 1) return "partitions must be at least 1";
+    for (int id = 1; id <= broker_count(); ++id) {
+        if (auto e = broker_up(id); !e.empty()) return e;
+    }
+    if (auto e = wait_until_registered(broker_count(), 120); !e.empty()) return e;
+    // Delete every topic of ours (not Kafka's internal ones).
+    const auto md = fetch_metadata(admin_, 10000);
+    if (!md) return "no metadata from the cluster";
+    std::vector<std::string> doomed;
+    for (const auto& t : md->topics) {
+        if (t.rfind("__", 0) != 0) doomed.push_back(t);
+    }
+    if (!doomed.empty()) {
+        std::vector<rd_kafka_DeleteTopic_t*> requests;
+        for (const auto& t : doomed) requests.push_back(rd_kafka_DeleteTopic_new(t.c_str()));
+        AdminQueue queue(admin_);
+        rd_kafka_DeleteTopics(admin_, requests.data(), requests.size(), nullptr, queue.get());
+        for (auto* r : requests) rd_kafka_DeleteTopic_destroy(r);
+        rd_kafka_event_t* ev = await_admin(queue.get(), 30000);
+        std::string error = event_error(ev);
+        if (ev != nullptr) rd_kafka_event_destroy(ev);
+        if (!error.empty()) return "deleting topics: " + error;
+    }
+    // Re-create; a topic still being deleted answers "already exists" for a
+    // moment.
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    for (const auto& t : topics) {
+        while (true) {
+            const auto e = create_topic_with_configs(t, partitions);
+            if (e.empty()) break;
+            if (e != "already exists" || Clock::now() > deadline) return "topic " + t + ": " + e;
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+    }
+    return wait_for_leaders(topics, 60);
+}
+
+}  // namespace meshhook::tools
