@@ -266,6 +266,7 @@ ApacheCluster::ApacheCluster(const BrokerOptions& options,
             throw std::runtime_error(std::string("admin client: ") + err);
         }
         if (auto e = wait_until_registered(n, 120); !e.empty()) throw std::runtime_error(e);
+        if (auto e = warm_up(); !e.empty()) throw std::runtime_error(e);
         if (auto e = reset(options.topics, options.partitions); !e.empty()) {
             throw std::runtime_error(e);
         }
@@ -571,6 +572,71 @@ std::string ApacheCluster::alter_topic_config(const std::string& topic, const st
     }
     if (ev != nullptr) rd_kafka_event_destroy(ev);
     return error;
+}
+
+std::string ApacheCluster::warm_up() {
+    // A new cluster creates __transaction_state on the first idempotent
+    // producer's InitProducerId and __consumer_offsets on the first group's
+    // FindCoordinator, and answers "coordinator load in progress" meanwhile:
+    // seconds in which a fresh meshhook-ingest would answer 503 to every
+    // delivery. Clusters in production have both; so does this one before it
+    // says it is ready.
+    const std::string topic = "meshhook.warm-up";
+    if (auto e = create_topic_with_configs(topic, 1); !e.empty() && e != "already exists") {
+        return "warm-up topic: " + e;
+    }
+    if (auto e = wait_for_leaders({topic}, 60); !e.empty()) return e;
+    char err[512];
+    const auto set = [&err](rd_kafka_conf_t* conf, const char* key, const std::string& value) {
+        rd_kafka_conf_set(conf, key, value.c_str(), err, sizeof err);
+    };
+    {
+        rd_kafka_conf_t* conf = rd_kafka_conf_new();
+        set(conf, "bootstrap.servers", bootstrap_);
+        set(conf, "enable.idempotence", "true");
+        set(conf, "acks", "all");
+        set(conf, "message.timeout.ms", "120000");
+        set(conf, "log_level", "0");
+        rd_kafka_t* producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+        if (producer == nullptr) {
+            rd_kafka_conf_destroy(conf);
+            return std::string("warm-up producer: ") + err;
+        }
+        char value[] = "warm-up";
+        rd_kafka_topic_t* handle = rd_kafka_topic_new(producer, topic.c_str(), nullptr);
+        rd_kafka_produce(handle, 0, RD_KAFKA_MSG_F_COPY, value, sizeof value - 1, nullptr, 0,
+                         nullptr);
+        rd_kafka_topic_destroy(handle);
+        rd_kafka_flush(producer, 120000);
+        const int left = rd_kafka_outq_len(producer);
+        rd_kafka_destroy(producer);
+        if (left > 0) return "warm-up: the idempotent producer could not deliver in 120 s";
+    }
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    set(conf, "bootstrap.servers", bootstrap_);
+    set(conf, "group.id", "meshhook-warm-up");
+    set(conf, "log_level", "0");
+    rd_kafka_t* consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (consumer == nullptr) {
+        rd_kafka_conf_destroy(conf);
+        return std::string("warm-up consumer: ") + err;
+    }
+    const auto deadline = Clock::now() + std::chrono::seconds(120);
+    rd_kafka_resp_err_t code = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    while (Clock::now() < deadline) {
+        rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(parts, topic.c_str(), 0);
+        code = rd_kafka_committed(consumer, parts, 10000);
+        if (code == RD_KAFKA_RESP_ERR_NO_ERROR) code = parts->elems[0].err;
+        rd_kafka_topic_partition_list_destroy(parts);
+        if (code == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    rd_kafka_destroy(consumer);
+    if (code != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return std::string("warm-up: no group coordinator: ") + rd_kafka_err2str(code);
+    }
+    return {};
 }
 
 std::string ApacheCluster::reset(const std::vector<std::string>& topics, int partitions) {

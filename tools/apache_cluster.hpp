@@ -55,6 +55,7 @@ private:
     // Empty on success, else the reason (with the tail of a failed node's log).
     std::string wait_until_registered(int expected_brokers, int timeout_s);
     std::string wait_for_leaders(const std::vector<std::string>& topics, int timeout_s);
+    std::string warm_up();
     std::string create_topic_with_configs(const std::string& name, int partitions);
     std::string node_log_tail(const Node& node) const;
 

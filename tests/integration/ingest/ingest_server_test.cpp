@@ -442,15 +442,22 @@ TEST_F(IngestServer, ManyConcurrentKeepAliveConnectionsAreAllServedOnTwoThreads)
 
 TEST_F(IngestServer,
        BrokersDownIs503WithinBudgetThenBackIs200AndAcknowledgedEventsLandExactlyOnce) {
-    IngestProcess ingest(broker_.bootstrap());
+    IngestProcess ingest(broker_.bootstrap(), with_args({"--ack-timeout-ms", "150"}));
     const auto port = ingest.port();
     std::vector<UniqueEvent> acknowledged;
+    std::vector<UniqueEvent> retried;
     for (int i = 0; i < 5; ++i) {
         auto e = unique_event();
-        ASSERT_EQ(
-            status_of(request_once(port, signed_post("/webhooks/mesh", e.body, kFixtureSecret))),
-            200u);
-        acknowledged.push_back(std::move(e));
+        const auto request = signed_post("/webhooks/mesh", e.body, kFixtureSecret);
+        if (status_of(request_once(port, request)) == 200u) {
+            acknowledged.push_back(std::move(e));
+            continue;
+        }
+        // Retried like Mesh: on Apache Kafka a fresh producer's first produce
+        // to a new topic can miss the 150 ms budget on this machine.
+        ASSERT_TRUE(wait_until(
+            [&] { return status_of(request_once(port, request)) == 200u; }, 20s));
+        retried.push_back(std::move(e));
     }
 
     for (int id = 1; id <= 3; ++id) broker_.broker_down(id);
@@ -481,7 +488,6 @@ TEST_F(IngestServer,
     // Late delivery reports for the 503s arrive from now on: no crash, no
     // second answer. While the producer reconnects to each partition leader
     // some requests may still time out; like Mesh, the test retries those.
-    std::vector<UniqueEvent> retried;
     for (int i = 0; i < 12; ++i) {
         auto e = unique_event();
         const auto request = signed_post("/webhooks/mesh", e.body, kFixtureSecret);
