@@ -15,6 +15,7 @@
 #include <regex>
 #include <sstream>
 
+#include "tools/apache_cluster.hpp"
 #include "tools/broker.hpp"
 #include "tools/child.hpp"
 #include "tools/commands.hpp"
@@ -148,19 +149,24 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
     } cleanup{data_dir, remove_data_dir};
     const std::string store_url = "sqlite://" + fs::absolute(data_dir / "meshhook.db").string();
 
+    // The mock: one in-process broker, ready at once. Apache Kafka: three
+    // KRaft JVMs with replication 3 and min.insync.replicas 2, as deployed.
+    const std::string engine = settings.get("engine");
     BrokerOptions broker_options;
-    broker_options.brokers = 1;
-    broker_options.replication_factor = 1;
+    broker_options.brokers = engine == "apache" ? 3 : 1;
+    broker_options.replication_factor = broker_options.brokers;
     broker_options.partitions = 4;
     broker_options.topics = default_topics();
-    std::unique_ptr<MockCluster> cluster;
+    std::unique_ptr<TestCluster> cluster;
     try {
-        cluster = std::make_unique<MockCluster>(broker_options);
+        if (engine == "apache") say("starting Apache Kafka (3 KRaft brokers)...");
+        cluster = make_cluster(engine, broker_options, settings.get("kafka-libs"));
     } catch (const std::exception& e) {
         return fail(kProgram, std::string("cannot start the embedded broker: ") + e.what());
     }
     const std::string bootstrap = cluster->bootstrap();
-    say("embedded Kafka-protocol broker at " + bootstrap);
+    say(engine == "apache" ? "Apache Kafka cluster at " + bootstrap
+                           : "embedded Kafka-protocol broker at " + bootstrap);
 
     // Both services bind port 0 and say which port they got: no window in
     // which another process can take a port picked for them.
@@ -382,7 +388,7 @@ int Dev::finish(bool ok) {
 int dev_main(int argc, const char* const* argv) {
     common::Settings settings(
         std::string(kProgram),
-        "runs the whole pipeline on this machine: an embedded Kafka-protocol broker\n"
+        "runs the whole pipeline on this machine: an embedded Kafka broker (--engine)\n"
         "with every topic, meshhook-ingest and meshhook-consumer (SQLite store), their\n"
         "logs prefixed and coloured. Prints the webhook URL, the secret and a ready\n"
         "`meshhook send` line. Ctrl-C stops everything; no process is left behind.\n\n"
@@ -400,11 +406,20 @@ int dev_main(int argc, const char* const* argv) {
         .add({"bin-dir", "", "",
               "where meshhook-ingest and meshhook-consumer are (default: beside meshhook)"})
         .add({"color", "", "auto",
-              "coloured prefixes: auto | always | never (NO_COLOR is honoured)"});
+              "coloured prefixes: auto | always | never (NO_COLOR is honoured)"})
+        .add({"engine", "MESHHOOK_BROKER_ENGINE", "mock",
+              "Kafka engine: mock (librdkafka's mock cluster, instant) or apache (Apache "
+              "Kafka, 3 KRaft JVMs, ~10 s to start)"})
+        .add({"kafka-libs", "MESHHOOK_KAFKA_LIBS", default_kafka_libs().string(),
+              "directory of the Apache Kafka jars (`make kafka`)"});
     if (auto code = parse_or_exit(settings, kProgram, argc, argv)) return *code;
     if (!settings.positional().empty()) {
         std::cerr << kProgram << ": unexpected argument '" << settings.positional().front()
                   << "'\n";
+        return 2;
+    }
+    if (settings.get("engine") != "mock" && settings.get("engine") != "apache") {
+        std::cerr << kProgram << ": --engine: expected mock or apache\n";
         return 2;
     }
     const auto& color_mode = settings.get("color");

@@ -351,6 +351,24 @@ std::string read_bootstrap(Process& process, std::chrono::milliseconds timeout) 
     return line->substr(std::strlen("bootstrap="));
 }
 
+std::vector<std::string> broker_argv(const std::string& engine, int brokers, int partitions,
+                                     const std::string& topics) {
+    std::vector<std::string> argv = {binary_path("meshhook").string(),
+                                     "broker",
+                                     "--engine",
+                                     engine,
+                                     "--brokers",
+                                     std::to_string(brokers),
+                                     "--partitions",
+                                     std::to_string(partitions),
+                                     "--no-default-topics"};
+    if (!topics.empty()) {
+        argv.push_back("--topics");
+        argv.push_back(topics);
+    }
+    return argv;
+}
+
 }  // namespace
 
 BrokerProcess::BrokerProcess(Options options) {
@@ -365,19 +383,7 @@ BrokerProcess::BrokerProcess(Options options) {
             command("reset " + std::to_string(options.partitions) + " " + topics);
             return;
         }
-        std::vector<std::string> argv = {binary_path("meshhook").string(),
-                                         "broker",
-                                         "--engine",
-                                         "apache",
-                                         "--brokers",
-                                         "3",
-                                         "--partitions",
-                                         std::to_string(options.partitions),
-                                         "--no-default-topics"};
-        if (!topics.empty()) {
-            argv.push_back("--topics");
-            argv.push_back(topics);
-        }
+        const auto argv = broker_argv("apache", 3, options.partitions, topics);
         shared.process = std::make_shared<Process>(argv);
         // A cold JVM on a loaded two-core machine: give it time.
         shared.bootstrap = read_bootstrap(*shared.process, 240s);
@@ -386,17 +392,7 @@ BrokerProcess::BrokerProcess(Options options) {
         return;
     }
     brokers_ = options.brokers;
-    std::vector<std::string> argv = {binary_path("meshhook").string(),
-                                     "broker",
-                                     "--brokers",
-                                     std::to_string(options.brokers),
-                                     "--partitions",
-                                     std::to_string(options.partitions),
-                                     "--no-default-topics"};
-    if (!topics.empty()) {
-        argv.push_back("--topics");
-        argv.push_back(topics);
-    }
+    const auto argv = broker_argv("mock", options.brokers, options.partitions, topics);
     process_ = std::make_shared<Process>(argv);
     bootstrap_ = read_bootstrap(*process_, 30s);
 }
