@@ -245,16 +245,22 @@ ApacheCluster::ApacheCluster(const BrokerOptions& options,
             node.id = i;
             node.port = free_loopback_port();
             node.controller_port = free_loopback_port();
+            if (options.sasl_ssl) node.sasl_ssl_port = free_loopback_port();
             node.config = dir_ / ("node-" + std::to_string(i) + ".properties");
             node.log = dir_ / ("node-" + std::to_string(i) + ".log");
             nodes_.push_back(node);
         }
+        if (options.sasl_ssl) make_tls_material();
         write_configs(options.partitions);
         format_storage();
         for (auto& node : nodes_) start_node(node);
         for (const auto& node : nodes_) {
             bootstrap_ += (bootstrap_.empty() ? "" : ",") + std::string("127.0.0.1:") +
                           std::to_string(node.port);
+            if (options.sasl_ssl) {
+                sasl_.bootstrap += (sasl_.bootstrap.empty() ? "" : ",") +
+                                   std::string("127.0.0.1:") + std::to_string(node.sasl_ssl_port);
+            }
         }
         char err[512];
         rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -287,6 +293,45 @@ ApacheCluster::~ApacheCluster() {
     std::filesystem::remove_all(dir_, ec);
 }
 
+void ApacheCluster::make_tls_material() {
+    // A throwaway CA and one broker certificate for 127.0.0.1/localhost,
+    // made with the openssl command; gone with the temporary directory.
+    const auto tls = dir_ / "tls";
+    std::filesystem::create_directories(tls);
+    const std::string d = tls.string();
+    const std::string script =
+        "set -e; cd '" + d +
+        "'; "
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+        "-subj '/CN=meshhook test CA' 2>/dev/null; "
+        "openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr "
+        "-subj '/CN=localhost' 2>/dev/null; "
+        "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext; "
+        "openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+        "-out broker.pem -days 2 -extfile san.ext 2>/dev/null; "
+        "cat broker.key broker.pem > broker-keystore.pem";
+    const auto log = dir_ / "tls.log";
+    const pid_t pid = spawn({"/bin/sh", "-c", script}, log);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        throw std::runtime_error("making the SASL_SSL listener's certificates with openssl "
+                                 "failed (apt-get install openssl): " +
+                                 read_tail(log, 2048));
+    }
+    unsigned char secret[12];
+    if (RAND_bytes(secret, sizeof secret) != 1) throw std::runtime_error("RAND_bytes failed");
+    static constexpr char kHex[] = "0123456789abcdef";
+    sasl_.password.clear();
+    for (unsigned char b : secret) {
+        sasl_.password += kHex[b >> 4];
+        sasl_.password += kHex[b & 15];
+    }
+    sasl_.username = "meshhook";
+    sasl_.ca_file = (tls / "ca.pem").string();
+}
+
 void ApacheCluster::write_configs(int partitions) {
     std::string voters;
     for (const auto& node : nodes_) {
@@ -294,17 +339,40 @@ void ApacheCluster::write_configs(int partitions) {
                   std::to_string(node.controller_port);
     }
     for (const auto& node : nodes_) {
+        const std::string sasl_listener =
+            node.sasl_ssl_port == 0
+                ? std::string()
+                : ",SASL_SSL://127.0.0.1:" + std::to_string(node.sasl_ssl_port);
         std::ofstream out(node.config);
+        if (node.sasl_ssl_port != 0) {
+            // Clients authenticate with SCRAM-SHA-512 over TLS; the brokers
+            // talk to each other in plaintext.
+            const auto tls = dir_ / "tls";
+            // PLAIN as well as SCRAM-SHA-512: librdkafka before 2.6.1 (Debian
+            // 12 ships 2.0.2) cannot complete SCRAM with Kafka >= 3.8.1, which
+            // checks the client's nonce strictly (CVE-2024-56128).
+            out << "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512\n"
+                << "listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512\n"
+                << "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+                   "org.apache.kafka.common.security.scram.ScramLoginModule required;\n"
+                << "listener.name.sasl_ssl.plain.sasl.jaas.config="
+                   "org.apache.kafka.common.security.plain.PlainLoginModule required user_"
+                << sasl_.username << "=\"" << sasl_.password << "\";\n"
+                << "listener.name.sasl_ssl.ssl.keystore.type=PEM\n"
+                << "listener.name.sasl_ssl.ssl.keystore.location="
+                << (tls / "broker-keystore.pem").string() << "\n";
+        }
         out << "# Written by meshhook broker --engine apache.\n"
             << "process.roles=broker,controller\n"
             << "node.id=" << node.id << "\n"
             << "controller.quorum.voters=" << voters << "\n"
             << "listeners=PLAINTEXT://127.0.0.1:" << node.port
-            << ",CONTROLLER://127.0.0.1:" << node.controller_port << "\n"
-            << "advertised.listeners=PLAINTEXT://127.0.0.1:" << node.port << "\n"
+            << ",CONTROLLER://127.0.0.1:" << node.controller_port << sasl_listener << "\n"
+            << "advertised.listeners=PLAINTEXT://127.0.0.1:" << node.port << sasl_listener << "\n"
             << "controller.listener.names=CONTROLLER\n"
             << "inter.broker.listener.name=PLAINTEXT\n"
-            << "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
+            << "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+            << (node.sasl_ssl_port == 0 ? "" : ",SASL_SSL:SASL_SSL") << "\n"
             << "log.dirs=" << (dir_ / ("data-" + std::to_string(node.id))).string() << "\n"
             << "num.partitions=" << partitions << "\n"
             << "default.replication.factor=" << replication_ << "\n"
@@ -359,13 +427,25 @@ std::vector<std::string> ApacheCluster::java_command(const std::string& main_cla
 }
 
 void ApacheCluster::format_storage() {
+    // SCRAM credentials live in the cluster metadata: KRaft takes them at
+    // format time.
+    const auto format_args = [this](const Node& node) {
+        // "=": an id may start with '-', which would read as an option.
+        std::vector<std::string> args = {"format", "--cluster-id=" + cluster_id_, "-c",
+                                         node.config.string()};
+        if (node.sasl_ssl_port != 0) {
+            args.push_back("--add-scram");
+            args.push_back("SCRAM-SHA-512=[name=" + sasl_.username +
+                           ",password=" + sasl_.password + "]");
+        }
+        return args;
+    };
     // One StorageTool JVM per node, in parallel.
     std::vector<std::pair<pid_t, const Node*>> running;
     for (const auto& node : nodes_) {
         const auto log = dir_ / ("format-" + std::to_string(node.id) + ".log");
         running.emplace_back(spawn(java_command("kafka.tools.StorageTool",
-                                                {"format", "-t", cluster_id_, "-c",
-                                                 node.config.string()}),
+                                                format_args(node)),
                                    log),
                              &node);
     }

@@ -35,16 +35,19 @@ public:
     std::string reset(const std::vector<std::string>& topics, int partitions) override;
     int broker_count() const override { return static_cast<int>(nodes_.size()); }
     const char* engine() const override { return "apache"; }
+    SaslSslListener sasl_ssl() const override { return sasl_; }
 
 private:
     struct Node {
         int id = 0;
         std::uint16_t port = 0;             // PLAINTEXT, what clients use
         std::uint16_t controller_port = 0;  // CONTROLLER
+        std::uint16_t sasl_ssl_port = 0;    // SASL_SSL, when asked for
         std::filesystem::path config;
         std::filesystem::path log;
         pid_t pid = -1;
     };
+    void make_tls_material();
     void write_configs(int partitions);
     void format_storage();
     void start_node(Node& node);
@@ -66,6 +69,7 @@ private:
     std::string cluster_id_;
     int replication_ = 1;
     int min_insync_ = 1;
+    SaslSslListener sasl_;
     rd_kafka_s* admin_ = nullptr;
 };
 

@@ -190,7 +190,12 @@ int broker_main(int argc, const char* const* argv) {
               "partitions of each topic created at start"})
         .add({"topics", "MESHHOOK_BROKER_TOPICS", "",
               "comma-separated topics to create at start (default: the pipeline's five topics)"})
-        .add({"no-default-topics", "", "", "create only --topics", false, true});
+        .add({"no-default-topics", "", "", "create only --topics", false, true})
+        .add({"sasl-ssl", "", "",
+              "apache: also open a SASL_SSL listener (PLAIN and SCRAM-SHA-512, one user, a "
+              "throwaway CA) and print, after the bootstrap line: sasl_ssl=HOST:PORT,... "
+              "ca=PEM username=U password=P",
+              false, true});
     try {
         if (settings.parse(argc, argv) == common::Settings::Outcome::kHelp) {
             std::cout << settings.help_text();
@@ -202,12 +207,16 @@ int broker_main(int argc, const char* const* argv) {
         options.partitions = static_cast<int>(common::parse_uint(
             settings.describe("partitions"), settings.get("partitions"), 1, 256));
         if (!settings.is_set("no-default-topics")) options.topics = default_topics();
+        options.sasl_ssl = settings.is_set("sasl-ssl");
         for (auto& t : common::split_list(settings.get("topics"))) options.topics.push_back(t);
 
         const std::string engine = settings.get("engine");
         if (engine != "mock" && engine != "apache") {
             throw common::ConfigError(settings.describe("engine") + ": '" + engine +
                                       "' is not mock or apache");
+        }
+        if (options.sasl_ssl && engine != "apache") {
+            throw common::ConfigError("--sasl-ssl: the mock has no SASL or TLS (use --engine apache)");
         }
         // SIGTERM during the apache engine's start still stops every JVM.
         struct sigaction sa {};
@@ -217,6 +226,11 @@ int broker_main(int argc, const char* const* argv) {
         auto cluster_ptr = make_cluster(engine, options, settings.get("kafka-libs"));
         TestCluster& cluster = *cluster_ptr;
         std::cout << "bootstrap=" << cluster.bootstrap() << std::endl;
+        if (const auto sasl = cluster.sasl_ssl(); !sasl.bootstrap.empty()) {
+            std::cout << "sasl_ssl=" << sasl.bootstrap << " ca=" << sasl.ca_file
+                      << " username=" << sasl.username << " password=" << sasl.password
+                      << std::endl;
+        }
 
         // Control loop on stdin. EOF means the owner is gone: stop, so a test
         // that dies never leaves a broker behind.

@@ -18,6 +18,17 @@ struct BrokerOptions {
     int partitions = 4;          // for the topics created at start
     int replication_factor = 3;  // capped at `brokers`
     std::vector<std::string> topics;
+    // apache only: also open a SASL_SSL listener (SCRAM-SHA-512 user, a
+    // throwaway CA and broker certificate made with openssl at start).
+    bool sasl_ssl = false;
+};
+
+// How to reach the SASL_SSL listener of a cluster started with sasl_ssl.
+struct SaslSslListener {
+    std::string bootstrap;  // HOST:PORT,...
+    std::string ca_file;    // PEM of the CA that signed the brokers' certificate
+    std::string username;
+    std::string password;
 };
 
 // What tests and `meshhook dev` need of a cluster, whichever engine runs it.
@@ -38,6 +49,8 @@ public:
     virtual std::string reset(const std::vector<std::string>& topics, int partitions) = 0;
     virtual int broker_count() const = 0;
     virtual const char* engine() const = 0;
+    // Empty bootstrap when there is none (the mock; apache without sasl_ssl).
+    virtual SaslSslListener sasl_ssl() const { return {}; }
 };
 
 // `engine` is "mock" or "apache" (else std::invalid_argument).
