@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <thread>
@@ -53,9 +56,46 @@ void on_log(const rd_kafka_t* rk, int level, const char* facility, const char* m
     }
 }
 
+// Errors librdkafka raises outside a request (it would log them itself
+// without this callback). A refused login is the exception: librdkafka would
+// retry it forever while the service answers 503 or consumes nothing, and no
+// retry heals it. It is a wrong setting, so it ends the process the way any
+// wrong setting does: one line naming what to check, exit 2. (librdkafka
+// calls this from poll(), on the thread that serves the client.)
+void on_error(rd_kafka_t* rk, int err, const char* reason, void* /*opaque*/) {
+    const auto code = static_cast<rd_kafka_resp_err_t>(err);
+    if (code == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
+        std::fprintf(stderr,
+                     "%s: Kafka refused the login: %s (check sasl.mechanisms, sasl.username and "
+                     "sasl.password of the Kafka config file)\n",
+                     program_invocation_short_name, reason);
+        std::fflush(stderr);
+        std::_Exit(2);
+    }
+    log_error(std::string("kafka ") + rd_kafka_name(rk) + " error: " + rd_kafka_err2name(code) +
+              ": " + reason);
+}
+
+// librdkafka before 2.6.1 appends its nonce twice in SCRAM's final message;
+// Apache Kafka 3.8.1 and later check it strictly (CVE-2024-56128) and refuse
+// every SCRAM login from such a client.
+void warn_if_scram_cannot_work(const KafkaConfig& config) {
+    constexpr int kFixedIn = 0x020601ff;
+    if (rd_kafka_version() >= kFixedIn) return;
+    for (const auto& [key, value] : config) {
+        if ((key == "sasl.mechanisms" || key == "sasl.mechanism") && value.rfind("SCRAM", 0) == 0) {
+            log_warn(std::string("librdkafka ") + rd_kafka_version_str() +
+                     " cannot log in with SCRAM to Apache Kafka 3.8.1 or later (fixed in "
+                     "librdkafka 2.6.1): use PLAIN over SASL_SSL, or a newer librdkafka");
+        }
+    }
+}
+
 ConfPtr make_conf(const KafkaConfig& config, const KafkaConfig& defaults) {
     ConfPtr conf(rd_kafka_conf_new());
     rd_kafka_conf_set_log_cb(conf.get(), &on_log);
+    rd_kafka_conf_set_error_cb(conf.get(), &on_error);
+    warn_if_scram_cannot_work(config);
     for (const auto& [k, v] : defaults) set(conf.get(), k, v);
     for (const auto& [k, v] : config) set(conf.get(), k, v);
     return conf;

@@ -330,6 +330,7 @@ std::string topic_list(const BrokerProcess::Options& options) {
 struct SharedApacheCluster {
     std::shared_ptr<Process> process;
     std::string bootstrap;
+    std::optional<BrokerProcess::SaslSsl> sasl_ssl;
     ~SharedApacheCluster() {
         if (process && process->running()) {
             process->close_stdin();
@@ -380,15 +381,37 @@ BrokerProcess::BrokerProcess(Options options) {
         if (shared.process && shared.process->running()) {
             process_ = shared.process;
             bootstrap_ = shared.bootstrap;
+            sasl_ssl_ = shared.sasl_ssl;
             command("reset " + std::to_string(options.partitions) + " " + topics);
             return;
         }
-        const auto argv = broker_argv("apache", 3, options.partitions, topics);
+        auto argv = broker_argv("apache", 3, options.partitions, topics);
+        argv.push_back("--sasl-ssl");
         shared.process = std::make_shared<Process>(argv);
         // A cold JVM on a loaded two-core machine: give it time.
         shared.bootstrap = read_bootstrap(*shared.process, 240s);
+        // sasl_ssl=HOST:PORT,... ca=PEM username=U password=P
+        const auto line = shared.process->read_line(10s);
+        if (!line || line->rfind("sasl_ssl=", 0) != 0) {
+            throw std::runtime_error("meshhook broker printed no sasl_ssl line: " +
+                                     line.value_or("<none>"));
+        }
+        std::istringstream fields(*line);
+        std::string field;
+        SaslSsl sasl;
+        while (fields >> field) {
+            const auto eq = field.find('=');
+            const auto key = field.substr(0, eq);
+            const auto value = field.substr(eq + 1);
+            if (key == "sasl_ssl") sasl.bootstrap = value;
+            if (key == "ca") sasl.ca_file = value;
+            if (key == "username") sasl.username = value;
+            if (key == "password") sasl.password = value;
+        }
+        shared.sasl_ssl = sasl;
         process_ = shared.process;
         bootstrap_ = shared.bootstrap;
+        sasl_ssl_ = shared.sasl_ssl;
         return;
     }
     brokers_ = options.brokers;

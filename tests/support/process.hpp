@@ -104,6 +104,15 @@ public:
     ~BrokerProcess();
 
     const std::string& bootstrap() const { return bootstrap_; }
+    // The apache cluster's SASL_SSL listener (PLAIN and SCRAM-SHA-512, one
+    // user, a throwaway CA); nullopt on the mock.
+    struct SaslSsl {
+        std::string bootstrap;
+        std::string ca_file;
+        std::string username;
+        std::string password;
+    };
+    const std::optional<SaslSsl>& sasl_ssl() const { return sasl_ssl_; }
     void create_topic(const std::string& name, int partitions);
     void broker_down(int broker_id);  // broker ids are 1..brokers
     void broker_up(int broker_id);
@@ -115,6 +124,7 @@ public:
 private:
     void command(const std::string& line);
     std::shared_ptr<Process> process_;
+    std::optional<SaslSsl> sasl_ssl_;
     bool shared_ = false;
     int brokers_ = 0;
     std::string bootstrap_;
