@@ -20,6 +20,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 namespace meshhook::tools {
 namespace {
@@ -89,7 +90,7 @@ std::optional<std::filesystem::path> find_on_path(const std::string& name) {
 
 std::filesystem::path java_binary() {
     if (const char* home = std::getenv("JAVA_HOME"); home != nullptr && *home != '\0') {
-        const auto java = std::filesystem::path(home) / "bin" / "java";
+        auto java = std::filesystem::path(home) / "bin" / "java";
         if (::access(java.c_str(), X_OK) == 0) return java;
     }
     if (auto java = find_on_path("java")) return *java;
@@ -215,10 +216,9 @@ std::filesystem::path default_kafka_libs() {
 #endif
 }
 
-ApacheCluster::ApacheCluster(const BrokerOptions& options,
-                             const std::filesystem::path& kafka_libs)
-    : libs_(kafka_libs) {
-    const auto java = java_binary();  // fails first, with the clearest line
+ApacheCluster::ApacheCluster(const BrokerOptions& options, std::filesystem::path kafka_libs)
+    : libs_(std::move(kafka_libs)) {
+    java_binary();  // fails first, with the clearest line
     if (!std::filesystem::is_directory(libs_)) {
         throw std::runtime_error("no Apache Kafka jars in " + libs_.string() +
                                  ": run `make kafka` (Maven fetches them), or point "
@@ -434,7 +434,7 @@ void ApacheCluster::format_storage() {
         std::vector<std::string> args = {"format", "--cluster-id=" + cluster_id_, "-c",
                                          node.config.string()};
         if (node.sasl_ssl_port != 0) {
-            args.push_back("--add-scram");
+            args.emplace_back("--add-scram");
             args.push_back("SCRAM-SHA-512=[name=" + sasl_.username +
                            ",password=" + sasl_.password + "]");
         }
@@ -734,6 +734,7 @@ std::string ApacheCluster::reset(const std::vector<std::string>& topics, int par
     }
     if (!doomed.empty()) {
         std::vector<rd_kafka_DeleteTopic_t*> requests;
+        requests.reserve(doomed.size());
         for (const auto& t : doomed) requests.push_back(rd_kafka_DeleteTopic_new(t.c_str()));
         AdminQueue queue(admin_);
         rd_kafka_DeleteTopics(admin_, requests.data(), requests.size(), nullptr, queue.get());

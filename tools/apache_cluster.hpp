@@ -22,7 +22,7 @@ class ApacheCluster final : public TestCluster {
 public:
     // Throws std::runtime_error with one line (no JVM, no jars, a node that
     // did not come up) after stopping whatever it had started.
-    ApacheCluster(const BrokerOptions& options, const std::filesystem::path& kafka_libs);
+    ApacheCluster(const BrokerOptions& options, std::filesystem::path kafka_libs);
     ~ApacheCluster() override;
 
     const std::string& bootstrap() const override { return bootstrap_; }

@@ -151,7 +151,7 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
 
     // The mock: one in-process broker, ready at once. Apache Kafka: three
     // KRaft JVMs with replication 3 and min.insync.replicas 2, as deployed.
-    const std::string engine = settings.get("engine");
+    const std::string& engine = settings.get("engine");
     BrokerOptions broker_options;
     broker_options.brokers = engine == "apache" ? 3 : 1;
     broker_options.replication_factor = broker_options.brokers;

@@ -2,6 +2,7 @@
 // over TCP, as against Apache Kafka.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -28,7 +29,12 @@ public:
             ++ok_;
         } else {
             ++failed_;
+            last_error_ = report.error;
         }
+    }
+    std::string last_error() const {
+        std::lock_guard lock(mutex_);
+        return last_error_;
     }
     int ok() const {
         std::lock_guard lock(mutex_);
@@ -43,6 +49,7 @@ private:
     mutable std::mutex mutex_;
     int ok_ = 0;
     int failed_ = 0;
+    std::string last_error_;
 };
 
 std::map<std::string, std::string> consume_all(const std::string& bootstrap,
@@ -199,6 +206,72 @@ TEST(KafkaBroker, BrokerControlRejectsUnknownBrokerIds) {
     EXPECT_THROW(broker.broker_down(9), std::runtime_error);
     broker.broker_down(1);
     broker.broker_up(1);
+}
+
+// The control command a real cluster honours and the mock cannot: raising
+// one topic's min.insync.replicas to 3 makes that topic refuse acks=all writes
+// while a broker is down, and only that topic.
+TEST(KafkaBroker, ApacheConfigMakesOneTopicRefuseAcksAllWhileABrokerIsDown) {
+    if (!testing::apache_engine()) GTEST_SKIP() << "the mock has no topic configs";
+    BrokerProcess broker;
+    broker.alter_topic_config("ledger.credit-commands", "min.insync.replicas=3");
+    broker.broker_down(2);
+    CountingHandler refused;
+    CountingHandler accepted;
+    {
+        // One producer per topic: an idempotent producer whose requests to
+        // one topic wait out their timeout also holds back another topic's
+        // partitions while their leaders move (librdkafka drains every
+        // partition before it bumps the producer epoch); seen on 2.0.2.
+        const common::KafkaConfig config = {{"bootstrap.servers", broker.bootstrap()},
+                                            {"message.timeout.ms", "15000"}};
+        common::Producer credits(config);
+        common::Producer events(config);
+        for (int i = 0; i < 8; ++i) {
+            const std::string key = "k" + std::to_string(i);
+            ASSERT_EQ(credits.produce("ledger.credit-commands", key, "v", {}, &refused),
+                      common::ProduceStatus::kEnqueued);
+            ASSERT_EQ(events.produce("mesh.transfer-events", key, "v", {}, &accepted),
+                      common::ProduceStatus::kEnqueued);
+        }
+        EXPECT_EQ(events.flush(60s), 0);
+        EXPECT_EQ(credits.flush(60s), 0);
+    }
+    EXPECT_EQ(refused.ok(), 0) << "acks=all met with 2 of 3 replicas and min.insync.replicas 3";
+    EXPECT_EQ(refused.failed(), 8);
+    EXPECT_EQ(accepted.ok(), 8) << "the other topics keep working with one broker down; failed "
+                                << accepted.failed() << ": " << accepted.last_error();
+    broker.broker_up(2);
+}
+
+TEST(KafkaBroker, MockAnswersConfigAndResetWithUnsupported) {
+    if (testing::apache_engine()) GTEST_SKIP() << "the mock's answer";
+    BrokerProcess broker;
+    broker.process().write_line("config mesh.transfer-events min.insync.replicas=3");
+    EXPECT_EQ(broker.process().read_line(10s), std::optional<std::string>("error unsupported"));
+    broker.process().write_line("reset 4 mesh.transfer-events");
+    EXPECT_EQ(broker.process().read_line(10s), std::optional<std::string>("error unsupported"));
+}
+
+// No JVM or no jars: one line saying what to install or run, exit 1, at once.
+TEST(KafkaBroker, ApacheEngineWithoutJavaOrJarsIsOneLineAndExitOne) {
+    const std::string meshhook = testing::binary_path("meshhook").string();
+    {
+        testing::Process broker({meshhook, "broker", "--engine", "apache"},
+                                {{"PATH", "/nonexistent"}, {"JAVA_HOME", ""}});
+        EXPECT_EQ(broker.wait(10s), std::optional<int>(1));
+        const auto err = broker.stderr_text();
+        EXPECT_NE(err.find("needs a Java 17+ runtime"), std::string::npos) << err;
+        EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    }
+    {
+        testing::Process broker(
+            {meshhook, "broker", "--engine", "apache", "--kafka-libs", "/nonexistent"});
+        EXPECT_EQ(broker.wait(10s), std::optional<int>(1));
+        const auto err = broker.stderr_text();
+        EXPECT_NE(err.find("make kafka"), std::string::npos) << err;
+        EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    }
 }
 
 TEST(KafkaBroker, BrokerExitsWhenItsOwnerClosesStdin) {
