@@ -582,6 +582,9 @@ std::string ApacheCluster::broker_up(int broker_id) {
         return "no broker " + std::to_string(broker_id);
     }
     Node& node = nodes_[static_cast<std::size_t>(broker_id - 1)];
+    // A JVM that died on its own (out of memory, a crash) is restarted too.
+    int status = 0;
+    if (node.pid > 0 && ::waitpid(node.pid, &status, WNOHANG) == node.pid) node.pid = -1;
     if (node.pid > 0) return {};  // already up
     start_node(node);
     return {};
