@@ -8,6 +8,7 @@
 
 #include "common/kafka.hpp"
 #include "common/metrics.hpp"
+#include "common/wire.hpp"
 #include "consumer/batch.hpp"
 #include "consumer/consume_loop.hpp"
 #include "consumer/http_server.hpp"
@@ -52,13 +53,13 @@ std::string topic(const common::Settings& s, std::string_view flag) {
 void declare_settings(common::Settings& s) {
     s.add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...); required"})
         .add({"group-id", "CONSUMER_GROUP_ID", "meshhook-consumer", "Kafka consumer group"})
-        .add({"input-topic", "CONSUMER_INPUT_TOPIC", "mesh.transfer-events",
+        .add({"input-topic", "CONSUMER_INPUT_TOPIC", std::string(wire::kTransferEventsTopic),
               "Topic of transfer-status events"})
-        .add({"credit-topic", "CONSUMER_CREDIT_TOPIC", "ledger.credit-commands",
+        .add({"credit-topic", "CONSUMER_CREDIT_TOPIC", std::string(wire::kCreditCommandsTopic),
               "Topic for ledger credit commands"})
-        .add({"review-topic", "CONSUMER_REVIEW_TOPIC", "ledger.credit-review",
+        .add({"review-topic", "CONSUMER_REVIEW_TOPIC", std::string(wire::kCreditReviewTopic),
               "Topic for succeeded transfers that policy sends to review"})
-        .add({"anomaly-topic", "CONSUMER_ANOMALY_TOPIC", "meshhook.anomalies",
+        .add({"anomaly-topic", "CONSUMER_ANOMALY_TOPIC", std::string(wire::kAnomaliesTopic),
               "Topic for conflicts and unparseable records"})
         .add({"store", "CONSUMER_STORE", "sqlite://meshhook.db",
               "State store: sqlite:///abs/path.db, sqlite://relative.db or postgresql://..."})

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "common/log.hpp"
+#include "common/wire.hpp"
 #include "consumer/metrics.hpp"
 
 namespace meshhook::consumer {
@@ -19,7 +20,7 @@ std::int64_t wall_ms() {
         .count();
 }
 
-constexpr std::string_view kEnvironmentHeader = "environment";
+constexpr std::string_view kEnvironmentHeader = wire::kHeaderEnvironment;
 
 }  // namespace
 

@@ -18,13 +18,14 @@
 #include <vector>
 
 #include "common/kafka.hpp"
+#include "common/wire.hpp"
 #include "consumer/store.hpp"
 
 namespace meshhook::consumer {
 
 class ConsumerMetrics;
 
-inline constexpr std::string_view kDedupHeader = "dedup-key";
+inline constexpr std::string_view kDedupHeader = wire::kHeaderDedupKey;
 
 struct RelayOptions {
     std::string store_url;

@@ -12,16 +12,17 @@
 #include <vector>
 
 #include "common/transfer_event.hpp"
+#include "common/wire.hpp"
 
 namespace meshhook::consumer {
 
 inline constexpr std::string_view kDefaultEnvironment = "production";
 
 struct Topics {
-    std::string input = "mesh.transfer-events";
-    std::string credits = "ledger.credit-commands";
-    std::string reviews = "ledger.credit-review";
-    std::string anomalies = "meshhook.anomalies";
+    std::string input{wire::kTransferEventsTopic};
+    std::string credits{wire::kCreditCommandsTopic};
+    std::string reviews{wire::kCreditReviewTopic};
+    std::string anomalies{wire::kAnomaliesTopic};
 };
 
 enum class Outcome : std::uint8_t {

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "common/kafka.hpp"
+#include "common/wire.hpp"
 
 namespace meshhook::ingest {
 namespace {
@@ -61,8 +62,9 @@ void declare_settings(common::Settings& s) {
               "Comma-separated active secrets for /webhooks/mesh (environment production); "
               "prefer the variable. MESH_WEBHOOK_SECRET_<ENV> adds /webhooks/mesh/<env>",
               true})
-        .add({"topic", "KAFKA_TOPIC", "mesh.transfer-events", "Topic for accepted events"})
-        .add({"dlq-topic", "KAFKA_DLQ_TOPIC", "mesh.transfer-events.dlq",
+        .add({"topic", "KAFKA_TOPIC", std::string(wire::kTransferEventsTopic),
+              "Topic for accepted events"})
+        .add({"dlq-topic", "KAFKA_DLQ_TOPIC", std::string(wire::kDeadLetterTopic),
               "Topic for signed deliveries that are not usable events"})
         .add({"threads", "INGEST_THREADS", std::to_string(cores), "I/O threads"})
         .add({"max-body-bytes", "INGEST_MAX_BODY_BYTES", "65536",

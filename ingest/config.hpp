@@ -11,6 +11,7 @@
 
 #include "common/config.hpp"
 #include "common/log.hpp"
+#include "common/wire.hpp"
 #include "ingest/ip_filter.hpp"
 
 namespace meshhook::ingest {
@@ -32,8 +33,8 @@ struct IngestConfig {
     std::string brokers;
     std::vector<std::pair<std::string, std::string>> kafka_properties;  // --kafka-config-file
     std::vector<EnvironmentSecrets> environments;  // production first when configured
-    std::string topic = "mesh.transfer-events";
-    std::string dlq_topic = "mesh.transfer-events.dlq";
+    std::string topic{wire::kTransferEventsTopic};
+    std::string dlq_topic{wire::kDeadLetterTopic};
     unsigned threads = 1;
     std::size_t max_body_bytes = std::size_t{64} * 1024;
     std::chrono::milliseconds ack_timeout{150};

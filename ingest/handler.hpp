@@ -23,6 +23,7 @@
 
 #include "common/signature.hpp"
 #include "common/transfer_event.hpp"
+#include "common/wire.hpp"
 #include "ingest/config.hpp"
 #include "ingest/ip_filter.hpp"
 #include "ingest/metrics.hpp"
@@ -32,16 +33,14 @@ namespace meshhook::ingest {
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 
-// Kafka header names on produced records (the consumer and the replay tool read them).
-inline constexpr std::string_view kHeaderEventId = "event-id";
-inline constexpr std::string_view kHeaderDeliveryId = "delivery-id";
-inline constexpr std::string_view kHeaderEnvironment = "environment";
-// Receive time, milliseconds since the Unix epoch (UTC), as decimal text.
-inline constexpr std::string_view kHeaderReceivedAt = "received-at";
-inline constexpr std::string_view kHeaderHost = "host";
-// Dead letters only: the stable snake_case reason and a one-line detail.
-inline constexpr std::string_view kHeaderReason = "reason";
-inline constexpr std::string_view kHeaderDetail = "detail";
+// Kafka header names on produced records: common/wire.hpp owns them.
+using wire::kHeaderDeliveryId;
+using wire::kHeaderDetail;
+using wire::kHeaderEnvironment;
+using wire::kHeaderEventId;
+using wire::kHeaderHost;
+using wire::kHeaderReason;
+using wire::kHeaderReceivedAt;
 
 // Something to produce before answering. `value` views the request body:
 // whoever holds the Publication keeps that request alive.

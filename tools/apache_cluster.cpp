@@ -22,20 +22,19 @@
 #include <thread>
 #include <utility>
 
+#include "common/wire.hpp"
+
 namespace meshhook::tools {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
 // Retention of the pipeline's topics, as deploy/kafka/create-topics.sh sets
-// them in production.
+// them in production; empty for other topics.
 std::string retention_ms(const std::string& topic) {
-    constexpr long long kDay = 86400000;
-    if (topic == "mesh.transfer-events") return std::to_string(7 * kDay);
-    if (topic == "ledger.credit-commands") return std::to_string(14 * kDay);
-    if (topic == "mesh.transfer-events.dlq" || topic == "ledger.credit-review" ||
-        topic == "meshhook.anomalies") {
-        return std::to_string(30 * kDay);
+    constexpr long long kDayMs = 86400000;
+    for (const auto& spec : wire::kPipelineTopics) {
+        if (spec.name == topic) return std::to_string(spec.retention_days * kDayMs);
     }
     return {};
 }
@@ -176,7 +175,8 @@ rd_kafka_event_t* await_admin(rd_kafka_queue_t* queue, int timeout_ms) {
         rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 200);
         if (ev == nullptr) continue;
         const auto type = rd_kafka_event_type(ev);
-        if (type == RD_KAFKA_EVENT_CREATETOPICS_RESULT || type == RD_KAFKA_EVENT_DELETETOPICS_RESULT ||
+        if (type == RD_KAFKA_EVENT_CREATETOPICS_RESULT ||
+            type == RD_KAFKA_EVENT_DELETETOPICS_RESULT ||
             type == RD_KAFKA_EVENT_ALTERCONFIGS_RESULT ||
             type == RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT) {
             return ev;
@@ -316,9 +316,10 @@ void ApacheCluster::make_tls_material() {
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-        throw std::runtime_error("making the SASL_SSL listener's certificates with openssl "
-                                 "failed (apt-get install openssl): " +
-                                 read_tail(log, 2048));
+        throw std::runtime_error(
+            "making the SASL_SSL listener's certificates with openssl "
+            "failed (apt-get install openssl): " +
+            read_tail(log, 2048));
     }
     unsigned char secret[12];
     if (RAND_bytes(secret, sizeof secret) != 1) throw std::runtime_error("RAND_bytes failed");
@@ -335,14 +336,13 @@ void ApacheCluster::make_tls_material() {
 void ApacheCluster::write_configs(int partitions) {
     std::string voters;
     for (const auto& node : nodes_) {
-        voters += (voters.empty() ? "" : ",") + std::to_string(node.id) + "@127.0.0.1:" +
-                  std::to_string(node.controller_port);
+        voters += (voters.empty() ? "" : ",") + std::to_string(node.id) +
+                  "@127.0.0.1:" + std::to_string(node.controller_port);
     }
     for (const auto& node : nodes_) {
         const std::string sasl_listener =
-            node.sasl_ssl_port == 0
-                ? std::string()
-                : ",SASL_SSL://127.0.0.1:" + std::to_string(node.sasl_ssl_port);
+            node.sasl_ssl_port == 0 ? std::string()
+                                    : ",SASL_SSL://127.0.0.1:" + std::to_string(node.sasl_ssl_port);
         std::ofstream out(node.config);
         if (node.sasl_ssl_port != 0) {
             // Clients authenticate with SCRAM-SHA-512 over TLS; the brokers
@@ -384,7 +384,8 @@ void ApacheCluster::write_configs(int partitions) {
             << "transaction.state.log.min.isr=" << min_insync_ << "\n"
             << "transaction.state.log.num.partitions=4\n"
             << "share.coordinator.state.topic.replication.factor=" << replication_ << "\n"
-            << "share.coordinator.state.topic.min.isr=" << min_insync_ << "\n"
+            << "share.coordinator.state.topic.min.isr=" << min_insync_
+            << "\n"
             // Tests start a new group per consumer incarnation: no 3 s wait
             // for more members.
             << "group.initial.rebalance.delay.ms=0\n"
@@ -435,8 +436,8 @@ void ApacheCluster::format_storage() {
                                          node.config.string()};
         if (node.sasl_ssl_port != 0) {
             args.emplace_back("--add-scram");
-            args.push_back("SCRAM-SHA-512=[name=" + sasl_.username +
-                           ",password=" + sasl_.password + "]");
+            args.push_back("SCRAM-SHA-512=[name=" + sasl_.username + ",password=" + sasl_.password +
+                           "]");
         }
         return args;
     };
@@ -444,9 +445,7 @@ void ApacheCluster::format_storage() {
     std::vector<std::pair<pid_t, const Node*>> running;
     for (const auto& node : nodes_) {
         const auto log = dir_ / ("format-" + std::to_string(node.id) + ".log");
-        running.emplace_back(spawn(java_command("kafka.tools.StorageTool",
-                                                format_args(node)),
-                                   log),
+        running.emplace_back(spawn(java_command("kafka.tools.StorageTool", format_args(node)), log),
                              &node);
     }
     std::string failure;
@@ -505,12 +504,11 @@ std::string ApacheCluster::wait_until_registered(int expected_brokers, int timeo
     }
     std::string tails;
     for (const auto& node : nodes_) tails += " | " + node_log_tail(node);
-    return "Apache Kafka: not every broker registered within " + std::to_string(timeout_s) +
-           " s" + tails;
+    return "Apache Kafka: not every broker registered within " + std::to_string(timeout_s) + " s" +
+           tails;
 }
 
-std::string ApacheCluster::wait_for_leaders(const std::vector<std::string>& topics,
-                                            int timeout_s) {
+std::string ApacheCluster::wait_for_leaders(const std::vector<std::string>& topics, int timeout_s) {
     const auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
     std::string missing;
     while (Clock::now() < deadline) {

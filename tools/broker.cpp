@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "common/config.hpp"
+#include "common/wire.hpp"
 #include "tools/apache_cluster.hpp"
 
 namespace meshhook::tools {
@@ -28,8 +29,9 @@ std::string err_text(rd_kafka_resp_err_t err) {
 }  // namespace
 
 std::vector<std::string> default_topics() {
-    return {"mesh.transfer-events", "mesh.transfer-events.dlq", "ledger.credit-commands",
-            "ledger.credit-review", "meshhook.anomalies"};
+    std::vector<std::string> topics;
+    for (const auto& spec : wire::kPipelineTopics) topics.emplace_back(spec.name);
+    return topics;
 }
 
 MockCluster::MockCluster(const BrokerOptions& options) : brokers_(options.brokers) {
@@ -152,8 +154,8 @@ std::string run_command(TestCluster& cluster, const std::string& line, bool& qui
             return "error usage: config TOPIC KEY=VALUE";
         }
         const auto eq = assignment.find('=');
-        auto e = cluster.alter_topic_config(topic, assignment.substr(0, eq),
-                                            assignment.substr(eq + 1));
+        auto e =
+            cluster.alter_topic_config(topic, assignment.substr(0, eq), assignment.substr(eq + 1));
         return e.empty() ? "ok" : "error " + e;
     }
     if (verb == "reset") {
@@ -216,7 +218,8 @@ int broker_main(int argc, const char* const* argv) {
                                       "' is not mock or apache");
         }
         if (options.sasl_ssl && engine != "apache") {
-            throw common::ConfigError("--sasl-ssl: the mock has no SASL or TLS (use --engine apache)");
+            throw common::ConfigError(
+                "--sasl-ssl: the mock has no SASL or TLS (use --engine apache)");
         }
         // SIGTERM during the apache engine's start still stops every JVM.
         struct sigaction sa {};

@@ -15,6 +15,7 @@
 #include <regex>
 #include <sstream>
 
+#include "common/wire.hpp"
 #include "tools/apache_cluster.hpp"
 #include "tools/broker.hpp"
 #include "tools/child.hpp"
@@ -37,7 +38,7 @@ using Clock = std::chrono::steady_clock;
 constexpr std::string_view kProgram = "meshhook dev";
 constexpr const char* kIngestColor = "36";    // cyan
 constexpr const char* kConsumerColor = "35";  // magenta
-constexpr std::string_view kCreditTopic = "ledger.credit-commands";
+constexpr std::string_view kCreditTopic = wire::kCreditCommandsTopic;
 
 std::string random_secret() {
     std::random_device rd;
@@ -301,7 +302,7 @@ bool Dev::demo(const std::string& bootstrap, const Url& url, const std::string& 
         const auto events = prometheus_sum(text, "meshhook_consumer_events_total");
         const auto credits = prometheus_sum(text, "meshhook_consumer_credits_total");
         const auto sent = prometheus_sum(text, "meshhook_consumer_outbox_sent_total",
-                                         "topic=\"ledger.credit-commands\"");
+                                         "topic=\"" + std::string(kCreditTopic) + "\"");
         return events && *events >= static_cast<double>(scenario.deliveries) && credits &&
                sent.value_or(0) >= *credits;
     };

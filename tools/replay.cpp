@@ -5,6 +5,7 @@
 #include <atomic>
 #include <iostream>
 
+#include "common/wire.hpp"
 #include "tools/commands.hpp"
 #include "tools/json_field.hpp"
 #include "tools/topic_reader.hpp"
@@ -63,7 +64,7 @@ Replayable from_record(const common::Message& msg, bool anomalies) {
     if (!anomalies) {
         // The DLQ holds the delivery's exact bytes and ingest's headers.
         r.value = std::string(msg.value());
-        r.reason = std::string(msg.header("reason").value_or(""));
+        r.reason = std::string(msg.header(wire::kHeaderReason).value_or(""));
         return r;
     }
     // Anomaly records describe; only "unparseable" ones carry the event's bytes.
@@ -81,9 +82,9 @@ Replayable from_record(const common::Message& msg, bool anomalies) {
         return r;
     }
     r.value = std::move(*body);
-    if (!msg.header("environment")) {
+    if (!msg.header(wire::kHeaderEnvironment)) {
         if (auto env = json_field(msg.value(), "environment"))
-            r.headers.emplace_back("environment", *env);
+            r.headers.emplace_back(wire::kHeaderEnvironment, *env);
     }
     return r;
 }
@@ -106,8 +107,9 @@ int replay_main(int argc, const char* const* argv) {
     settings.add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...)"})
         .add({"from", "", "dlq", "dlq | anomalies"})
         .add({"source", "", "",
-              "source topic (default: mesh.transfer-events.dlq or meshhook.anomalies)"})
-        .add({"to", "KAFKA_TOPIC", "mesh.transfer-events", "destination topic"})
+              "source topic (default: " + std::string(wire::kDeadLetterTopic) + " or " +
+                  std::string(wire::kAnomaliesTopic) + ")"})
+        .add({"to", "KAFKA_TOPIC", std::string(wire::kTransferEventsTopic), "destination topic"})
         .add({"key", "", "", "only records with this key (TransferId)"})
         .add({"reason", "", "",
               "only records with this reason (DLQ header `reason`, anomaly reason or kind)"})
@@ -139,7 +141,9 @@ int replay_main(int argc, const char* const* argv) {
         }
         anomalies = from == "anomalies";
         source = settings.get("source");
-        if (source.empty()) source = anomalies ? "meshhook.anomalies" : "mesh.transfer-events.dlq";
+        if (source.empty()) {
+            source = std::string(anomalies ? wire::kAnomaliesTopic : wire::kDeadLetterTopic);
+        }
         if (source == settings.get("to"))
             throw common::ConfigError("--source and --to are the same topic");
         for (const char* flag : {"since", "until"}) {
@@ -220,8 +224,8 @@ int replay_main(int argc, const char* const* argv) {
             ++matched;
             std::cout << (dry_run ? "would   " : "replay  ") << line << "\n";
             if (dry_run) continue;
-            r.headers.emplace_back("replayed-at", replayed_at);
-            r.headers.emplace_back("replayed-from", where);
+            r.headers.emplace_back(wire::kHeaderReplayedAt, replayed_at);
+            r.headers.emplace_back(wire::kHeaderReplayedFrom, where);
             std::vector<common::Header> headers;
             for (const auto& [k, v] : r.headers) headers.push_back({k, v});
             common::ProduceStatus status;

@@ -502,9 +502,9 @@ TEST(Chaos, EverySucceededTransferIsCreditedExactlyOnceThroughKillsAndBrokerOuta
         ingest_kills.load(), consumer_kills.load(), broker_outages.load(), cluster_outages.load(),
         quorum_outages.load(), testing::kafka_engine().c_str(),
         probes_200.load() + probes_503.load() + probes_other.load(), probes_200.load(),
-        probes_503.load(), probes_other.load(), total_deliveries, kTransfers, answered_200.load(), answered_503.load(),
-        connection_failures.load(), reflected, scenario.size(), succeeded, credits.size(), missing,
-        duplicated, unexpected, amount_mismatches);
+        probes_503.load(), probes_other.load(), total_deliveries, kTransfers, answered_200.load(),
+        answered_503.load(), connection_failures.load(), reflected, scenario.size(), succeeded,
+        credits.size(), missing, duplicated, unexpected, amount_mismatches);
     EXPECT_EQ(missing, 0u);
     EXPECT_EQ(duplicated, 0u);
     EXPECT_EQ(unexpected, 0u);

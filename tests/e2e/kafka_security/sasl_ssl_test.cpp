@@ -49,8 +49,8 @@ protected:
 };
 
 TEST_F(SaslSsl, IngestPublishesThroughIt) {
-    ingest::IngestProcess ingest(sasl_.bootstrap,
-                                 ingest::with_args({"--kafka-config-file", config_file(sasl_.password)}));
+    ingest::IngestProcess ingest(
+        sasl_.bootstrap, ingest::with_args({"--kafka-config-file", config_file(sasl_.password)}));
     const auto event = ingest::unique_event();
     const auto request = ingest::signed_post("/webhooks/mesh", event.body, ingest::kFixtureSecret);
     std::optional<ingest::HttpResponse> res;
@@ -113,8 +113,8 @@ TEST_F(SaslSsl, TailAndReplayWorkThroughIt) {
                                     "--kafka-config-file", config, "--from", "beginning"});
     EXPECT_EQ(tail.code, 0) << tail.err;
     EXPECT_NE(tail.out.find("dead-lettered-key"), std::string::npos) << tail.out;
-    const auto replay = run_meshhook({"replay", "--brokers", sasl_.bootstrap, "--from", "dlq",
-                                      "--kafka-config-file", config});
+    const auto replay = run_meshhook(
+        {"replay", "--brokers", sasl_.bootstrap, "--from", "dlq", "--kafka-config-file", config});
     EXPECT_EQ(replay.code, 0) << replay.err;
     bool replayed = false;
     for (const auto& r : ingest::read_topic(broker_->bootstrap(), kInputTopic)) {

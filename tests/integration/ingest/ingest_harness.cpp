@@ -1,7 +1,5 @@
 #include "tests/integration/ingest/ingest_harness.hpp"
 
-#include <algorithm>
-
 #include <arpa/inet.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -24,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>

@@ -455,8 +455,8 @@ TEST_F(IngestServer,
         }
         // Retried like Mesh: on Apache Kafka a fresh producer's first produce
         // to a new topic can miss the 150 ms budget on this machine.
-        ASSERT_TRUE(wait_until(
-            [&] { return status_of(request_once(port, request)) == 200u; }, 20s));
+        ASSERT_TRUE(
+            wait_until([&] { return status_of(request_once(port, request)) == 200u; }, 20s));
         retried.push_back(std::move(e));
     }
 
