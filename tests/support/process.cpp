@@ -24,6 +24,8 @@
 #include <thread>
 #include <utility>
 
+#include "common/wire.hpp"
+
 extern char** environ;
 
 namespace meshhook::testing {
@@ -307,6 +309,12 @@ std::string Process::stderr_text() const {
 // ------------------------------------------------------------ BrokerProcess
 
 BrokerProcess::BrokerProcess() : BrokerProcess(Options{}) {}
+
+std::vector<std::string> pipeline_topics() {
+    std::vector<std::string> topics;
+    for (const auto& spec : wire::kPipelineTopics) topics.emplace_back(spec.name);
+    return topics;
+}
 
 std::string kafka_engine() {
     const char* engine = std::getenv("MESHHOOK_TEST_KAFKA_ENGINE");

@@ -77,6 +77,9 @@ private:
     std::optional<int> exit_code_;  // guarded by reap_mutex_
 };
 
+// The pipeline's five topics (common/wire.hpp).
+std::vector<std::string> pipeline_topics();
+
 // The Kafka engine under test: "mock" (librdkafka's mock cluster, the default)
 // or "apache" (Apache Kafka in KRaft mode), from MESHHOOK_TEST_KAFKA_ENGINE.
 // CTest runs the guarantee suites once per engine (labels kafka-mock and
@@ -95,9 +98,7 @@ public:
     struct Options {
         int brokers = 3;
         int partitions = 4;
-        std::vector<std::string> topics = {"mesh.transfer-events", "mesh.transfer-events.dlq",
-                                           "ledger.credit-commands", "ledger.credit-review",
-                                           "meshhook.anomalies"};
+        std::vector<std::string> topics = pipeline_topics();
     };
     BrokerProcess();
     explicit BrokerProcess(Options options);

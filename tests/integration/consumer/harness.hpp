@@ -12,15 +12,16 @@
 #include <vector>
 
 #include "common/kafka.hpp"
+#include "common/wire.hpp"
 #include "consumer/store.hpp"
 #include "tests/support/process.hpp"
 
 namespace meshhook::testing {
 
-inline const std::string kInputTopic = "mesh.transfer-events";
-inline const std::string kCreditTopic = "ledger.credit-commands";
-inline const std::string kReviewTopic = "ledger.credit-review";
-inline const std::string kAnomalyTopic = "meshhook.anomalies";
+inline const std::string kInputTopic{wire::kTransferEventsTopic};
+inline const std::string kCreditTopic{wire::kCreditCommandsTopic};
+inline const std::string kReviewTopic{wire::kCreditReviewTopic};
+inline const std::string kAnomalyTopic{wire::kAnomaliesTopic};
 
 struct TopicRecord {
     std::string key;
