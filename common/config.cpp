@@ -3,9 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <limits>
 #include <system_error>
 
@@ -319,6 +322,27 @@ HostPort parse_host_port(std::string_view setting, std::string_view text) {
     }
     out.port = static_cast<std::uint16_t>(port);
     return out;
+}
+
+void write_ready_file(std::string_view setting, const std::string& path,
+                      const std::vector<std::pair<std::string, std::string>>& fields) {
+    const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        for (const auto& [key, value] : fields) out << key << '=' << value << '\n';
+        out.flush();
+        if (!out) {
+            std::remove(tmp.c_str());
+            throw ConfigError(std::string(setting) + ": cannot write " + path + ": " +
+                              std::strerror(errno));
+        }
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int err = errno;
+        std::remove(tmp.c_str());
+        throw ConfigError(std::string(setting) + ": cannot write " + path + ": " +
+                          std::strerror(err));
+    }
 }
 
 void fail_config(std::string_view program, const std::exception& e) {

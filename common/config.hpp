@@ -83,6 +83,13 @@ struct HostPort {
 // "0.0.0.0:8080", "127.0.0.1:0", "[::1]:8080", ":8080" (= 0.0.0.0).
 HostPort parse_host_port(std::string_view setting, std::string_view text);
 
+// Writes `fields` as KEY=VALUE lines to `path` atomically (a temporary file
+// renamed over it), for a supervisor or a test to learn a service's bound
+// addresses without reading its logs. `setting` names the flag in the error.
+// Throws ConfigError when the file cannot be written.
+void write_ready_file(std::string_view setting, const std::string& path,
+                      const std::vector<std::pair<std::string, std::string>>& fields);
+
 // Prints `ConfigError` the same way for every binary: "meshhook-ingest: <line>".
 [[noreturn]] void fail_config(std::string_view program, const std::exception& e);
 

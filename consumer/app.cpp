@@ -1,5 +1,7 @@
 #include "consumer/app.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -78,6 +80,8 @@ void declare_settings(common::Settings& s) {
               "Consumer group session timeout"})
         .add({"drain-timeout-ms", "CONSUMER_DRAIN_TIMEOUT_MS", "10000",
               "On SIGTERM, longest wait for the outbox relay to send what is committed"})
+        .add({"ready-file", "CONSUMER_READY_FILE", "",
+              "once ready, write metrics_listen=HOST:PORT and pid=N here (atomically)"})
         .add({"log-format", "LOG_FORMAT", "text", "text or json"})
         .add({"log-level", "LOG_LEVEL", "info", "trace, debug, info, warn or error"});
     common::declare_client_properties(s);
@@ -119,6 +123,7 @@ ConsumerConfig load_config(const common::Settings& s) {
     c.drain_timeout = millis(s, "drain-timeout-ms", 0, 600000);
     c.log_format = common::parse_log_format(s.get("log-format"));
     c.log_level = s.get("log-level");
+    c.ready_file = s.get("ready-file");
     return c;
 }
 
@@ -226,6 +231,16 @@ int run(int argc, char** argv) {
     loop_ref.store(loop.get());
     ready.store(true);
     metrics.ready().set(1);
+    if (!config.ready_file.empty()) {
+        try {
+            common::write_ready_file(settings.describe("ready-file"), config.ready_file,
+                                     {{"metrics_listen", config.metrics_listen.host + ":" +
+                                                             std::to_string(http->port())},
+                                      {"pid", std::to_string(::getpid())}});
+        } catch (const ConfigError& e) {
+            common::fail_config(kProgram, e);
+        }
+    }
     std::printf("%s: ready\n", kProgram.data());
     std::fflush(stdout);
     common::log_info("ready");

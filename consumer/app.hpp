@@ -30,6 +30,7 @@ struct ConsumerConfig {
     std::chrono::milliseconds drain_timeout{10000};
     common::LogFormat log_format = common::LogFormat::kText;
     std::string log_level = "info";
+    std::string ready_file;  // --ready-file: bound addresses for supervisors and tests
 };
 
 void declare_settings(common::Settings& settings);

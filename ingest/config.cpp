@@ -94,6 +94,8 @@ void declare_settings(common::Settings& s) {
               "How long the producer waits to batch records (librdkafka linger.ms)"})
         .add({"max-queued-messages", "INGEST_MAX_QUEUED_MESSAGES", "100000",
               "Records the producer may hold unacknowledged; beyond it webhooks get 503"})
+        .add({"ready-file", "INGEST_READY_FILE", "",
+              "once listening, write listen=HOST:PORT and pid=N here (atomically)"})
         .add({"log-format", "LOG_FORMAT", "text", "text or json"})
         .add({"log-level", "LOG_LEVEL", "info", "trace, debug, info, warn or error"});
     common::declare_client_properties(s);
@@ -201,6 +203,7 @@ IngestConfig load_config(const common::Settings& s,
         throw ConfigError(s.describe("log-format") + ": " + e.what());
     }
     c.log_level = s.get("log-level");
+    c.ready_file = s.get("ready-file");
     constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
     if (std::find(std::begin(kLevels), std::end(kLevels), c.log_level) == std::end(kLevels)) {
         throw ConfigError(s.describe("log-level") +

@@ -44,6 +44,7 @@ struct IngestConfig {
     std::optional<std::chrono::seconds> max_sent_age;  // replay window; nullopt = off
     std::string tls_cert;
     std::string tls_key;
+    std::string ready_file;  // --ready-file: bound address for supervisors and tests
     common::LogFormat log_format = common::LogFormat::kText;
     std::string log_level = "info";
     std::chrono::milliseconds read_timeout{5000};   // first byte of a request to its last

@@ -1,4 +1,6 @@
 // meshhook-ingest: configuration and wiring only; the logic is in meshhook_ingest.
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -39,8 +41,13 @@ int main(int argc, char** argv) {
     }
     common::log_info("starting: " + settings.summary_line() + " environments=" + environments);
     try {
+        const std::string ready_file = config.ready_file;
         ingest::Server server(std::move(config));
         const auto address = server.bind();
+        if (!ready_file.empty()) {
+            common::write_ready_file(settings.describe("ready-file"), ready_file,
+                                     {{"listen", address}, {"pid", std::to_string(::getpid())}});
+        }
         std::printf("%s: listening on %s\n", ingest::kProgram.data(), address.c_str());
         std::fflush(stdout);
         common::log_info("listening on " + address);

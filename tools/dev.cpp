@@ -12,7 +12,6 @@
 #include <future>
 #include <iostream>
 #include <random>
-#include <regex>
 #include <sstream>
 
 #include "common/wire.hpp"
@@ -100,7 +99,7 @@ private:
     std::unique_ptr<Child> ingest_;
     std::unique_ptr<Child> consumer_;
     std::atomic<int> ingest_port_{0};
-    std::atomic<int> consumer_port_{0};  // from its "metrics on port N" line
+    std::atomic<int> consumer_port_{0};  // from its ready file
     std::uint16_t metrics_port_ = 0;
     bool interrupted_ = false;
     bool demo_mode_ = false;
@@ -169,35 +168,29 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
     say(engine == "apache" ? "Apache Kafka cluster at " + bootstrap
                            : "embedded Kafka-protocol broker at " + bootstrap);
 
-    // Both services bind port 0 and say which port they got: no window in
-    // which another process can take a port picked for them.
-    const std::regex listening(R"(listening on [^ ]*:([0-9]+))");
-    const std::regex metrics_on(R"(metrics on port ([0-9]+))");
+    // Both services bind port 0 and write the address they got to a ready
+    // file (--ready-file): no window in which another process can take a
+    // port picked for them, and no parsing of log lines.
+    const fs::path ingest_ready = data_dir / "ingest.ready";
+    const fs::path consumer_ready = data_dir / "consumer.ready";
+    for (const auto& f : {ingest_ready, consumer_ready}) {
+        std::error_code ec;
+        fs::remove(f, ec);  // a kept --data-dir may hold the last run's
+    }
     try {
         ingest_ = std::make_unique<Child>(
             "ingest",
             std::vector<std::string>{ingest_bin.string(), "--listen", "127.0.0.1:0", "--brokers",
-                                     bootstrap},
+                                     bootstrap, "--ready-file", ingest_ready.string()},
             std::map<std::string, std::string>{{"MESH_WEBHOOK_SECRET", secret}}, sink_,
-            kIngestColor, [this, listening](const std::string& line) {
-                std::smatch m;
-                if (ingest_port_ == 0 && std::regex_search(line, m, listening)) {
-                    ingest_port_ = std::stoi(m[1].str());
-                }
-            });
+            kIngestColor, nullptr);
         say("started meshhook-ingest (pid " + std::to_string(ingest_->pid()) + ")");
         consumer_ = std::make_unique<Child>(
             "consumer",
             std::vector<std::string>{consumer_bin.string(), "--brokers", bootstrap, "--store",
                                      store_url, "--group-id", "meshhook-dev", "--metrics-listen",
-                                     "127.0.0.1:0"},
-            std::map<std::string, std::string>{}, sink_, kConsumerColor,
-            [this, metrics_on](const std::string& line) {
-                std::smatch m;
-                if (consumer_port_ == 0 && std::regex_search(line, m, metrics_on)) {
-                    consumer_port_ = std::stoi(m[1].str());
-                }
-            });
+                                     "127.0.0.1:0", "--ready-file", consumer_ready.string()},
+            std::map<std::string, std::string>{}, sink_, kConsumerColor, nullptr);
         say("started meshhook-consumer (pid " + std::to_string(consumer_->pid()) + ")");
     } catch (const std::exception& e) {
         failure_ = e.what();
@@ -208,12 +201,29 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
         const auto r = http_get("127.0.0.1", port, "/readyz", 1000ms);
         return r.response && r.response->status == 200;
     };
-    if (!wait_for([this] { return ingest_port_ != 0; }, 30s,
-                  "meshhook-ingest did not report its listening address within 30 s") ||
+    // The port of `key` (HOST:PORT) in a service's ready file, 0 until written.
+    const auto ready_port = [](const fs::path& file, const std::string& key) -> int {
+        std::ifstream in(file);
+        std::string line;
+        while (std::getline(in, line)) {
+            if (line.rfind(key + "=", 0) == 0) {
+                const auto colon = line.rfind(':');
+                try {
+                    return colon == std::string::npos ? 0 : std::stoi(line.substr(colon + 1));
+                } catch (const std::exception&) {
+                    return 0;
+                }
+            }
+        }
+        return 0;
+    };
+    if (!wait_for([&] { return (ingest_port_ = ready_port(ingest_ready, "listen")) != 0; }, 30s,
+                  "meshhook-ingest did not write its ready file within 30 s") ||
         !wait_for([&] { return ready(static_cast<std::uint16_t>(ingest_port_.load())); }, 30s,
                   "meshhook-ingest was not ready (GET /readyz) within 30 s") ||
-        !wait_for([this] { return consumer_port_ != 0; }, 30s,
-                  "meshhook-consumer did not report its metrics port within 30 s") ||
+        !wait_for(
+            [&] { return (consumer_port_ = ready_port(consumer_ready, "metrics_listen")) != 0; },
+            60s, "meshhook-consumer did not write its ready file within 60 s") ||
         !wait_for([&] { return ready(static_cast<std::uint16_t>(consumer_port_.load())); }, 60s,
                   "meshhook-consumer was not ready (GET /readyz on port " +
                       std::to_string(consumer_port_.load()) + ") within 60 s")) {

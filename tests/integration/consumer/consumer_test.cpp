@@ -310,6 +310,19 @@ TEST_F(ConsumerIntegration, SigtermSendsWhatIsCommittedAndExitsZero) {
     EXPECT_EQ(read(kCreditTopic).size(), 1U);
 }
 
+TEST_F(ConsumerIntegration, ReadyFileNamesTheMetricsAddressOnceReady) {
+    const auto path = (dir_ / "consumer.ready").string();
+    run_.extra_args = {"--ready-file", path};
+    start();  // returns once it printed "ready"
+    ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(path); }, 10s));
+    const auto text = read_file(path);
+    EXPECT_NE(text.find("metrics_listen=127.0.0.1:" + std::to_string(run_.metrics_port) + "\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("pid=" + std::to_string(process_->pid()) + "\n"), std::string::npos)
+        << text;
+}
+
 TEST_F(ConsumerIntegration, BadSettingFailsAtStartWithOneLineNamingIt) {
     Process p({binary_path("meshhook-consumer").string(), "--brokers", broker_.bootstrap(),
                "--store", run_.store_url, "--allowed-assets", "USDC-Ethereum"});

@@ -792,6 +792,32 @@ TEST_F(IngestServer, KafkaConfigFilePropertiesReachTheProducer) {
     std::filesystem::remove_all(dir);
 }
 
+// A supervisor (meshhook dev, a test) learns the bound address from a file,
+// not from log lines; a path it cannot write is a bad setting.
+TEST_F(IngestServer, ReadyFileNamesTheBoundAddressAndThePid) {
+    const auto path = ::testing::TempDir() + "ingest-" + std::to_string(::getpid()) + ".ready";
+    std::filesystem::remove(path);
+    IngestProcess ingest(broker_.bootstrap(), with_args({"--ready-file", path}));
+    ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(path); }, 10s));
+    const auto text = testing::read_file(path);
+    EXPECT_NE(text.find("listen=127.0.0.1:" + std::to_string(ingest.port()) + "\n"),
+              std::string::npos)
+        << text;
+    EXPECT_NE(text.find("pid=" + std::to_string(ingest.process().pid()) + "\n"), std::string::npos)
+        << text;
+    std::filesystem::remove(path);
+
+    testing::Process bad(
+        {testing::binary_path("meshhook-ingest").string(), "--brokers", broker_.bootstrap(),
+         "--listen", "127.0.0.1:0", "--ready-file", "/nonexistent/dir/ingest.ready"},
+        {{"MESH_WEBHOOK_SECRET", "s"}});
+    const auto code = bad.wait(10s);
+    ASSERT_TRUE(code);
+    EXPECT_EQ(*code, 2);
+    const auto err = bad.stderr_text();
+    EXPECT_NE(err.find("--ready-file"), std::string::npos) << err;
+}
+
 TEST(IngestStartup, RefusesToStartWithoutASecretOrWithABadSetting) {
     const auto ingest = testing::binary_path("meshhook-ingest").string();
     {
