@@ -375,8 +375,8 @@ std::optional<int> Producer::partition_count(std::string_view topic,
     return metadata_partition_count(impl_->rk.get(), topic, timeout);
 }
 
-rd_kafka_s* Producer::native() const {
-    return impl_->rk.get();
+void Producer::purge() {
+    rd_kafka_purge(impl_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 }
 
 // ---------------------------------------------------------------- Message
@@ -576,14 +576,44 @@ std::optional<std::pair<std::int64_t, std::int64_t>> Consumer::watermarks(
     return std::make_pair(low, high);
 }
 
+std::optional<std::pair<std::int64_t, std::int64_t>> Consumer::cached_watermarks(
+    std::string_view topic, std::int32_t partition) const {
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    if (rd_kafka_get_watermark_offsets(impl_->rk.get(), std::string(topic).c_str(), partition, &low,
+                                       &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+        return std::nullopt;
+    }
+    return std::make_pair(low, high);
+}
+
+std::optional<int> Consumer::existing_topic_partitions(std::string_view topic,
+                                                       std::chrono::milliseconds timeout,
+                                                       std::string& error) {
+    const rd_kafka_metadata_t* md = nullptr;
+    const auto err =
+        rd_kafka_metadata(impl_->rk.get(), 1, nullptr, &md, static_cast<int>(timeout.count()));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        error = std::string("cannot reach Kafka: ") + rd_kafka_err2str(err);
+        return std::nullopt;
+    }
+    std::optional<int> count;
+    for (int i = 0; i < md->topic_cnt; ++i) {
+        if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            md->topics[i].partition_cnt > 0) {
+            count = md->topics[i].partition_cnt;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    if (!count) error = "unknown topic '" + std::string(topic) + "'";
+    return count;
+}
+
 void Consumer::close() {
     if (impl_->closed) return;
     impl_->closed = true;
     rd_kafka_consumer_close(impl_->rk.get());
-}
-
-rd_kafka_s* Consumer::native() const {
-    return impl_->rk.get();
 }
 
 // ---------------------------------------------------------------- Admin

@@ -116,8 +116,9 @@ public:
     bool healthy(std::chrono::milliseconds timeout);
     // Partition count of `topic`, nullopt when unknown or unreachable.
     std::optional<int> partition_count(std::string_view topic, std::chrono::milliseconds timeout);
-
-    rd_kafka_s* native() const;
+    // Drops every queued and in-flight record (their reports fail with
+    // "purged"): for a shutdown that has already answered them.
+    void purge();
 
 private:
     struct Impl;
@@ -198,9 +199,17 @@ public:
     // (low, high) watermarks from the broker.
     std::optional<std::pair<std::int64_t, std::int64_t>> watermarks(
         std::string_view topic, std::int32_t partition, std::chrono::milliseconds timeout);
+    // The watermarks the last fetch responses carried: no broker round trip.
+    std::optional<std::pair<std::int64_t, std::int64_t>> cached_watermarks(
+        std::string_view topic, std::int32_t partition) const;
+    // Partition count of `topic` from a full metadata request (so asking never
+    // creates a topic). nullopt with `error` saying why: the cluster cannot be
+    // reached, or it has no such topic.
+    std::optional<int> existing_topic_partitions(std::string_view topic,
+                                                 std::chrono::milliseconds timeout,
+                                                 std::string& error);
 
     void close();  // leaves the group cleanly
-    rd_kafka_s* native() const;
 
 private:
     struct Impl;

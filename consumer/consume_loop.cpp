@@ -1,7 +1,5 @@
 #include "consumer/consume_loop.hpp"
 
-#include <librdkafka/rdkafka.h>
-
 #include <algorithm>
 #include <thread>
 #include <utility>
@@ -256,15 +254,11 @@ void ConsumeLoop::update_lag() {
         return;
     }
     for (const auto& [partition, offset] : expected_) {
-        std::int64_t low = 0;
-        std::int64_t high = 0;
         // Cached from fetch responses: no broker round trip on the hot path.
-        if (rd_kafka_get_watermark_offsets(consumer_->native(), options_.topics.input.c_str(),
-                                           partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-            high < 0 || !offset) {
-            continue;
-        }
-        metrics_->lag(options_.topics.input, partition, std::max<std::int64_t>(0, high - *offset));
+        const auto marks = consumer_->cached_watermarks(options_.topics.input, partition);
+        if (!marks || !offset) continue;
+        metrics_->lag(options_.topics.input, partition,
+                      std::max<std::int64_t>(0, marks->second - *offset));
     }
 }
 

@@ -1,7 +1,6 @@
 #include "ingest/publisher.hpp"
 
 #include <boost/asio/dispatch.hpp>
-#include <librdkafka/rdkafka.h>
 
 #include "common/log.hpp"
 
@@ -96,7 +95,7 @@ int Publisher::flush_and_purge(std::chrono::milliseconds timeout) {
     if (left > 0) {
         // Producer's destructor would wait another 5 s; these were answered 503
         // already (Mesh retries them), so there is nothing to wait for.
-        rd_kafka_purge(producer_.native(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        producer_.purge();
         producer_.flush(std::chrono::milliseconds(100));
     }
     return left;

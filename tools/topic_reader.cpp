@@ -1,6 +1,5 @@
 #include "tools/topic_reader.hpp"
 
-#include <librdkafka/rdkafka.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -11,23 +10,12 @@ namespace meshhook::tools {
 std::optional<int> topic_partitions(common::Consumer& consumer, const std::string& brokers,
                                     const std::string& topic, std::chrono::milliseconds timeout,
                                     std::string& error) {
-    const rd_kafka_metadata_t* md = nullptr;
-    const auto err =
-        rd_kafka_metadata(consumer.native(), 1, nullptr, &md, static_cast<int>(timeout.count()));
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        error = "cannot reach Kafka at " + brokers + ": " + rd_kafka_err2str(err);
-        return std::nullopt;
-    }
-    std::optional<int> count;
-    for (int i = 0; i < md->topic_cnt; ++i) {
-        if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            count = md->topics[i].partition_cnt;
-        }
-    }
-    rd_kafka_metadata_destroy(md);
-    if (!count || *count <= 0) {
-        error = "unknown topic '" + topic + "' on " + brokers;
-        return std::nullopt;
+    auto count = consumer.existing_topic_partitions(topic, timeout, error);
+    if (!count) {
+        const std::string unreachable = "cannot reach Kafka: ";
+        error = error.rfind(unreachable, 0) == 0
+                    ? "cannot reach Kafka at " + brokers + ": " + error.substr(unreachable.size())
+                    : error + " on " + brokers;
     }
     return count;
 }
