@@ -30,6 +30,7 @@ std::string err_text(rd_kafka_resp_err_t err) {
 
 std::vector<std::string> default_topics() {
     std::vector<std::string> topics;
+    topics.reserve(wire::kPipelineTopics.size());
     for (const auto& spec : wire::kPipelineTopics) topics.emplace_back(spec.name);
     return topics;
 }
