@@ -577,11 +577,11 @@ std::optional<std::pair<std::int64_t, std::int64_t>> Consumer::watermarks(
 }
 
 std::optional<std::pair<std::int64_t, std::int64_t>> Consumer::cached_watermarks(
-    std::string_view topic, std::int32_t partition) const {
+    const std::string& topic, std::int32_t partition) const {
     std::int64_t low = 0;
     std::int64_t high = 0;
-    if (rd_kafka_get_watermark_offsets(impl_->rk.get(), std::string(topic).c_str(), partition, &low,
-                                       &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+    if (rd_kafka_get_watermark_offsets(impl_->rk.get(), topic.c_str(), partition, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
         high < 0) {
         return std::nullopt;
     }

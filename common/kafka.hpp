@@ -200,8 +200,9 @@ public:
     std::optional<std::pair<std::int64_t, std::int64_t>> watermarks(
         std::string_view topic, std::int32_t partition, std::chrono::milliseconds timeout);
     // The watermarks the last fetch responses carried: no broker round trip.
+    // (A std::string: called per batch, it must not allocate to get a C string.)
     std::optional<std::pair<std::int64_t, std::int64_t>> cached_watermarks(
-        std::string_view topic, std::int32_t partition) const;
+        const std::string& topic, std::int32_t partition) const;
     // Partition count of `topic` from a full metadata request (so asking never
     // creates a topic). nullopt with `error` saying why: the cluster cannot be
     // reached, or it has no such topic.

@@ -218,7 +218,7 @@ std::filesystem::path default_kafka_libs() {
 
 ApacheCluster::ApacheCluster(const BrokerOptions& options, std::filesystem::path kafka_libs)
     : libs_(std::move(kafka_libs)) {
-    java_binary();  // fails first, with the clearest line
+    java_ = java_binary();  // fails first, with the clearest line
     if (!std::filesystem::is_directory(libs_)) {
         throw std::runtime_error("no Apache Kafka jars in " + libs_.string() +
                                  ": run `make kafka` (Maven fetches them), or point "
@@ -416,7 +416,7 @@ void ApacheCluster::write_configs(int partitions) {
 std::vector<std::string> ApacheCluster::java_command(const std::string& main_class,
                                                      const std::vector<std::string>& args) const {
     std::vector<std::string> argv = {
-        java_binary().string(),
+        java_.string(),
         // Small heaps and a GC that suits them; C1 only: a short-lived test
         // cluster gains more from a cheap start than from peak JIT code.
         "-Xms64m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",

@@ -62,6 +62,7 @@ private:
     std::string create_topic_with_configs(const std::string& name, int partitions);
     std::string node_log_tail(const Node& node) const;
 
+    std::filesystem::path java_;
     std::filesystem::path libs_;
     std::filesystem::path dir_;
     std::vector<Node> nodes_;
