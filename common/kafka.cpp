@@ -144,6 +144,7 @@ std::string_view to_string(ProduceStatus s) {
         case ProduceStatus::kQueueFull: return "queue_full";
         case ProduceStatus::kUnknownTopic: return "unknown_topic";
         case ProduceStatus::kFatal: return "fatal";
+        case ProduceStatus::kRejected: return "rejected";
         case ProduceStatus::kOther: return "error";
     }
     return "error";
@@ -229,6 +230,45 @@ KafkaConfig client_properties(const Settings& settings) {
 
 // ---------------------------------------------------------------- Producer
 
+namespace {
+
+bool record_rejected(rd_kafka_resp_err_t err) {
+    switch (err) {
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+        case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+        case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+        case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+        case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+        case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+        case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION: return true;
+        default: return false;
+    }
+}
+
+// Throws the classified TransactionError for `error` (taking ownership).
+void check_transaction(rd_kafka_error_t* error, std::string_view call) {
+    if (error == nullptr) return;
+    const rd_kafka_resp_err_t code = rd_kafka_error_code(error);
+    std::string what = std::string(call) + ": " + rd_kafka_error_string(error);
+    TransactionError::Kind kind = TransactionError::Kind::kFatal;
+    if (code == RD_KAFKA_RESP_ERR__FENCED || code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+        code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH) {
+        kind = TransactionError::Kind::kFenced;
+    } else if (rd_kafka_error_is_fatal(error)) {
+        kind = TransactionError::Kind::kFatal;
+    } else if (rd_kafka_error_txn_requires_abort(error)) {
+        kind = TransactionError::Kind::kAbortable;
+    } else if (rd_kafka_error_is_retriable(error)) {
+        kind = TransactionError::Kind::kRetriable;
+    }
+    rd_kafka_error_destroy(error);
+    throw TransactionError(kind, what);
+}
+
+}  // namespace
+
 struct Producer::Impl {
     HandlePtr rk;
     std::atomic<bool> stop{false};
@@ -248,6 +288,7 @@ struct Producer::Impl {
         if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) report.error = rd_kafka_err2str(msg->err);
         report.partition = msg->partition;
         report.offset = msg->offset;
+        report.rejected = record_rejected(msg->err);
         handler->on_delivery(report);
     }
 };
@@ -344,7 +385,7 @@ ProduceStatus Producer::produce(std::string_view topic, std::string_view key,
         case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
         case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: return ProduceStatus::kUnknownTopic;
         case RD_KAFKA_RESP_ERR__FATAL: return ProduceStatus::kFatal;
-        default: return ProduceStatus::kOther;
+        default: return record_rejected(err) ? ProduceStatus::kRejected : ProduceStatus::kOther;
     }
 }
 
@@ -377,6 +418,36 @@ std::optional<int> Producer::partition_count(std::string_view topic,
 
 void Producer::purge() {
     rd_kafka_purge(impl_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+}
+
+void Producer::init_transactions(std::chrono::milliseconds timeout) {
+    check_transaction(
+        rd_kafka_init_transactions(impl_->rk.get(), static_cast<int>(timeout.count())),
+        "init_transactions");
+}
+
+void Producer::begin_transaction() {
+    check_transaction(rd_kafka_begin_transaction(impl_->rk.get()), "begin_transaction");
+}
+
+void Producer::commit_transaction(std::chrono::milliseconds timeout) {
+    check_transaction(
+        rd_kafka_commit_transaction(impl_->rk.get(), static_cast<int>(timeout.count())),
+        "commit_transaction");
+}
+
+void Producer::abort_transaction(std::chrono::milliseconds timeout) {
+    check_transaction(
+        rd_kafka_abort_transaction(impl_->rk.get(), static_cast<int>(timeout.count())),
+        "abort_transaction");
+}
+
+std::string Producer::fatal_error() const {
+    char buf[512];
+    if (rd_kafka_fatal_error(impl_->rk.get(), buf, sizeof buf) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return {};
+    }
+    return buf;
 }
 
 // ---------------------------------------------------------------- Message

@@ -52,7 +52,22 @@ struct DeliveryReport {
     std::string_view error;  // librdkafka's text when error_code != 0
     std::int32_t partition = -1;
     std::int64_t offset = -1;
+    // The record itself is refused and would be again as it is (too large,
+    // topic missing, not authorised, invalid): retrying cannot help.
+    bool rejected = false;
     bool ok() const { return error_code == 0; }
+};
+
+// A transactional call's failure, classified as librdkafka classifies it.
+struct TransactionError : KafkaError {
+    enum class Kind {
+        kRetriable,  // retry the same call
+        kAbortable,  // abort_transaction(), then start over
+        kFenced,     // another producer with this transactional.id took over
+        kFatal,      // the producer is unusable: build a new one
+    };
+    TransactionError(Kind k, const std::string& what) : KafkaError(what), kind(k) {}
+    Kind kind;
 };
 
 // Called once per produced message, on the producer's poller thread, or in
@@ -70,7 +85,8 @@ enum class ProduceStatus {
     kEnqueued,
     kQueueFull,  // back-pressure: tell the client to retry
     kUnknownTopic,
-    kFatal,  // producer fenced/fatal: not retryable in-process
+    kFatal,     // producer fenced/fatal: not retryable in-process
+    kRejected,  // this record can never be produced as it is (e.g. too large)
     kOther,
 };
 std::string_view to_string(ProduceStatus s);
@@ -119,6 +135,18 @@ public:
     // Drops every queued and in-flight record (their reports fail with
     // "purged"): for a shutdown that has already answered them.
     void purge();
+
+    // Transactions: only for a producer whose config sets transactional.id.
+    // Each throws TransactionError. init_transactions() fences any earlier
+    // producer with the same transactional.id and aborts its open transaction;
+    // commit_transaction() flushes, so every record's report has been served
+    // (or is about to be) when it returns.
+    void init_transactions(std::chrono::milliseconds timeout);
+    void begin_transaction();
+    void commit_transaction(std::chrono::milliseconds timeout);
+    void abort_transaction(std::chrono::milliseconds timeout);
+    // The producer's fatal error (fenced included), empty while it has none.
+    std::string fatal_error() const;
 
 private:
     struct Impl;

@@ -37,6 +37,12 @@ std::chrono::milliseconds millis(const common::Settings& s, std::string_view fla
         static_cast<std::int64_t>(common::parse_uint(s.describe(flag), s.get(flag), min, max)));
 }
 
+std::int64_t steady_now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
 std::string topic(const common::Settings& s, std::string_view flag) {
     const std::string& t = s.get(flag);
     const bool ok = !t.empty() && t.size() <= 249 && t != "." && t != ".." &&
@@ -80,6 +86,13 @@ void declare_settings(common::Settings& s) {
               "Consumer group session timeout"})
         .add({"drain-timeout-ms", "CONSUMER_DRAIN_TIMEOUT_MS", "10000",
               "On SIGTERM, longest wait for the outbox relay to send what is committed"})
+        .add({"relay-transactional-id", "CONSUMER_RELAY_TRANSACTIONAL_ID", "",
+              "transactional.id of the outbox relay, the same for every instance on one store "
+              "(default meshhook-relay.<group-id>.<credit-topic>); Kafka fences all but the "
+              "latest holder"})
+        .add({"stall-after-s", "CONSUMER_STALL_AFTER_S", "120",
+              "/healthz fails when the consume loop or the outbox relay has shown no sign of "
+              "life for this long (a hung thread: restart it)"})
         .add({"ready-file", "CONSUMER_READY_FILE", "",
               "once ready, write metrics_listen=HOST:PORT and pid=N here (atomically)"})
         .add({"log-format", "LOG_FORMAT", "text", "text or json"})
@@ -121,6 +134,12 @@ ConsumerConfig load_config(const common::Settings& s) {
         common::parse_host_port(s.describe("metrics-listen"), s.get("metrics-listen"));
     c.session_timeout = millis(s, "session-timeout-ms", 1000, 3600000);
     c.drain_timeout = millis(s, "drain-timeout-ms", 0, 600000);
+    c.relay_transactional_id = s.get("relay-transactional-id");
+    if (c.relay_transactional_id.empty()) {
+        c.relay_transactional_id = "meshhook-relay." + c.group_id + "." + c.topics.credits;
+    }
+    c.stall_after = std::chrono::seconds(
+        common::parse_uint(s.describe("stall-after-s"), s.get("stall-after-s"), 5, 86400));
     c.log_format = common::parse_log_format(s.get("log-format"));
     c.log_level = s.get("log-level");
     c.ready_file = s.get("ready-file");
@@ -169,6 +188,7 @@ int run(int argc, char** argv) {
     ConsumerMetrics metrics(registry);
     std::atomic<bool> ready{false};
     std::atomic<ConsumeLoop*> loop_ref{nullptr};
+    std::atomic<const OutboxRelay*> relay_ref{nullptr};
     std::unique_ptr<HttpServer> http;
     try {
         http = std::make_unique<HttpServer>(
@@ -181,6 +201,22 @@ int run(int argc, char** argv) {
                     return {200, "text/plain; version=0.0.4; charset=utf-8", registry.render()};
                 }
                 if (path == "/healthz") {
+                    // Live unless a thread is hung: both beat at least every
+                    // few seconds, and each of their calls has a deadline.
+                    const std::int64_t now = steady_now_ms();
+                    const std::int64_t limit = config.stall_after.count() * 1000;
+                    const ConsumeLoop* loop = loop_ref.load();
+                    std::string stalled;
+                    if (loop != nullptr && now - loop->heartbeat_ms() > limit) {
+                        stalled += "consume loop stalled\n";
+                    }
+                    if (relay_ref.load() != nullptr &&
+                        now - relay_ref.load()->heartbeat_ms() > limit) {
+                        stalled += "outbox relay stalled\n";
+                    }
+                    if (!stalled.empty()) {
+                        return {503, "text/plain; charset=utf-8", stalled};
+                    }
                     return {200, "text/plain; charset=utf-8", "ok\n"};
                 }
                 if (path == "/readyz") {
@@ -204,6 +240,7 @@ int run(int argc, char** argv) {
     relay_options.store_url = config.store_url;
     relay_options.kafka = client;
     relay_options.topics = {config.topics.credits, config.topics.reviews, config.topics.anomalies};
+    relay_options.transactional_id = config.relay_transactional_id;
     OutboxRelay relay(relay_options, &metrics);
 
     LoopOptions loop_options;
@@ -228,6 +265,7 @@ int run(int argc, char** argv) {
         common::fail_config(kProgram, ConfigError(settings.describe("brokers") + ": " + e.what()));
     }
     relay.start();
+    relay_ref.store(&relay);
     loop_ref.store(loop.get());
     ready.store(true);
     metrics.ready().set(1);
@@ -251,12 +289,15 @@ int run(int argc, char** argv) {
         common::log_error(std::string("fatal: ") + e.what());
         ready.store(false);
         relay.stop(std::chrono::milliseconds(0));
+        relay_ref.store(nullptr);
+        loop_ref.store(nullptr);
         return 1;
     }
     ready.store(false);
     metrics.ready().set(0);
     common::log_info("stopping: sending what is committed, then leaving the group");
     relay.stop(config.drain_timeout);
+    relay_ref.store(nullptr);
     loop->close();
     common::log_info("stopped: " + std::to_string(relay.sent()) + " outbox rows sent");
     return 0;

@@ -28,6 +28,8 @@ struct ConsumerConfig {
     common::HostPort metrics_listen;
     std::chrono::milliseconds session_timeout{10000};
     std::chrono::milliseconds drain_timeout{10000};
+    std::string relay_transactional_id;     // default: meshhook-relay.<group>.<credit topic>
+    std::chrono::seconds stall_after{120};  // /healthz fails past this without a heartbeat
     common::LogFormat log_format = common::LogFormat::kText;
     std::string log_level = "info";
     std::string ready_file;  // --ready-file: bound addresses for supervisors and tests

@@ -29,6 +29,7 @@ ConsumeLoop::ConsumeLoop(LoopOptions options, Store& store, BatchApplier& applie
       applier_(applier),
       metrics_(metrics),
       on_commit_(std::move(on_commit)) {
+    beat();
     consumer_ = std::make_unique<common::Consumer>(options_.kafka, this);
 }
 
@@ -130,8 +131,15 @@ bool ConsumeLoop::reseek() {
     }
 }
 
+void ConsumeLoop::beat() {
+    heartbeat_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count());
+}
+
 void ConsumeLoop::run(const std::atomic<bool>& stop) {
     while (!stop.load()) {
+        beat();
         if (needs_reseek_ && !reseek()) {
             // Store down: keep polling (heartbeats, rebalances) without applying.
             consumer_->poll(std::chrono::milliseconds(500));
@@ -160,6 +168,7 @@ void ConsumeLoop::collect(const std::atomic<bool>& stop) {
                 timeout, std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now));
         }
         common::Message m = consumer_->poll(timeout);
+        beat();
         if (!m) {
             if (!batch_.empty()) {
                 break;  // nothing more right now: apply what is in hand

@@ -45,6 +45,8 @@ public:
     void close();
 
     bool store_healthy() const { return store_ok_.load(); }
+    // Steady-clock milliseconds of the loop's last poll or applied batch.
+    std::int64_t heartbeat_ms() const { return heartbeat_ms_.load(); }
     std::uint64_t committed_batches() const { return committed_.load(); }
     std::uint64_t fenced_batches() const { return fenced_.load(); }
 
@@ -54,6 +56,7 @@ public:
                    const std::vector<common::TopicPartition>& partitions) override;
 
 private:
+    void beat();
     void collect(const std::atomic<bool>& stop);
     void apply();
     // Re-reads the store's offsets and seeks every assigned partition to them.
@@ -73,6 +76,7 @@ private:
     std::vector<common::Message> batch_;
     bool needs_reseek_ = false;
     std::atomic<bool> store_ok_{true};
+    std::atomic<std::int64_t> heartbeat_ms_{0};
     std::atomic<std::uint64_t> committed_{0};
     std::atomic<std::uint64_t> fenced_{0};
 };

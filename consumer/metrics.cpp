@@ -26,6 +26,15 @@ ConsumerMetrics::ConsumerMetrics(common::Registry& registry)
       backlog_(registry.gauge("meshhook_consumer_outbox_backlog", "Unsent outbox rows.")),
       oldest_age_(registry.gauge("meshhook_consumer_outbox_oldest_unsent_age_seconds",
                                  "Age of the oldest unsent outbox row (0 when none).")),
+      parked_(registry.gauge("meshhook_consumer_outbox_parked",
+                             "Outbox rows the relay gave up on (an operator must act).")),
+      found_on_topic_(registry.counter(
+          "meshhook_consumer_outbox_found_on_topic_total",
+          "Outbox rows not sent because their dedup key was already on the topic.")),
+      fenced_(registry.counter("meshhook_consumer_relay_fenced_total",
+                               "Times this relay's producer was fenced by another relay.")),
+      aborted_(registry.counter("meshhook_consumer_relay_transactions_aborted_total",
+                                "Relay transactions aborted (then scanned and sent again).")),
       apply_duration_(registry.histogram("meshhook_consumer_batch_apply_duration_seconds",
                                          "One batch applied, commit included.")),
       commit_duration_(registry.histogram("meshhook_consumer_store_commit_duration_seconds",
@@ -76,8 +85,10 @@ void ConsumerMetrics::outbox_sent(std::string_view topic, std::uint64_t n) {
     registry_.counter(kSent, kSentHelp, {{"topic", std::string(topic)}}).inc(n);
 }
 
-void ConsumerMetrics::outbox_state(std::int64_t backlog, double oldest_age_seconds) {
+void ConsumerMetrics::outbox_state(std::int64_t backlog, double oldest_age_seconds,
+                                   std::int64_t parked) {
     backlog_.set(static_cast<double>(backlog));
+    parked_.set(static_cast<double>(parked));
     oldest_age_.set(oldest_age_seconds);
 }
 

@@ -19,7 +19,12 @@ public:
     // Counts a committed batch (never a rolled-back one: no double counting).
     void record(const BatchStats& stats, double apply_seconds);
     void outbox_sent(std::string_view topic, std::uint64_t n);
-    void outbox_state(std::int64_t backlog, double oldest_age_seconds);
+    void outbox_state(std::int64_t backlog, double oldest_age_seconds, std::int64_t parked);
+    // The relay's own events: rows found already on their topic (not sent
+    // again), takeovers that fenced an earlier producer, and being fenced.
+    void outbox_found_on_topic(std::uint64_t n) { found_on_topic_.inc(n); }
+    void relay_fenced() { fenced_.inc(); }
+    void relay_transaction_aborted() { aborted_.inc(); }
     void lag(std::string_view topic, std::int32_t partition, std::int64_t lag);
 
     common::Gauge& ready() { return ready_; }
@@ -30,6 +35,10 @@ private:
     common::Counter& credits_;
     common::Gauge& backlog_;
     common::Gauge& oldest_age_;
+    common::Gauge& parked_;
+    common::Counter& found_on_topic_;
+    common::Counter& fenced_;
+    common::Counter& aborted_;
     common::Histogram& apply_duration_;
     common::Histogram& commit_duration_;
     common::Gauge& ready_;

@@ -3,9 +3,12 @@
 
 #include "consumer/store.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <map>
+#include <utility>
 
 #include "consumer/sql.hpp"
 
@@ -72,6 +75,30 @@ CREATE TABLE anomalies (
     created_ms  BIGINT NOT NULL
 );
 )sql",
+    // 2: the relay's index of what is on its topics (see consumer/README.md,
+    // "No credit twice"), and rows parked because they can never be produced.
+    R"sql(
+ALTER TABLE outbox ADD COLUMN parked_ms BIGINT;
+ALTER TABLE outbox ADD COLUMN park_reason TEXT;
+CREATE INDEX outbox_parked ON outbox (topic, record_key) WHERE parked_ms IS NOT NULL;
+CREATE TABLE relay_positions (
+    topic        TEXT    NOT NULL,
+    partition_id INTEGER NOT NULL,
+    next_offset  BIGINT  NOT NULL,
+    updated_ms   BIGINT  NOT NULL,
+    PRIMARY KEY (topic, partition_id)
+);
+INSERT INTO relay_positions (topic, partition_id, next_offset, updated_ms)
+    SELECT topic, sent_partition, MAX(sent_offset) + 1, 0 FROM outbox
+    WHERE sent_offset IS NOT NULL GROUP BY topic, sent_partition;
+CREATE TABLE published_keys (
+    dedup_key      TEXT    NOT NULL PRIMARY KEY,
+    topic          TEXT    NOT NULL,
+    sent_partition INTEGER NOT NULL,
+    sent_offset    BIGINT  NOT NULL,
+    seen_ms        BIGINT  NOT NULL
+);
+)sql",
 };
 
 // The column lists are spelled out in each statement: constexpr literals,
@@ -117,13 +144,19 @@ constexpr std::string_view kInsertAnomaly =
     "INSERT INTO anomalies (kind, environment, transfer_id, detail, dedup_key, created_ms) "
     "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING";
 
+// Unsent, unparked rows, each with where its dedup key was found on the topic
+// by a recovery scan when the store had no row for it then (see published_keys).
 constexpr std::string_view kSelectUnsent =
-    "SELECT id, topic, record_key, payload, dedup_key, created_ms, sent_ms, sent_partition, "
-    "sent_offset "
-    "FROM outbox WHERE sent_ms IS NULL ORDER BY id LIMIT $1";
+    "SELECT o.id, o.topic, o.record_key, o.payload, o.dedup_key, o.created_ms, o.sent_ms, "
+    "o.sent_partition, o.sent_offset, o.parked_ms, o.park_reason, k.sent_partition, "
+    "k.sent_offset "
+    "FROM outbox o LEFT JOIN published_keys k ON k.dedup_key = o.dedup_key "
+    "WHERE o.sent_ms IS NULL AND o.parked_ms IS NULL AND NOT EXISTS (SELECT 1 FROM outbox p "
+    "WHERE p.parked_ms IS NOT NULL AND p.sent_ms IS NULL AND p.topic = o.topic "
+    "AND p.record_key = o.record_key) ORDER BY o.id LIMIT $1";
 constexpr std::string_view kSelectOutbox =
     "SELECT id, topic, record_key, payload, dedup_key, created_ms, sent_ms, sent_partition, "
-    "sent_offset "
+    "sent_offset, parked_ms, park_reason "
     "FROM outbox ORDER BY id";
 constexpr std::string_view kMarkSent =
     "UPDATE outbox SET sent_ms = $1, sent_partition = $2, sent_offset = $3 "
@@ -131,11 +164,26 @@ constexpr std::string_view kMarkSent =
 constexpr std::string_view kMarkSentByKey =
     "UPDATE outbox SET sent_ms = $1, sent_partition = $2, sent_offset = $3 "
     "WHERE dedup_key = $4 AND sent_ms IS NULL";
-constexpr std::string_view kLastSent =
-    "SELECT sent_partition, MAX(sent_offset) FROM outbox "
-    "WHERE topic = $1 AND sent_offset IS NOT NULL GROUP BY sent_partition";
+constexpr std::string_view kSelectPositions =
+    "SELECT partition_id, next_offset FROM relay_positions WHERE topic = $1";
+constexpr std::string_view kAdvancePosition =
+    "INSERT INTO relay_positions (topic, partition_id, next_offset, updated_ms) "
+    "VALUES ($1, $2, $3, $4) ON CONFLICT (topic, partition_id) DO UPDATE SET "
+    "next_offset = excluded.next_offset, updated_ms = excluded.updated_ms "
+    "WHERE relay_positions.next_offset < excluded.next_offset";
+// A key found on a topic with no outbox row for it: remembered, so that a row
+// the consumer creates for it later is never sent.
+constexpr std::string_view kInsertPublished =
+    "INSERT INTO published_keys (dedup_key, topic, sent_partition, sent_offset, seen_ms) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dedup_key) DO NOTHING";
+constexpr std::string_view kOutboxHasKey = "SELECT 1 FROM outbox WHERE dedup_key = $1";
+constexpr std::string_view kPark =
+    "UPDATE outbox SET parked_ms = $1, park_reason = $2 WHERE id = $3 AND sent_ms IS NULL";
 constexpr std::string_view kOutboxStats =
-    "SELECT COUNT(*), MIN(created_ms) FROM outbox WHERE sent_ms IS NULL";
+    "SELECT COALESCE(SUM(CASE WHEN parked_ms IS NULL THEN 1 ELSE 0 END), 0), "
+    "MIN(CASE WHEN parked_ms IS NULL THEN created_ms END), "
+    "COALESCE(SUM(CASE WHEN parked_ms IS NULL THEN 0 ELSE 1 END), 0) "
+    "FROM outbox WHERE sent_ms IS NULL";
 constexpr std::string_view kSelectAnomalies =
     "SELECT kind, environment, transfer_id, detail, dedup_key FROM anomalies ORDER BY id";
 
@@ -208,6 +256,14 @@ OutboxRow to_outbox(const std::vector<sql::Cell>& c) {
         row.sent_partition = static_cast<std::int32_t>(*p);
     }
     row.sent_offset = opt_integer(c[8]);
+    if (c.size() > 10) {
+        row.parked_ms = opt_integer(c[9]);
+        row.park_reason = str(c[10]);
+    }
+    if (c.size() > 12 && c[11] && c[12]) {
+        row.published =
+            SentMark{row.id, row.topic, static_cast<std::int32_t>(integer(c[11])), integer(c[12])};
+    }
     return row;
 }
 
@@ -360,9 +416,15 @@ public:
         }
         conn_->begin();
         try {
+            std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> next;
             for (const SentMark& m : marks) {
                 const std::array<Param, 4> p{now_ms, std::int64_t{m.partition}, m.offset, m.id};
                 conn_->query(kMarkSent, p);
+                auto& n = next[{m.topic, m.partition}];
+                n = std::max(n, m.offset + 1);
+            }
+            for (const auto& [where, offset] : next) {
+                advance_position(where.first, where.second, offset, now_ms);
             }
             conn_->commit();
         } catch (...) {
@@ -371,15 +433,62 @@ public:
         }
     }
 
-    bool mark_sent_by_dedup_key(std::string_view dedup_key, std::int32_t partition,
-                                std::int64_t offset, std::int64_t now_ms) override {
-        const std::array<Param, 4> p{now_ms, std::int64_t{partition}, offset, dedup_key};
-        return conn_->query(kMarkSentByKey, p).affected == 1;
+    std::size_t record_scan(std::string_view topic, std::int32_t partition,
+                            const std::vector<ScannedKey>& keys, std::int64_t next_offset,
+                            std::int64_t now_ms) override {
+        std::size_t marked = 0;
+        conn_->begin();
+        try {
+            for (const ScannedKey& k : keys) {
+                const std::array<Param, 4> p{now_ms, std::int64_t{partition}, k.offset,
+                                             std::string_view(k.dedup_key)};
+                if (conn_->query(kMarkSentByKey, p).affected == 1) {
+                    ++marked;
+                    continue;
+                }
+                const std::array<Param, 1> has{std::string_view(k.dedup_key)};
+                if (!conn_->query(kOutboxHasKey, has).rows.empty()) {
+                    continue;  // the row exists and is already marked
+                }
+                const std::array<Param, 5> ins{std::string_view(k.dedup_key), topic,
+                                               std::int64_t{partition}, k.offset, now_ms};
+                conn_->query(kInsertPublished, ins);
+            }
+            advance_position(topic, partition, next_offset, now_ms);
+            conn_->commit();
+        } catch (...) {
+            conn_->rollback();
+            throw;
+        }
+        return marked;
     }
 
-    std::map<std::int32_t, std::int64_t> last_sent_offsets(std::string_view topic) override {
+    std::map<std::int32_t, std::int64_t> relay_positions(std::string_view topic) override {
         const std::array<Param, 1> p{topic};
-        return partition_map(conn_->query(kLastSent, p));
+        return partition_map(conn_->query(kSelectPositions, p));
+    }
+
+    void park(const OutboxRow& row, std::string_view reason, std::int64_t now_ms) override {
+        conn_->begin();
+        try {
+            const std::array<Param, 3> p{now_ms, reason, row.id};
+            conn_->query(kPark, p);
+            const std::string detail = "outbox row " + std::to_string(row.id) + " to " + row.topic +
+                                       " (key " + row.key + ", " + row.dedup_key +
+                                       ") parked: " + std::string(reason);
+            const std::string key = "parked:" + row.dedup_key;
+            const std::array<Param, 6> a{std::string_view("outbox_row_parked"),
+                                         std::monostate{},
+                                         std::monostate{},
+                                         std::string_view(detail),
+                                         std::string_view(key),
+                                         now_ms};
+            conn_->query(kInsertAnomaly, a);
+            conn_->commit();
+        } catch (...) {
+            conn_->rollback();
+            throw;
+        }
     }
 
     OutboxStats outbox_stats() override {
@@ -388,6 +497,7 @@ public:
         if (!r.rows.empty()) {
             stats.unsent = integer(r.rows[0][0]);
             stats.oldest_unsent_created_ms = opt_integer(r.rows[0][1]);
+            stats.parked = integer(r.rows[0][2]);
         }
         return stats;
     }
@@ -411,6 +521,12 @@ public:
     }
 
 private:
+    void advance_position(std::string_view topic, std::int32_t partition, std::int64_t next,
+                          std::int64_t now_ms) {
+        const std::array<Param, 4> p{topic, std::int64_t{partition}, next, now_ms};
+        conn_->query(kAdvancePosition, p);
+    }
+
     void migrate() {
         conn_->begin();
         try {

@@ -18,10 +18,17 @@
 namespace meshhook::consumer {
 
 // The schema version this binary writes; a store at a newer one is refused.
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 struct StoreError : std::runtime_error {
     using std::runtime_error::runtime_error;
+};
+
+struct SentMark {
+    std::int64_t id = 0;
+    std::string topic;
+    std::int32_t partition = 0;
+    std::int64_t offset = 0;
 };
 
 struct OutboxRow {
@@ -34,17 +41,23 @@ struct OutboxRow {
     std::optional<std::int64_t> sent_ms;
     std::optional<std::int32_t> sent_partition;
     std::optional<std::int64_t> sent_offset;
+    std::optional<std::int64_t> parked_ms;  // set when the relay gave up on it
+    std::string park_reason;
+    // unsent() only: where a recovery scan found this dedup key on the topic
+    // before the row existed (the store went back in time): never send it.
+    std::optional<SentMark> published;
 };
 
-struct SentMark {
-    std::int64_t id = 0;
-    std::int32_t partition = 0;
+// A record's dedup key found by the relay's recovery scan.
+struct ScannedKey {
+    std::string dedup_key;
     std::int64_t offset = 0;
 };
 
 struct OutboxStats {
     std::int64_t unsent = 0;
     std::optional<std::int64_t> oldest_unsent_created_ms;
+    std::int64_t parked = 0;  // unsent rows the relay gave up on (not in `unsent`)
 };
 
 // One open write transaction; rolled back on destruction unless committed.
@@ -79,13 +92,27 @@ public:
     virtual std::optional<TransferRow> transfer(std::string_view environment,
                                                 std::string_view transfer_id) = 0;
 
-    // Relay side.
+    // Relay side. The relay's invariant (consumer/README.md, "No credit
+    // twice"): every record below a partition's relay position is known to
+    // the store, as a sent outbox row or a published key.
+    //
+    // Unsent, unparked rows in id order (with `published` set for those whose
+    // key a scan already found on the topic).
     virtual std::vector<OutboxRow> unsent(std::size_t limit) = 0;
+    // Marks rows sent and moves each (topic, partition)'s position past them.
     virtual void mark_sent(const std::vector<SentMark>& marks, std::int64_t now_ms) = 0;
-    virtual bool mark_sent_by_dedup_key(std::string_view dedup_key, std::int32_t partition,
-                                        std::int64_t offset, std::int64_t now_ms) = 0;
-    // partition -> highest delivery offset marked for `topic`
-    virtual std::map<std::int32_t, std::int64_t> last_sent_offsets(std::string_view topic) = 0;
+    // What a recovery scan read from one partition up to `next_offset`, in one
+    // transaction: rows with those keys are marked sent, keys without a row
+    // are remembered, the position moves to `next_offset`. Returns rows marked.
+    virtual std::size_t record_scan(std::string_view topic, std::int32_t partition,
+                                    const std::vector<ScannedKey>& keys, std::int64_t next_offset,
+                                    std::int64_t now_ms) = 0;
+    // partition -> the next offset the relay has not accounted for
+    virtual std::map<std::int32_t, std::int64_t> relay_positions(std::string_view topic) = 0;
+    // A row the relay gives up on: not sent again (nor any later row with its
+    // topic and key, to keep per-transfer order) until an operator clears its
+    // parked_ms; an `outbox_row_parked` anomaly row records it, same transaction.
+    virtual void park(const OutboxRow& row, std::string_view reason, std::int64_t now_ms) = 0;
     virtual OutboxStats outbox_stats() = 0;
     // Only one relay per store may run: PostgreSQL holds a session advisory
     // lock, SQLite an flock beside the database file. Both die with the process.

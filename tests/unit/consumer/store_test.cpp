@@ -245,7 +245,11 @@ TEST_P(StoreSuite, RelayTakesUnsentRowsInIdOrderAndMarksThemSent) {
     EXPECT_EQ(first[1].payload, "p1");
     EXPECT_EQ(first[2].payload, "p2");
     EXPECT_LT(first[0].id, first[1].id);
-    store_->mark_sent({{first[0].id, 2, 40}, {first[1].id, 0, 7}, {first[2].id, 2, 41}}, kNow + 50);
+    const std::string credits = "ledger.credit-commands";
+    store_->mark_sent({{first[0].id, credits, 2, 40},
+                       {first[1].id, credits, 0, 7},
+                       {first[2].id, credits, 2, 41}},
+                      kNow + 50);
 
     auto rest = store_->unsent(100);
     ASSERT_EQ(rest.size(), 3U);
@@ -254,9 +258,9 @@ TEST_P(StoreSuite, RelayTakesUnsentRowsInIdOrderAndMarksThemSent) {
     stats = store_->outbox_stats();
     EXPECT_EQ(stats.unsent, 3);
     EXPECT_EQ(stats.oldest_unsent_created_ms, kNow + 3);
-    EXPECT_EQ(store_->last_sent_offsets("ledger.credit-commands"),
-              (std::map<std::int32_t, std::int64_t>{{0, 7}, {2, 41}}));
-    EXPECT_TRUE(store_->last_sent_offsets("meshhook.anomalies").empty());
+    EXPECT_EQ(store_->relay_positions("ledger.credit-commands"),
+              (std::map<std::int32_t, std::int64_t>{{0, 8}, {2, 42}}));
+    EXPECT_TRUE(store_->relay_positions("meshhook.anomalies").empty());
 
     const auto all = store_->outbox_rows();
     EXPECT_EQ(all[0].sent_partition, 2);
@@ -264,19 +268,72 @@ TEST_P(StoreSuite, RelayTakesUnsentRowsInIdOrderAndMarksThemSent) {
     EXPECT_EQ(all[0].sent_ms, kNow + 50);
 }
 
-TEST_P(StoreSuite, MarkingByDedupKeyTouchesOnlyUnsentRows) {
+TEST_P(StoreSuite, AScanMarksRowsItFindsAndRemembersKeysTheStoreHasNoRowFor) {
     {
         auto tx = store_->begin();
         ASSERT_TRUE(
             tx->add_outbox({"ledger.credit-commands", "t-1", "p", "credit:production:t-1"}, kNow));
         tx->commit();
     }
-    EXPECT_TRUE(store_->mark_sent_by_dedup_key("credit:production:t-1", 1, 12, kNow));
-    EXPECT_FALSE(store_->mark_sent_by_dedup_key("credit:production:t-1", 3, 99, kNow));
-    EXPECT_FALSE(store_->mark_sent_by_dedup_key("credit:production:nope", 3, 99, kNow));
+    const std::vector<ScannedKey> found{{"credit:production:t-1", 12},
+                                        {"credit:production:t-2", 13}};
+    EXPECT_EQ(store_->record_scan("ledger.credit-commands", 1, found, 15, kNow), 1U);
     EXPECT_EQ(store_->outbox_rows()[0].sent_offset, 12);
     EXPECT_EQ(store_->outbox_stats().unsent, 0);
     EXPECT_FALSE(store_->outbox_stats().oldest_unsent_created_ms.has_value());
+    EXPECT_EQ(store_->relay_positions("ledger.credit-commands"),
+              (std::map<std::int32_t, std::int64_t>{{1, 15}}));
+    // Scanning again changes nothing, and never moves a position back.
+    EXPECT_EQ(store_->record_scan("ledger.credit-commands", 1, found, 14, kNow), 0U);
+    EXPECT_EQ(store_->relay_positions("ledger.credit-commands").at(1), 15);
+
+    // The store went back in time: the consumer re-creates t-2's credit,
+    // which the scan already found on the topic. It comes back as published.
+    {
+        auto tx = store_->begin();
+        ASSERT_TRUE(
+            tx->add_outbox({"ledger.credit-commands", "t-2", "p", "credit:production:t-2"}, kNow));
+        ASSERT_TRUE(
+            tx->add_outbox({"ledger.credit-commands", "t-3", "p", "credit:production:t-3"}, kNow));
+        tx->commit();
+    }
+    const auto unsent = store_->unsent(10);
+    ASSERT_EQ(unsent.size(), 2U);
+    ASSERT_TRUE(unsent[0].published.has_value());
+    EXPECT_EQ(unsent[0].published->partition, 1);
+    EXPECT_EQ(unsent[0].published->offset, 13);
+    EXPECT_FALSE(unsent[1].published.has_value());
+}
+
+TEST_P(StoreSuite, ParkedRowsLeaveTheRelaysQueueAndAreCounted) {
+    {
+        auto tx = store_->begin();
+        ASSERT_TRUE(tx->add_outbox({"ledger.credit-review", "t-1", "big", "review:1"}, kNow));
+        ASSERT_TRUE(tx->add_outbox({"ledger.credit-commands", "t-2", "p", "credit:2"}, kNow + 1));
+        tx->commit();
+    }
+    const auto rows = store_->unsent(10);
+    ASSERT_EQ(rows.size(), 2U);
+    {
+        auto tx = store_->begin();  // held behind the parked row: same topic and key
+        ASSERT_TRUE(tx->add_outbox({"ledger.credit-review", "t-1", "later", "review:2"}, kNow + 2));
+        tx->commit();
+    }
+    store_->park(rows[0], "MSG_SIZE_TOO_LARGE", kNow + 5);
+    const auto left = store_->unsent(10);
+    ASSERT_EQ(left.size(), 1U);
+    EXPECT_EQ(left[0].dedup_key, "credit:2");
+    const OutboxStats stats = store_->outbox_stats();
+    EXPECT_EQ(stats.unsent, 2);  // the credit and the held review
+    EXPECT_EQ(stats.parked, 1);
+    EXPECT_EQ(stats.oldest_unsent_created_ms, kNow + 1);
+    const auto all = store_->outbox_rows();
+    EXPECT_EQ(all[0].parked_ms, kNow + 5);
+    EXPECT_EQ(all[0].park_reason, "MSG_SIZE_TOO_LARGE");
+    const auto anomalies = store_->anomalies();
+    ASSERT_EQ(anomalies.size(), 1U);
+    EXPECT_EQ(anomalies[0].kind, "outbox_row_parked");
+    EXPECT_NE(anomalies[0].detail.find("review:1"), std::string::npos);
 }
 
 TEST_P(StoreSuite, OnlyOneRelayHoldsTheLock) {
