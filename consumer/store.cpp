@@ -176,7 +176,6 @@ constexpr std::string_view kAdvancePosition =
 constexpr std::string_view kInsertPublished =
     "INSERT INTO published_keys (dedup_key, topic, sent_partition, sent_offset, seen_ms) "
     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (dedup_key) DO NOTHING";
-constexpr std::string_view kOutboxHasKey = "SELECT 1 FROM outbox WHERE dedup_key = $1";
 constexpr std::string_view kPark =
     "UPDATE outbox SET parked_ms = $1, park_reason = $2 WHERE id = $3 AND sent_ms IS NULL";
 constexpr std::string_view kOutboxStats =
@@ -446,10 +445,10 @@ public:
                     ++marked;
                     continue;
                 }
-                const std::array<Param, 1> has{std::string_view(k.dedup_key)};
-                if (!conn_->query(kOutboxHasKey, has).rows.empty()) {
-                    continue;  // the row exists and is already marked
-                }
+                // No unsent row has the key now. Remember it whether or not
+                // a sent row has it: a row the consumer commits meanwhile
+                // (PostgreSQL reads each statement's own snapshot) must
+                // still find it, through unsent()'s join.
                 const std::array<Param, 5> ins{std::string_view(k.dedup_key), topic,
                                                std::int64_t{partition}, k.offset, now_ms};
                 conn_->query(kInsertPublished, ins);

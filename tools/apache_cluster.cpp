@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -131,7 +132,18 @@ std::string read_tail(const std::filesystem::path& path, std::size_t max_bytes) 
     std::ifstream in(path, std::ios::binary);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (text.size() > max_bytes) text = text.substr(text.size() - max_bytes);
-    // One line for the error message: the last non-empty log line.
+    // One line for the error message: the first that names an exception (a
+    // Java stack trace ends in "at ..." lines that say nothing), else the last.
+    std::size_t at = 0;
+    while (at < text.size()) {
+        const auto end = std::min(text.find('\n', at), text.size());
+        const std::string_view line(text.data() + at, end - at);
+        if (!line.starts_with('\t') && (line.find("Exception") != std::string_view::npos ||
+                                        line.find("Error") != std::string_view::npos)) {
+            return std::string(line);
+        }
+        at = end + 1;
+    }
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
     const auto nl = text.rfind('\n');
     return nl == std::string::npos ? text : text.substr(nl + 1);
@@ -441,24 +453,35 @@ void ApacheCluster::format_storage() {
         }
         return args;
     };
-    // One StorageTool JVM per node, in parallel.
-    std::vector<std::pair<pid_t, const Node*>> running;
-    for (const auto& node : nodes_) {
-        const auto log = dir_ / ("format-" + std::to_string(node.id) + ".log");
-        running.emplace_back(spawn(java_command("kafka.tools.StorageTool", format_args(node)), log),
-                             &node);
-    }
+    // One StorageTool JVM per node, in parallel. A node whose format failed
+    // is tried once more (seen once on a loaded machine, cause not logged):
+    // --ignore-formatted keeps a half-done first attempt from failing it.
+    std::vector<const Node*> todo;
+    for (const auto& node : nodes_) todo.push_back(&node);
     std::string failure;
-    for (const auto& [pid, node] : running) {
-        int status = 0;
-        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    for (int attempt = 0; attempt < 2 && !todo.empty(); ++attempt) {
+        std::vector<std::pair<pid_t, const Node*>> running;
+        for (const Node* node : todo) {
+            auto args = format_args(*node);
+            if (attempt > 0) args.emplace_back("--ignore-formatted");
+            const auto log = dir_ / ("format-" + std::to_string(node->id) + ".log");
+            running.emplace_back(spawn(java_command("kafka.tools.StorageTool", args), log), node);
         }
-        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) && failure.empty()) {
-            failure = "formatting node " + std::to_string(node->id) + "'s storage failed: " +
-                      read_tail(dir_ / ("format-" + std::to_string(node->id) + ".log"), 4096);
+        todo.clear();
+        for (const auto& [pid, node] : running) {
+            int status = 0;
+            while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+                todo.push_back(node);
+                failure = "formatting node " + std::to_string(node->id) + "'s storage failed: " +
+                          read_tail(dir_ / ("format-" + std::to_string(node->id) + ".log"), 8192);
+                std::fprintf(stderr, "meshhook broker: %s%s\n", failure.c_str(),
+                             attempt == 0 ? "; trying again" : "");
+            }
         }
     }
-    if (!failure.empty()) throw std::runtime_error(failure);
+    if (!todo.empty()) throw std::runtime_error(failure);
 }
 
 void ApacheCluster::start_node(Node& node) {

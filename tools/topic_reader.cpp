@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 
@@ -27,6 +28,9 @@ common::KafkaConfig reader_config(const std::string& brokers, const common::Kafk
         {"group.id",
          "meshhook-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)},
         {"enable.auto.commit", "false"},
+        // The end of a partition is an event, not "the record at high - 1":
+        // on a transactional topic the last offset is a commit marker.
+        {"enable.partition.eof", "true"},
         // A dead broker list should fail in seconds, not librdkafka's minutes.
         {"socket.connection.setup.timeout.ms", "5000"},
         // The CLI reports what went wrong in one line of its own;
@@ -67,6 +71,14 @@ common::Message TopicReader::next(std::chrono::milliseconds timeout) {
         if (msg.error_code() == 0) {
             position_[msg.partition()] = msg.offset() + 1;
             return msg;
+        }
+        if (msg.is_partition_eof()) {
+            auto& at = position_[msg.partition()];
+            at = std::max(at, msg.offset());
+            if (caught_up() || std::chrono::steady_clock::now() >= deadline) {
+                return common::Message();
+            }
+            continue;
         }
         last_error_ = msg.error();
         if (std::chrono::steady_clock::now() >= deadline) return common::Message();

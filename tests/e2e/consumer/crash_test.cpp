@@ -2,7 +2,10 @@
 // hundreds of transfers flow, restart it, and check the outcome on the
 // topic: every succeeded transfer has exactly one credit command, none is
 // missing, and no other transfer has one. On SQLite and on PostgreSQL, and
-// with two consumers sharing the partitions on PostgreSQL.
+// with two consumers sharing the partitions on PostgreSQL. And the outbox
+// relay's own guarantees: a store restored from an earlier copy, a relay that
+// lost its lock while its sends were held, a relay fenced mid-run, an aborted
+// transaction at the tail of the credit topic, a record Kafka refuses.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -16,7 +19,9 @@
 #include <random>
 #include <thread>
 
+#include "common/kafka.hpp"
 #include "common/transfer_event.hpp"
+#include "common/wire.hpp"
 #include "consumer/state_machine.hpp"
 #include "consumer/store.hpp"
 #include "tests/integration/consumer/harness.hpp"
@@ -63,11 +68,11 @@ struct Workload {
 
 // Every transfer: pending, processing and its terminal status, each
 // delivered one to three times, all of it interleaved at random.
-Workload make_workload(std::mt19937& rng) {
+Workload make_workload(std::mt19937& rng, int transfers = kTransfers) {
     Workload w;
     std::uniform_int_distribution<int> copies(1, 3);
     std::uniform_int_distribution<int> cents(1, 999999);
-    for (int i = 0; i < kTransfers; ++i) {
+    for (int i = 0; i < transfers; ++i) {
         Transfer t;
         t.id = "e2e-" + std::to_string(i) + "-" + std::to_string(rng() % 100000);
         t.succeeds = i % 3 != 0;
@@ -290,6 +295,187 @@ TEST_P(CrashTest, KilledAtRandomMomentsStillCreditsEverySucceededTransferExactly
     EXPECT_EQ(survivor->wait(30s), std::optional<int>(0)) << survivor->stderr_text();
 }
 
+// Runs psql against `url`; returns its unaligned output.
+std::string psql(const std::string& url, const std::string& sql) {
+    Process p({"psql", url, "-v", "ON_ERROR_STOP=1", "-Atc", sql});
+    std::string out = p.read_all(30s);
+    EXPECT_EQ(p.wait(30s), std::optional<int>(0)) << sql << ": " << p.stderr_text();
+    return out;
+}
+
+std::int64_t sent_rows(consumer::Store& store) {
+    const auto rows = store.outbox_rows();
+    return std::count_if(rows.begin(), rows.end(),
+                         [](const consumer::OutboxRow& r) { return r.sent_ms.has_value(); });
+}
+
+// A copy of the store taken mid-run and put back after the run (a restore
+// from backup, a failover to a standby that lagged): the consumer re-applies
+// the events after the copy and re-creates their credits, and the relay finds
+// them already on the topic. Today: "45 of 100 credits written twice".
+TEST_P(CrashTest, StoreRestoredFromAnEarlierCopySendsNoCreditTwiceAndMissesNone) {
+    const Workload w = make_workload(rng_, 200);
+    ConsumerRun r = run(unique_name("restore-group"));
+    const std::filesystem::path copy =
+        std::filesystem::temp_directory_path() / unique_name("meshhook-store-copy");
+    std::filesystem::create_directories(copy);
+    std::int64_t sent_in_copy = 0;
+    {
+        auto consumer = start_consumer(r);
+        auto store = consumer::open_store(store_url_);
+        {
+            PacedFeeder feeder(broker_.bootstrap(), w, 8s);
+            ASSERT_TRUE(wait_until([&] { return sent_rows(*store) >= 30; }, 60s));
+            if (GetParam() == "sqlite") {
+                // A crash-consistent copy: the process frozen, its files copied.
+                consumer->signal(SIGSTOP);
+                const std::filesystem::path db = store_url_.substr(std::string("sqlite://").size());
+                for (const char* suffix : {"", "-wal"}) {
+                    const std::filesystem::path from = db.string() + suffix;
+                    if (std::filesystem::exists(from)) {
+                        std::filesystem::copy_file(from, copy / from.filename());
+                    }
+                }
+                consumer->signal(SIGCONT);
+            } else {
+                psql(store_url_, "SELECT 1");  // the server answers
+                Process dump({"pg_dump", "-Fc", "-f", (copy / "store.dump").string(), store_url_});
+                ASSERT_EQ(dump.wait(60s), std::optional<int>(0)) << dump.stderr_text();
+            }
+        }
+        TopicReader reader(broker_.bootstrap());
+        ASSERT_TRUE(wait_until([&] { return caught_up(*store, reader); }, 120s));
+        consumer->signal(SIGTERM);
+        ASSERT_EQ(consumer->wait(30s), std::optional<int>(0)) << consumer->stderr_text();
+    }
+    // Put the copy back.
+    if (GetParam() == "sqlite") {
+        const std::filesystem::path db = store_url_.substr(std::string("sqlite://").size());
+        for (const char* suffix : {"", "-wal", "-shm"}) {
+            std::filesystem::remove(db.string() + suffix);
+        }
+        for (const auto& entry : std::filesystem::directory_iterator(copy)) {
+            std::filesystem::copy_file(entry.path(), db.parent_path() / entry.path().filename());
+        }
+    } else {
+        std::string name = unique_name("restored");
+        std::replace(name.begin(), name.end(), '-', '_');
+        store_url_ = postgres().create_database(name);
+        Process restore(
+            {"pg_restore", "--no-owner", "-d", store_url_, (copy / "store.dump").string()});
+        ASSERT_EQ(restore.wait(60s), std::optional<int>(0)) << restore.stderr_text();
+    }
+    std::filesystem::remove_all(copy);
+    {
+        auto restored = consumer::open_store(store_url_);
+        sent_in_copy = sent_rows(*restored);
+        const auto succeeded = std::count_if(w.transfers.begin(), w.transfers.end(),
+                                             [](const Transfer& t) { return t.succeeds; });
+        ASSERT_LT(sent_in_copy, succeeded) << "the copy must be behind the topics";
+    }
+    r.store_url = store_url_;
+    auto again = start_consumer(r);
+    verify(w);
+    EXPECT_NE(again->stderr_text().find("already on their topics"), std::string::npos)
+        << again->stderr_text();
+    again->signal(SIGTERM);
+    EXPECT_EQ(again->wait(30s), std::optional<int>(0)) << again->stderr_text();
+}
+
+// The relay's transactional.id as meshhook-consumer derives it.
+std::string relay_transactional_id(const std::string& group) {
+    return "meshhook-relay." + group + "." + kCreditTopic;
+}
+
+// Another producer takes the relay's transactional.id mid-run (as a second
+// relay would): the relay's producer is fenced, a fatal state. It must build
+// a new one, fence the intruder in turn, and go on: one credit per transfer.
+TEST_P(CrashTest, RelayWhoseProducerIsFencedMidRunBuildsANewOneAndGoesOn) {
+    if (!apache_engine()) {
+        GTEST_SKIP() << "the mock cluster does not fence producers (DESIGN.md): Apache Kafka only";
+    }
+    const Workload w = make_workload(rng_, 150);
+    const std::string group = unique_name("fence-group");
+    ConsumerRun r = run(group);
+    auto consumer = start_consumer(r);
+    {
+        PacedFeeder feeder(broker_.bootstrap(), w, 8s);
+        auto store = consumer::open_store(store_url_);
+        ASSERT_TRUE(wait_until([&] { return sent_rows(*store) >= 20; }, 60s));
+        common::Producer intruder({{"bootstrap.servers", broker_.bootstrap()},
+                                   {"transactional.id", relay_transactional_id(group)}});
+        intruder.init_transactions(30s);
+        ASSERT_TRUE(wait_until(
+            [&] { return consumer->stderr_text().find("stepping down") != std::string::npos; },
+            60s))
+            << consumer->stderr_text();
+    }
+    verify(w);
+    consumer->signal(SIGTERM);
+    EXPECT_EQ(consumer->wait(30s), std::optional<int>(0)) << consumer->stderr_text();
+}
+
+// A transaction someone aborted sits at the tail of every credit partition:
+// the recovery scan must end at the partition's end (read_committed), not
+// wait for a record at high - 1 that is a marker. Today: the scan never ends.
+TEST_P(CrashTest, AbortedTransactionAtTheTailOfTheCreditTopicDoesNotStopTheRelay) {
+    if (!apache_engine()) {
+        GTEST_SKIP() << "the mock cluster writes no transaction markers (DESIGN.md): Apache only";
+    }
+    {
+        common::Producer other({{"bootstrap.servers", broker_.bootstrap()},
+                                {"transactional.id", unique_name("aborted-tx")}});
+        other.init_transactions(30s);
+        other.begin_transaction();
+        for (std::int32_t p = 0; p < 4; ++p) {
+            ASSERT_EQ(
+                other.produce(kCreditTopic, "aborted", "{}",
+                              {{wire::kHeaderDedupKey, "credit:production:aborted"}}, nullptr, p),
+                common::ProduceStatus::kEnqueued);
+        }
+        ASSERT_EQ(other.flush(30s), 0);
+        other.abort_transaction(30s);
+    }
+    const Workload w = make_workload(rng_, 100);
+    ConsumerRun r = run(unique_name("aborted-group"));
+    auto consumer = start_consumer(r);
+    { PacedFeeder feeder(broker_.bootstrap(), w, 3s); }
+    verify(w);
+    consumer->signal(SIGTERM);
+    EXPECT_EQ(consumer->wait(30s), std::optional<int>(0)) << consumer->stderr_text();
+}
+
+// A review record too large for its topic can never be produced: after a few
+// refusals it is parked with an anomaly row, and every credit still flows.
+TEST_P(CrashTest, RecordKafkaRefusesIsParkedAndTheCreditsBehindItFlow) {
+    if (!apache_engine()) {
+        GTEST_SKIP() << "the mock cluster has no per-topic max.message.bytes: Apache Kafka only";
+    }
+    broker_.alter_topic_config(kReviewTopic, "max.message.bytes=64");
+    Workload w = make_workload(rng_, 100);
+    // Two succeeded transfers on a chain policy does not allow: reviews.
+    for (int i = 0; i < 2; ++i) {
+        Transfer t{"refused-" + std::to_string(i), true, "10.5"};
+        std::string b = body(t, "Succeeded", 0, i);
+        b.replace(b.find("\"Chain\":\"Ethereum\""), 18, "\"Chain\":\"Solana\"");
+        w.events.insert(w.events.begin() + 50 * i, {t.id, b});
+    }
+    ConsumerRun r = run(unique_name("refused-group"));
+    r.extra_args.insert(r.extra_args.end(), {"--allowed-assets", "USDC:Ethereum"});
+    auto consumer = start_consumer(r);
+    { PacedFeeder feeder(broker_.bootstrap(), w, 3s); }
+    verify(w);  // every credit once; nothing on the review topic
+    auto store = consumer::open_store(store_url_);
+    EXPECT_EQ(store->outbox_stats().parked, 2);
+    const auto anomalies = store->anomalies();
+    EXPECT_EQ(std::count_if(
+                  anomalies.begin(), anomalies.end(),
+                  [](const consumer::AnomalyRecord& a) { return a.kind == "outbox_row_parked"; }),
+              2);
+    consumer->signal(SIGTERM);
+    EXPECT_EQ(consumer->wait(30s), std::optional<int>(0)) << consumer->stderr_text();
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, CrashTest, ::testing::Values("sqlite", "postgresql"),
                          [](const ::testing::TestParamInfo<std::string>& param) {
                              return param.param;
@@ -388,6 +574,65 @@ TEST_P(SharedPostgres, PausedConsumerThatLostItsPartitionsCannotCreditTwice) {
     survivor->signal(SIGTERM);
     EXPECT_EQ(zombie->wait(30s), std::optional<int>(0)) << zombie->stderr_text();
     EXPECT_EQ(survivor->wait(30s), std::optional<int>(0)) << survivor->stderr_text();
+}
+
+// The active relay is frozen (a long GC-like pause, a VM freeze) while its
+// sends wait for Kafka, and its PostgreSQL session is cut: its lock is gone,
+// the other instance's relay takes over and sends the same rows. When the
+// frozen one resumes, Kafka has fenced it: its transaction is aborted and its
+// writes refused. Today: "49 of 112 credits written twice".
+TEST_P(SharedPostgres, RelayThatLostItsLockWhileItsSendsWereHeldIsFencedByTheNextOne) {
+    if (!apache_engine()) {
+        GTEST_SKIP() << "the mock cluster does not fence producers (DESIGN.md): Apache Kafka only";
+    }
+    // While one broker is down, the credit topic refuses acks=all: the
+    // relay's sends are held, and the input topic still flows.
+    broker_.alter_topic_config(kCreditTopic, "min.insync.replicas=3");
+    const Workload w = make_workload(rng_, 300);
+    const std::string group = unique_name("fenced-group");
+    ConsumerRun a = run(group);
+    ConsumerRun b = run(group);
+    auto first = start_consumer(a);
+    ASSERT_TRUE(wait_until(
+        [&] { return first->stderr_text().find("outbox relay: active") != std::string::npos; },
+        30s));
+    auto second = start_consumer(b);
+    auto store = consumer::open_store(store_url_);
+    {
+        PacedFeeder feeder(broker_.bootstrap(), w, 20s);
+        ASSERT_TRUE(wait_until([&] { return sent_rows(*store) >= 20; }, 60s));
+        broker_.broker_down(3);
+        const std::int64_t sent_before = sent_rows(*store);
+        // Rows pile up behind the held transaction.
+        ASSERT_TRUE(wait_until([&] { return store->outbox_stats().unsent >= 20; }, 60s));
+        first->signal(SIGSTOP);
+        // Its session ends; the advisory lock goes with it.
+        psql(store_url_,
+             "SELECT pg_terminate_backend(pid) FROM pg_locks "
+             "WHERE locktype = 'advisory' AND granted");
+        ASSERT_TRUE(wait_until(
+            [&] { return second->stderr_text().find("outbox relay: active") != std::string::npos; },
+            30s))
+            << second->stderr_text();
+        broker_.broker_up(3);
+        ASSERT_TRUE(wait_until([&] { return sent_rows(*store) > sent_before + 20; }, 90s))
+            << second->stderr_text();
+        first->signal(SIGCONT);
+    }
+    verify(w);
+    // The resumed relay learned that it was fenced, and wrote nothing.
+    EXPECT_TRUE(wait_until(
+        [&] {
+            const std::string log = first->stderr_text();
+            return log.find("stepping down") != std::string::npos ||
+                   log.find("lost the relay lock") != std::string::npos;
+        },
+        60s))
+        << first->stderr_text();
+    first->signal(SIGTERM);
+    second->signal(SIGTERM);
+    EXPECT_EQ(first->wait(30s), std::optional<int>(0)) << first->stderr_text();
+    EXPECT_EQ(second->wait(30s), std::optional<int>(0)) << second->stderr_text();
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, SharedPostgres, ::testing::Values("postgresql"),

@@ -59,8 +59,13 @@ std::vector<TopicRecord> TopicReader::read_all(const std::string& topic) {
     if (!partitions) {
         return out;
     }
-    // A group.id is needed for assign(); the group is never joined.
-    common::Consumer reader({{"bootstrap.servers", bootstrap_}, {"group.id", "test-reader"}});
+    // A group.id is needed for assign(); the group is never joined. Reads as
+    // a ledger must (read_committed), and ends each partition at its
+    // end-of-partition event: the last offset may be a transaction marker.
+    common::Consumer reader({{"bootstrap.servers", bootstrap_},
+                             {"group.id", "test-reader"},
+                             {"isolation.level", "read_committed"},
+                             {"enable.partition.eof", "true"}});
     std::vector<common::TopicPartition> assignment;
     std::map<std::int32_t, std::int64_t> ends;
     for (std::int32_t p = 0; p < *partitions; ++p) {
@@ -78,18 +83,24 @@ std::vector<TopicRecord> TopicReader::read_all(const std::string& topic) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (!ends.empty() && std::chrono::steady_clock::now() < deadline) {
         const common::Message m = reader.poll(std::chrono::milliseconds(200));
-        if (!m || m.error_code() != 0) {
+        if (!m || (m.error_code() != 0 && !m.is_partition_eof())) {
             continue;
         }
         const auto it = ends.find(m.partition());
-        if (it == ends.end() || m.offset() >= it->second) {
+        if (it == ends.end()) {
+            continue;
+        }
+        if (m.is_partition_eof()) {
+            if (m.offset() >= it->second) {
+                ends.erase(it);
+            }
+            continue;
+        }
+        if (m.offset() >= it->second) {
             continue;
         }
         out.push_back({std::string(m.key().value_or("")), std::string(m.value()),
                        std::string(m.header("dedup-key").value_or("")), m.partition(), m.offset()});
-        if (m.offset() + 1 >= it->second) {
-            ends.erase(it);
-        }
     }
     EXPECT_TRUE(ends.empty()) << "could not read " << topic << " to its end";
     reader.close();
