@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 
@@ -27,6 +28,11 @@ common::KafkaConfig reader_config(const std::string& brokers, const common::Kafk
         {"group.id",
          "meshhook-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)},
         {"enable.auto.commit", "false"},
+        // The end of a partition is known from its EOF event, not from the
+        // last record's offset: transaction markers take offsets that no
+        // record is delivered at, so with transactional producers the last
+        // record's offset + 1 never reaches the high watermark.
+        {"enable.partition.eof", "true"},
         // A dead broker list should fail in seconds, not librdkafka's minutes.
         {"socket.connection.setup.timeout.ms", "5000"},
         // The CLI reports what went wrong in one line of its own;
@@ -68,7 +74,12 @@ common::Message TopicReader::next(std::chrono::milliseconds timeout) {
             position_[msg.partition()] = msg.offset() + 1;
             return msg;
         }
-        last_error_ = msg.error();
+        if (msg.is_partition_eof()) {
+            auto& position = position_[msg.partition()];
+            position = std::max(position, msg.offset());
+        } else {
+            last_error_ = msg.error();
+        }
         if (std::chrono::steady_clock::now() >= deadline) return common::Message();
     }
 }
