@@ -630,6 +630,23 @@ void Consumer::seek(const TopicPartition& tp, std::chrono::milliseconds timeout)
     }
 }
 
+std::vector<TopicPartition> Consumer::committed(const std::vector<TopicPartition>& partitions,
+                                                std::chrono::milliseconds timeout) {
+    auto list = to_list(partitions);
+    if (auto err =
+            rd_kafka_committed(impl_->rk.get(), list.get(), static_cast<int>(timeout.count()))) {
+        throw KafkaError(std::string("kafka committed offsets: ") + rd_kafka_err2str(err));
+    }
+    for (int i = 0; i < list->cnt; ++i) {
+        if (const auto err = list->elems[i].err; err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            throw KafkaError(std::string("kafka committed offset of ") + list->elems[i].topic +
+                             "[" + std::to_string(list->elems[i].partition) +
+                             "]: " + rd_kafka_err2str(err));
+        }
+    }
+    return from_list(list.get());
+}
+
 std::optional<int> Consumer::partition_count(std::string_view topic,
                                              std::chrono::milliseconds timeout) {
     return metadata_partition_count(impl_->rk.get(), topic, timeout);

@@ -190,6 +190,7 @@ struct TopicPartition {
 
 inline constexpr std::int64_t kOffsetBeginning = -2;
 inline constexpr std::int64_t kOffsetEnd = -1;
+inline constexpr std::int64_t kOffsetInvalid = -1001;  // "no offset", as in TopicPartition
 
 class Consumer;
 
@@ -222,6 +223,11 @@ public:
     // Commits the given next-offsets to the group (async when `async`).
     void commit(const std::vector<TopicPartition>& offsets, bool async);
     void seek(const TopicPartition& tp, std::chrono::milliseconds timeout);
+    // The group's committed next-offsets for `partitions` (OffsetFetch; the
+    // consumer need not have joined the group). A partition the group has
+    // no offset for comes back with kOffsetInvalid. Throws KafkaError.
+    std::vector<TopicPartition> committed(const std::vector<TopicPartition>& partitions,
+                                          std::chrono::milliseconds timeout);
 
     std::optional<int> partition_count(std::string_view topic, std::chrono::milliseconds timeout);
     // (low, high) watermarks from the broker.

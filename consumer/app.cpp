@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include "common/kafka.hpp"
 #include "common/metrics.hpp"
@@ -56,6 +57,38 @@ std::string topic(const common::Settings& s, std::string_view flag) {
     return t;
 }
 
+// --start-from, decided before consuming. Kafka not answering is waited out
+// (the consumer would wait for it anyway); a refusal ends the process.
+std::string prepare_start_or_exit(const common::Settings& settings, const ConsumerConfig& config,
+                                  Store& store, const common::KafkaConfig& group_client) {
+    std::unique_ptr<common::Consumer> probe;
+    try {
+        probe = std::make_unique<common::Consumer>(group_client);
+    } catch (const common::KafkaError& e) {
+        common::fail_config(kProgram, ConfigError(settings.describe("brokers") + ": " + e.what()));
+    }
+    for (;;) {
+        try {
+            return prepare_start(store, *probe, config.topics, config.start_from,
+                                 settings.describe("start-from"), std::chrono::seconds(10));
+        } catch (const ConfigError& e) {
+            common::fail_config(kProgram, e);
+        } catch (const StoreError& e) {
+            common::fail_config(kProgram,
+                                ConfigError(settings.describe("store") + ": " + e.what()));
+        } catch (const common::KafkaError& e) {
+            common::log_warn(std::string("cannot tell yet where an empty store starts: ") +
+                             e.what() + "; retrying");
+        }
+        for (int i = 0; i < 10 && !g_stop.load(); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        if (g_stop.load()) {
+            return {};
+        }
+    }
+}
+
 }  // namespace
 
 void declare_settings(common::Settings& s) {
@@ -93,6 +126,10 @@ void declare_settings(common::Settings& s) {
         .add({"stall-after-s", "CONSUMER_STALL_AFTER_S", "120",
               "/healthz fails when the consume loop or the outbox relay has shown no sign of "
               "life for this long (a hung thread: restart it)"})
+        .add({"start-from", "CONSUMER_START_FROM", "",
+              "Where a store with no offsets starts reading: earliest, latest or committed "
+              "(the group's offsets); unset, it refuses to start when the output topics already "
+              "hold records. Ignored once the store has offsets"})
         .add({"ready-file", "CONSUMER_READY_FILE", "",
               "once ready, write metrics_listen=HOST:PORT and pid=N here (atomically)"})
         .add({"log-format", "LOG_FORMAT", "text", "text or json"})
@@ -143,6 +180,13 @@ ConsumerConfig load_config(const common::Settings& s) {
     c.log_format = common::parse_log_format(s.get("log-format"));
     c.log_level = s.get("log-level");
     c.ready_file = s.get("ready-file");
+    if (const std::string& from = s.get("start-from"); !from.empty()) {
+        c.start_from = parse_start_from(from);
+        if (!c.start_from) {
+            throw ConfigError(s.describe("start-from") +
+                              ": expected earliest, latest or committed, got \"" + from + "\"");
+        }
+    }
     return c;
 }
 
@@ -179,10 +223,24 @@ int run(int argc, char** argv) {
     } catch (const StoreError& e) {
         common::fail_config(kProgram, ConfigError(settings.describe("store") + ": " + e.what()));
     }
+    common::KafkaConfig client{{"bootstrap.servers", config.brokers},
+                               {"client.id", std::string(kProgram)}};
+    client.insert(client.end(), config.kafka_properties.begin(), config.kafka_properties.end());
+    common::KafkaConfig group_client = client;
+    group_client.emplace_back("group.id", config.group_id);
+
+    // Before anything is logged, so that a refusal is the process's one line.
+    const std::string start_note = prepare_start_or_exit(settings, config, *store, group_client);
+    if (g_stop.load()) {
+        return 0;
+    }
     common::log_info(
         "starting: brokers=" + config.brokers + " group=" + config.group_id +
         " input=" + config.topics.input + " store=" + redact_store_url(config.store_url) + " (" +
         std::string(store->kind()) + ", schema v" + std::to_string(store->schema_version()) + ")");
+    if (!start_note.empty()) {
+        common::log_info(start_note);
+    }
 
     common::Registry registry;
     ConsumerMetrics metrics(registry);
@@ -233,9 +291,6 @@ int run(int argc, char** argv) {
     }
     common::log_info("metrics on port " + std::to_string(http->port()));
 
-    common::KafkaConfig client{{"bootstrap.servers", config.brokers},
-                               {"client.id", std::string(kProgram)}};
-    client.insert(client.end(), config.kafka_properties.begin(), config.kafka_properties.end());
     RelayOptions relay_options;
     relay_options.store_url = config.store_url;
     relay_options.kafka = client;
@@ -244,8 +299,7 @@ int run(int argc, char** argv) {
     OutboxRelay relay(relay_options, &metrics);
 
     LoopOptions loop_options;
-    loop_options.kafka = client;
-    loop_options.kafka.emplace_back("group.id", config.group_id);
+    loop_options.kafka = group_client;
     loop_options.kafka.emplace_back("session.timeout.ms",
                                     std::to_string(config.session_timeout.count()));
     loop_options.kafka.emplace_back(

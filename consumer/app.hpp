@@ -4,12 +4,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "common/config.hpp"
 #include "common/kafka.hpp"
 #include "common/log.hpp"
+#include "consumer/start_from.hpp"
 #include "consumer/state_machine.hpp"
 
 namespace meshhook::consumer {
@@ -33,6 +35,9 @@ struct ConsumerConfig {
     common::LogFormat log_format = common::LogFormat::kText;
     std::string log_level = "info";
     std::string ready_file;  // --ready-file: bound addresses for supervisors and tests
+    // --start-from: where an empty store starts; unset = refuse when the
+    // output topics already hold records.
+    std::optional<StartFrom> start_from;
 };
 
 void declare_settings(common::Settings& settings);

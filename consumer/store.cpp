@@ -136,6 +136,10 @@ constexpr std::string_view kInsertOffset =
     "VALUES ($1, $2, $3, $4) ON CONFLICT (topic, partition_id) DO NOTHING";
 constexpr std::string_view kSelectOffsets =
     "SELECT partition_id, next_offset FROM partition_offsets WHERE topic = $1";
+// CASE rather than a bare EXISTS: PostgreSQL answers a boolean, SQLite an integer.
+constexpr std::string_view kHasHistory =
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM partition_offsets) "
+    "OR EXISTS (SELECT 1 FROM outbox) THEN 1 ELSE 0 END";
 
 constexpr std::string_view kInsertOutbox =
     "INSERT INTO outbox (topic, record_key, payload, dedup_key, created_ms) "
@@ -388,6 +392,11 @@ public:
     std::map<std::int32_t, std::int64_t> offsets(std::string_view topic) override {
         const std::array<Param, 1> p{topic};
         return partition_map(conn_->query(kSelectOffsets, p));
+    }
+
+    bool empty() override {
+        const sql::Result r = conn_->query(kHasHistory, {});
+        return r.rows.empty() || integer(r.rows[0][0]) == 0;
     }
 
     std::optional<TransferRow> transfer(std::string_view environment,

@@ -89,6 +89,9 @@ public:
     virtual std::unique_ptr<StoreTransaction> begin() = 0;
     // partition -> next offset to consume
     virtual std::map<std::int32_t, std::int64_t> offsets(std::string_view topic) = 0;
+    // No history: no offset row and no outbox row (a new store, or one
+    // replaced under a pipeline that has run: see --start-from).
+    virtual bool empty() = 0;
     virtual std::optional<TransferRow> transfer(std::string_view environment,
                                                 std::string_view transfer_id) = 0;
 

@@ -32,13 +32,20 @@ int tail_main(int argc, const char* const* argv) {
     common::Settings settings(
         std::string(kProgram),
         "prints the records of a topic: partition, offset, time, key, headers, value.\n\n"
-        "  meshhook tail TOPIC --brokers HOST:PORT [--from beginning|end] [--follow] [--pretty]\n\n"
+        "  meshhook tail TOPIC --brokers HOST:PORT [--from beginning|end] [--follow] [--pretty]\n"
+        "                      [--read-uncommitted]\n\n"
         "Without --follow it stops at the end of every partition as it was at start.\n"
-        "Reads without a consumer group: nothing is committed, nobody's offsets move.");
+        "Reads without a consumer group: nothing is committed, nobody's offsets move.\n"
+        "Reads committed records only (isolation.level=read_committed), as the ledger does:\n"
+        "records of open or aborted transactions are not shown without --read-uncommitted.");
     settings.add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...)"})
         .add({"from", "", "beginning", "where to start: beginning | end"})
         .add({"follow", "", "", "keep printing new records until Ctrl-C", false, true})
         .add({"pretty", "", "", "pretty-print JSON values (number text kept exactly)", false, true})
+        .add({"read-uncommitted", "", "",
+              "also show records of open and aborted transactions (isolation.level="
+              "read_uncommitted)",
+              false, true})
         .add({"max", "", "0", "stop after this many records (0: no limit)"})
         .add({"timeout-ms", "", "10000", "how long to wait for the brokers' metadata"});
     common::declare_client_properties(settings);
@@ -59,6 +66,11 @@ int tail_main(int argc, const char* const* argv) {
             throw common::ConfigError("--from: expected beginning or end, got \"" + from + "\"");
         }
         kafka = common::client_properties(settings);
+        // After the file's properties, which may not set it anyway (not a
+        // connection property).
+        kafka.emplace_back("isolation.level", settings.is_set("read-uncommitted")
+                                                  ? "read_uncommitted"
+                                                  : "read_committed");
         max = common::parse_uint("--max", settings.get("max"), 0, UINT64_MAX);
         timeout = std::chrono::milliseconds(
             common::parse_uint("--timeout-ms", settings.get("timeout-ms"), 1, 600000));
@@ -82,7 +94,10 @@ int tail_main(int argc, const char* const* argv) {
         // records produced from now on will be seen.
         std::cerr << kProgram << ": reading " << topic << " (" << reader.partitions()
                   << " partitions) from the " << settings.get("from")
-                  << (follow ? ", following" : "") << std::endl;
+                  << (follow ? ", following" : "")
+                  << (settings.is_set("read-uncommitted") ? ", uncommitted records too"
+                                                          : ", committed records only")
+                  << std::endl;
         std::uint64_t printed = 0;
         auto last_progress = std::chrono::steady_clock::now();
         while (g_stop == 0 && (max == 0 || printed < max)) {

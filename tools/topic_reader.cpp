@@ -28,8 +28,10 @@ common::KafkaConfig reader_config(const std::string& brokers, const common::Kafk
         {"group.id",
          "meshhook-cli-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)},
         {"enable.auto.commit", "false"},
-        // The end of a partition is an event, not "the record at high - 1":
-        // on a transactional topic the last offset is a commit marker.
+        // The end of a partition is known from its EOF event, not from the
+        // last record's offset: transaction markers take offsets that no
+        // record is delivered at, so with transactional producers the last
+        // record's offset + 1 never reaches the high watermark.
         {"enable.partition.eof", "true"},
         // A dead broker list should fail in seconds, not librdkafka's minutes.
         {"socket.connection.setup.timeout.ms", "5000"},
@@ -73,14 +75,11 @@ common::Message TopicReader::next(std::chrono::milliseconds timeout) {
             return msg;
         }
         if (msg.is_partition_eof()) {
-            auto& at = position_[msg.partition()];
-            at = std::max(at, msg.offset());
-            if (caught_up() || std::chrono::steady_clock::now() >= deadline) {
-                return common::Message();
-            }
-            continue;
+            auto& position = position_[msg.partition()];
+            position = std::max(position, msg.offset());
+        } else {
+            last_error_ = msg.error();
         }
-        last_error_ = msg.error();
         if (std::chrono::steady_clock::now() >= deadline) return common::Message();
     }
 }

@@ -216,6 +216,159 @@ TEST_F(ConsumerIntegration, RestartResumesFromTheStoreAndDoesNotCreditAgain) {
     EXPECT_EQ(credits[0].value, expected_command("03-succeeded.json"));
 }
 
+// --start-from. The first run credits 03 and stops; the store is then
+// replaced by a new, empty one under the same topics.
+class StartFrom : public ConsumerIntegration {
+protected:
+    void run_first_consumer_and_replace_the_store() {
+        start();
+        feed({"01-pending.json", "03-succeeded.json"});
+        wait_caught_up();
+        // The loop commits to the group asynchronously after each batch: wait
+        // for it, so that `committed` has something to find.
+        ASSERT_TRUE(wait_until([&] { return group_offsets_sum() == input_end(); }, 30s));
+        process_->signal(SIGTERM);
+        ASSERT_EQ(process_->wait(30s), std::optional<int>(0)) << process_->stderr_text();
+        ASSERT_EQ(read(kCreditTopic).size(), 1U);
+        run_.store_url = "sqlite://" + (dir_ / "replaced.db").string();
+    }
+
+    std::vector<std::string> args(const std::vector<std::string>& extra = {}) const {
+        std::vector<std::string> argv{binary_path("meshhook-consumer").string(),
+                                      "--brokers",
+                                      run_.bootstrap,
+                                      "--store",
+                                      run_.store_url,
+                                      "--group-id",
+                                      run_.group_id,
+                                      "--metrics-listen",
+                                      "127.0.0.1:0"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        return argv;
+    }
+
+    std::int64_t input_end() {
+        TopicReader reader(broker_.bootstrap());
+        return reader.end_offset_sum(kInputTopic);
+    }
+
+    std::int64_t group_offsets_sum() {
+        common::Consumer group(
+            {{"bootstrap.servers", broker_.bootstrap()}, {"group.id", run_.group_id}});
+        const auto partitions = group.partition_count(kInputTopic, 5s);
+        if (!partitions) {
+            return -1;
+        }
+        std::vector<common::TopicPartition> asked;
+        for (std::int32_t p = 0; p < *partitions; ++p) {
+            asked.push_back({kInputTopic, p, common::kOffsetInvalid});
+        }
+        std::int64_t sum = 0;
+        try {
+            for (const auto& tp : group.committed(asked, 5s)) {
+                sum += std::max<std::int64_t>(0, tp.offset);
+            }
+        } catch (const common::KafkaError&) {
+            return -1;
+        }
+        return sum;
+    }
+
+    // 03 once (from the first run), 06 once (from the new store, which
+    // never saw 03).
+    void expect_only_the_new_transfer_credited_by_the_new_store() {
+        std::map<std::string, int> count;
+        for (const TopicRecord& r : read(kCreditTopic)) {
+            ++count[r.dedup_key];
+        }
+        EXPECT_EQ(count, (std::map<std::string, int>{{"credit:production:" + kTransfer, 1},
+                                                     {"credit:production:" + kCamelTransfer, 1}}));
+        auto store = consumer::open_store(run_.store_url);
+        EXPECT_FALSE(store->transfer("production", kTransfer).has_value());
+        ASSERT_TRUE(store->transfer("production", kCamelTransfer).has_value());
+        EXPECT_TRUE(store->transfer("production", kCamelTransfer)->credited);
+    }
+};
+
+TEST_F(StartFrom, EmptyStoreOverARunPipelineRefusesToStartWithoutIt) {
+    run_first_consumer_and_replace_the_store();
+    Process p(args());
+    EXPECT_EQ(p.wait(20s), std::optional<int>(2));
+    const std::string err = p.stderr_text();
+    EXPECT_EQ(err.rfind("meshhook-consumer: --start-from (CONSUMER_START_FROM): the store is "
+                        "empty but ledger.credit-commands already holds 1 record ",
+                        0),
+              0U)
+        << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    EXPECT_TRUE(consumer::open_store(run_.store_url)->empty());
+}
+
+TEST_F(StartFrom, LatestSkipsWhatTheTopicHeldAndCreditsWhatComesAfter) {
+    run_first_consumer_and_replace_the_store();
+    run_.extra_args = {"--start-from", "latest"};
+    start();  // the offsets are written before "ready"
+    {
+        auto store = consumer::open_store(run_.store_url);
+        std::int64_t stored = 0;
+        for (const auto& [partition, offset] : store->offsets(kInputTopic)) {
+            stored += offset;
+        }
+        EXPECT_EQ(stored, input_end());
+        EXPECT_FALSE(store->transfer("production", kTransfer).has_value());
+    }
+    feed({"06-camelcase-succeeded.json"});
+    wait_caught_up();
+    expect_only_the_new_transfer_credited_by_the_new_store();
+}
+
+// What arrived while no consumer ran is past the group's offsets: `committed`
+// applies it; `latest` would have skipped it and `earliest` credited 03 again.
+TEST_F(StartFrom, CommittedResumesAtTheGroupsOffsets) {
+    run_first_consumer_and_replace_the_store();
+    feed({"06-camelcase-succeeded.json"});
+    run_.extra_args = {"--start-from", "committed"};
+    start();
+    wait_caught_up();
+    expect_only_the_new_transfer_credited_by_the_new_store();
+}
+
+TEST_F(StartFrom, IsIgnoredOnceTheStoreHasOffsets) {
+    start();
+    feed({"03-succeeded.json"});
+    wait_caught_up();
+    process_->signal(SIGTERM);
+    ASSERT_EQ(process_->wait(30s), std::optional<int>(0)) << process_->stderr_text();
+    feed({"06-camelcase-succeeded.json"});
+    run_.extra_args = {"--start-from", "latest"};
+    start();
+    wait_caught_up();  // 06 was applied: the store's offsets won over `latest`
+    EXPECT_EQ(read(kCreditTopic).size(), 2U);
+    EXPECT_NE(process_->stderr_text().find("--start-from (CONSUMER_START_FROM) latest ignored"),
+              std::string::npos)
+        << process_->stderr_text();
+}
+
+TEST_F(StartFrom, FreshDeploymentStartsWithoutIt) {
+    start();
+    feed({"01-pending.json", "03-succeeded.json"});
+    wait_caught_up();
+    EXPECT_EQ(read(kCreditTopic).size(), 1U);
+    EXPECT_NE(process_->stderr_text().find("output topics hold no records"), std::string::npos)
+        << process_->stderr_text();
+}
+
+TEST_F(StartFrom, UnknownValueFailsAtStartWithOneLineNamingIt) {
+    Process p(args({"--start-from", "beginning"}));
+    EXPECT_EQ(p.wait(10s), std::optional<int>(2));
+    const std::string err = p.stderr_text();
+    EXPECT_NE(err.find("--start-from (CONSUMER_START_FROM): expected earliest, latest or "
+                       "committed, got \"beginning\""),
+              std::string::npos)
+        << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+}
+
 // A crash after the broker acknowledged a command but before the store
 // marked it sent: on start the relay finds it on the topic and does not
 // send it again; a row that never reached the topic is sent.

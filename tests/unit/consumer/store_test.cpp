@@ -155,6 +155,32 @@ TEST_P(StoreSuite, UncommittedTransactionLeavesNothingBehind) {
     EXPECT_TRUE(store_->offsets(kInput).empty());
 }
 
+// What --start-from looks at: an offset row or an outbox row is history; a
+// transfer row alone never exists without an offset row in the same commit.
+TEST_P(StoreSuite, IsEmptyUntilAnOffsetOrAnOutboxRowIsCommitted) {
+    EXPECT_TRUE(store_->empty());
+    {
+        auto tx = store_->begin();
+        EXPECT_TRUE(tx->advance_offset(kInput, 0, std::nullopt, 10));
+    }  // rolled back
+    EXPECT_TRUE(store_->empty());
+    {
+        auto tx = store_->begin();
+        EXPECT_TRUE(
+            tx->add_outbox({"ledger.credit-commands", "t-1", "{}", "credit:production:t-1"}, kNow));
+        tx->commit();
+    }
+    EXPECT_FALSE(store_->empty());
+    raw_connection()->exec_script("DELETE FROM outbox");
+    EXPECT_TRUE(store_->empty());
+    {
+        auto tx = store_->begin();
+        EXPECT_TRUE(tx->advance_offset(kInput, 0, std::nullopt, 0));
+        tx->commit();
+    }
+    EXPECT_FALSE(store_->empty());
+}
+
 TEST_P(StoreSuite, OutboxDedupKeyAdmitsOneRow) {
     auto tx = store_->begin();
     EXPECT_TRUE(
