@@ -295,9 +295,14 @@ TEST_P(CrashTest, KilledAtRandomMomentsStillCreditsEverySucceededTransferExactly
     EXPECT_EQ(survivor->wait(30s), std::optional<int>(0)) << survivor->stderr_text();
 }
 
+// PostgreSQL's client tools, from the server's Debian package (as tests/support).
+std::string pg_tool(const std::string& name) {
+    return "/usr/lib/postgresql/15/bin/" + name;
+}
+
 // Runs psql against `url`; returns its unaligned output.
 std::string psql(const std::string& url, const std::string& sql) {
-    Process p({"psql", url, "-v", "ON_ERROR_STOP=1", "-Atc", sql});
+    Process p({pg_tool("psql"), url, "-v", "ON_ERROR_STOP=1", "-Atc", sql});
     std::string out = p.read_all(30s);
     EXPECT_EQ(p.wait(30s), std::optional<int>(0)) << sql << ": " << p.stderr_text();
     return out;
@@ -338,8 +343,8 @@ TEST_P(CrashTest, StoreRestoredFromAnEarlierCopySendsNoCreditTwiceAndMissesNone)
                 }
                 consumer->signal(SIGCONT);
             } else {
-                psql(store_url_, "SELECT 1");  // the server answers
-                Process dump({"pg_dump", "-Fc", "-f", (copy / "store.dump").string(), store_url_});
+                Process dump(
+                    {pg_tool("pg_dump"), "-Fc", "-f", (copy / "store.dump").string(), store_url_});
                 ASSERT_EQ(dump.wait(60s), std::optional<int>(0)) << dump.stderr_text();
             }
         }
@@ -361,8 +366,8 @@ TEST_P(CrashTest, StoreRestoredFromAnEarlierCopySendsNoCreditTwiceAndMissesNone)
         std::string name = unique_name("restored");
         std::replace(name.begin(), name.end(), '-', '_');
         store_url_ = postgres().create_database(name);
-        Process restore(
-            {"pg_restore", "--no-owner", "-d", store_url_, (copy / "store.dump").string()});
+        Process restore({pg_tool("pg_restore"), "--no-owner", "-d", store_url_,
+                         (copy / "store.dump").string()});
         ASSERT_EQ(restore.wait(60s), std::optional<int>(0)) << restore.stderr_text();
     }
     std::filesystem::remove_all(copy);
@@ -378,6 +383,45 @@ TEST_P(CrashTest, StoreRestoredFromAnEarlierCopySendsNoCreditTwiceAndMissesNone)
     verify(w);
     EXPECT_NE(again->stderr_text().find("already on their topics"), std::string::npos)
         << again->stderr_text();
+    again->signal(SIGTERM);
+    EXPECT_EQ(again->wait(30s), std::optional<int>(0)) << again->stderr_text();
+}
+
+// A new, empty store under a pipeline that has already run (a lost SQLite
+// file, a fresh database): the consumer refuses to start until an operator
+// chooses, and with --start-from earliest it applies every event again
+// without sending one credit twice.
+TEST_P(CrashTest, EmptyStoreOverTopicsWithDataRefusesThenStartsFromEarliestWithoutDuplicates) {
+    const Workload w = make_workload(rng_, 150);
+    ConsumerRun r = run(unique_name("empty-store-group"));
+    {
+        auto consumer = start_consumer(r);
+        { PacedFeeder feeder(broker_.bootstrap(), w, 3s); }
+        auto store = consumer::open_store(store_url_);
+        TopicReader reader(broker_.bootstrap());
+        ASSERT_TRUE(wait_until([&] { return caught_up(*store, reader); }, 120s));
+        consumer->signal(SIGTERM);
+        ASSERT_EQ(consumer->wait(30s), std::optional<int>(0)) << consumer->stderr_text();
+    }
+    if (GetParam() == "sqlite") {
+        store_url_ = "sqlite://" + (dir_ / "new.db").string();
+    } else {
+        std::string name = unique_name("empty");
+        std::replace(name.begin(), name.end(), '-', '_');
+        store_url_ = postgres().create_database(name);
+    }
+    r.store_url = store_url_;
+    {
+        Process refused({binary_path("meshhook-consumer").string(), "--brokers",
+                         broker_.bootstrap(), "--store", store_url_, "--group-id", r.group_id,
+                         "--metrics-listen", "127.0.0.1:0"});
+        EXPECT_EQ(refused.wait(60s), std::optional<int>(2));
+        EXPECT_NE(refused.stderr_text().find("--start-from"), std::string::npos)
+            << refused.stderr_text();
+    }
+    r.extra_args.insert(r.extra_args.end(), {"--start-from", "earliest"});
+    auto again = start_consumer(r);
+    verify(w);
     again->signal(SIGTERM);
     EXPECT_EQ(again->wait(30s), std::optional<int>(0)) << again->stderr_text();
 }
@@ -438,6 +482,9 @@ TEST_P(CrashTest, AbortedTransactionAtTheTailOfTheCreditTopicDoesNotStopTheRelay
     }
     const Workload w = make_workload(rng_, 100);
     ConsumerRun r = run(unique_name("aborted-group"));
+    // The credit topic is not empty (aborted records and markers count): an
+    // empty store over it waits for an operator's choice.
+    r.extra_args.insert(r.extra_args.end(), {"--start-from", "earliest"});
     auto consumer = start_consumer(r);
     { PacedFeeder feeder(broker_.bootstrap(), w, 3s); }
     verify(w);
