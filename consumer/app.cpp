@@ -123,6 +123,9 @@ void declare_settings(common::Settings& s) {
               "transactional.id of the outbox relay, the same for every instance on one store "
               "(default meshhook-relay.<group-id>.<credit-topic>); Kafka fences all but the "
               "latest holder"})
+        .add({"park-after", "CONSUMER_PARK_AFTER", "3",
+              "Times Kafka may refuse one outbox record itself (too large, topic missing, not "
+              "authorised) before the relay parks it and goes on with the others"})
         .add({"stall-after-s", "CONSUMER_STALL_AFTER_S", "120",
               "/healthz fails when the consume loop or the outbox relay has shown no sign of "
               "life for this long (a hung thread: restart it)"})
@@ -175,6 +178,8 @@ ConsumerConfig load_config(const common::Settings& s) {
     if (c.relay_transactional_id.empty()) {
         c.relay_transactional_id = "meshhook-relay." + c.group_id + "." + c.topics.credits;
     }
+    c.park_after = static_cast<int>(
+        common::parse_uint(s.describe("park-after"), s.get("park-after"), 1, 1000));
     c.stall_after = std::chrono::seconds(
         common::parse_uint(s.describe("stall-after-s"), s.get("stall-after-s"), 5, 86400));
     c.log_format = common::parse_log_format(s.get("log-format"));
@@ -296,6 +301,7 @@ int run(int argc, char** argv) {
     relay_options.kafka = client;
     relay_options.topics = {config.topics.credits, config.topics.reviews, config.topics.anomalies};
     relay_options.transactional_id = config.relay_transactional_id;
+    relay_options.park_after = config.park_after;
     OutboxRelay relay(relay_options, &metrics);
 
     LoopOptions loop_options;

@@ -30,8 +30,10 @@ struct ConsumerConfig {
     common::HostPort metrics_listen;
     std::chrono::milliseconds session_timeout{10000};
     std::chrono::milliseconds drain_timeout{10000};
-    std::string relay_transactional_id;     // default: meshhook-relay.<group>.<credit topic>
-    std::chrono::seconds stall_after{120};  // /healthz fails past this without a heartbeat
+    std::string relay_transactional_id;  // default: meshhook-relay.<group>.<credit topic>
+    std::chrono::seconds stall_after{120};
+    int park_after = 3;  // refusals of one record alone before the relay parks it  // /healthz
+                         // fails past this without a heartbeat
     common::LogFormat log_format = common::LogFormat::kText;
     std::string log_level = "info";
     std::string ready_file;  // --ready-file: bound addresses for supervisors and tests

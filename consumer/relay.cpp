@@ -249,6 +249,10 @@ void OutboxRelay::loop(Store& store) {
                 refusals_.erase(rows.front().id);
                 break;
             case SendResult::kRejected:
+                // A new producer after any abort: librdkafka 2.0.2's next
+                // transaction on the same producer can stall until its
+                // messages time out (seen on Apache Kafka 4.1).
+                drop_producer();
                 after_rejection(store, rows, last_refusal_);
                 need_scan = true;
                 break;
@@ -258,6 +262,7 @@ void OutboxRelay::loop(Store& store) {
                 wait_for_work(std::chrono::milliseconds(500));
                 break;
             case SendResult::kFailed:
+                drop_producer();
                 need_scan = true;
                 wait_for_work(std::chrono::milliseconds(500));
                 break;
@@ -454,6 +459,8 @@ bool OutboxRelay::recover(Store& store) {
         }
     }
     std::uint64_t marked = 0;
+    std::uint64_t scanned = 0;
+    const auto started = std::chrono::steady_clock::now();
     std::size_t open = assignment.size();
     if (!assignment.empty()) {
         std::map<std::pair<std::string, std::int32_t>, std::vector<ScannedKey>> found;
@@ -484,6 +491,7 @@ bool OutboxRelay::recover(Store& store) {
                 --open;
                 continue;
             }
+            ++scanned;
             if (const auto key = m.header(kDedupHeader)) {
                 keys.push_back({std::string(*key), m.offset()});
             }
@@ -495,6 +503,14 @@ bool OutboxRelay::recover(Store& store) {
         }
     }
     consumer.close();
+    if (scanned > 0) {
+        common::log_info("outbox relay: scanned " + std::to_string(scanned) + " records of " +
+                         std::to_string(assignment.size()) + " partitions in " +
+                         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::steady_clock::now() - started)
+                                            .count()) +
+                         " ms");
+    }
     recovered_.fetch_add(marked);
     if (marked > 0) {
         common::log_info("outbox relay: " + std::to_string(marked) +

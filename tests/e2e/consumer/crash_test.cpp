@@ -498,7 +498,9 @@ TEST_P(CrashTest, RecordKafkaRefusesIsParkedAndTheCreditsBehindItFlow) {
     if (!apache_engine()) {
         GTEST_SKIP() << "the mock cluster has no per-topic max.message.bytes: Apache Kafka only";
     }
-    broker_.alter_topic_config(kReviewTopic, "max.message.bytes=64");
+    // Small enough to refuse a review record (~500 bytes), large enough for
+    // the transaction markers the coordinator writes there (~80 bytes).
+    broker_.alter_topic_config(kReviewTopic, "max.message.bytes=200");
     Workload w = make_workload(rng_, 100);
     // Two succeeded transfers on a chain policy does not allow: reviews.
     for (int i = 0; i < 2; ++i) {
