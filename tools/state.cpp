@@ -47,8 +47,8 @@ int show_transfer(StoreReader& store, const std::string& transfer_id,
     sql += " ORDER BY environment";
     const auto transfers = store.query(sql, params);
     const auto outbox = store.query(
-        "SELECT id, topic, dedup_key, created_ms, sent_ms, sent_partition, sent_offset, payload "
-        "FROM outbox WHERE record_key = $1 ORDER BY id",
+        "SELECT id, topic, dedup_key, created_ms, sent_ms, sent_partition, sent_offset, payload, "
+        "parked_ms, park_reason FROM outbox WHERE record_key = $1 ORDER BY id",
         {transfer_id});
     const auto anomalies = store.query(
         "SELECT id, kind, environment, detail, created_ms FROM anomalies WHERE transfer_id = $1 "
@@ -82,8 +82,10 @@ int show_transfer(StoreReader& store, const std::string& transfer_id,
     std::cout << "outbox (" << outbox.size() << " row" << (outbox.size() == 1 ? "" : "s") << ")\n";
     for (const auto& o : outbox) {
         std::string sent =
-            o[4] ? "sent " + when(o[4]) + " to partition " + text(o[5]) + " offset " + text(o[6])
-                 : std::string("NOT SENT yet");
+            o[4]   ? "sent " + when(o[4]) + " to partition " + text(o[5]) + " offset " + text(o[6])
+            : o[8] ? "PARKED " + when(o[8]) + ": Kafka refuses it (" + text(o[9]) +
+                         "); see docs/RUNBOOK.md#meshhookoutboxrowparked"
+                   : std::string("NOT SENT yet");
         std::cout << "  #" << text(o[0]) << " " << text(o[1]) << " created " << when(o[3]) << ", "
                   << sent << "\n";
         std::cout << "      " << text(o[2]) << "\n";
@@ -136,13 +138,15 @@ int show_summary(StoreReader& store, std::int64_t older_than_s) {
     std::cout << "outbox by topic:\n";
     const auto outbox = store.query(
         "SELECT topic, COUNT(*), SUM(CASE WHEN sent_ms IS NULL THEN 1 ELSE 0 END), "
-        "MIN(CASE WHEN sent_ms IS NULL THEN created_ms END) FROM outbox GROUP BY topic ORDER BY "
-        "topic",
+        "MIN(CASE WHEN sent_ms IS NULL THEN created_ms END), "
+        "SUM(CASE WHEN sent_ms IS NULL AND parked_ms IS NOT NULL THEN 1 ELSE 0 END) "
+        "FROM outbox GROUP BY topic ORDER BY topic",
         {});
     if (outbox.empty()) std::cout << "  (none)\n";
     for (const auto& r : outbox) {
         std::cout << "  " << std::left << std::setw(26) << text(r[0]) << std::right << std::setw(8)
                   << text(r[1]) << " rows, " << text(r[2], "0") << " unsent";
+        if (r[4] && *r[4] != "0") std::cout << " (" << *r[4] << " parked)";
         if (r[3]) std::cout << " (oldest " << when(r[3]) << ")";
         std::cout << "\n";
     }

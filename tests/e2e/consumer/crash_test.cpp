@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -134,6 +135,9 @@ protected:
     void SetUp() override {
         seed_ = static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count() %
                                       1000000);
+        if (const char* seed = std::getenv("MESHHOOK_TEST_SEED")) {  // to replay a failure
+            seed_ = static_cast<unsigned>(std::strtoul(seed, nullptr, 10));
+        }
         rng_.seed(seed_);
         RecordProperty("seed", static_cast<int>(seed_));
         if (GetParam() == "sqlite") {
@@ -166,6 +170,43 @@ protected:
         return std::chrono::milliseconds(std::uniform_int_distribution<int>(lo, hi)(rng_));
     }
 
+    // For a failure message: where the store says the credit went, and what
+    // a read_uncommitted reader finds there.
+    std::string missing_detail(const std::string& transfer_id) {
+        std::string out;
+        auto store = consumer::open_store(store_url_);
+        for (const consumer::OutboxRow& row : store->outbox_rows()) {
+            if (row.key != transfer_id) {
+                continue;
+            }
+            out += "\n  outbox row " + std::to_string(row.id) + " " + row.dedup_key +
+                   " sent_ms=" + std::to_string(row.sent_ms.value_or(-1)) +
+                   " at=" + std::to_string(row.sent_partition.value_or(-1)) + "@" +
+                   std::to_string(row.sent_offset.value_or(-1));
+            if (!row.sent_partition) {
+                continue;
+            }
+            common::Consumer raw({{"bootstrap.servers", broker_.bootstrap()},
+                                  {"group.id", "missing-detail"},
+                                  {"isolation.level", "read_uncommitted"}});
+            raw.assign({{row.topic, *row.sent_partition,
+                         std::max<std::int64_t>(0, *row.sent_offset - 3)}});
+            for (int i = 0; i < 30; ++i) {
+                const common::Message m = raw.poll(200ms);
+                if (!m || m.error_code() != 0) {
+                    continue;
+                }
+                out += "\n    uncommitted " + std::to_string(m.offset()) + " " +
+                       std::string(m.header(wire::kHeaderDedupKey).value_or("?"));
+                if (m.offset() > *row.sent_offset + 3) {
+                    break;
+                }
+            }
+            raw.close();
+        }
+        return out;
+    }
+
     void verify(const Workload& w) {
         auto store = consumer::open_store(store_url_);
         TopicReader reader(broker_.bootstrap());
@@ -182,7 +223,7 @@ protected:
             if (t.succeeds) {
                 ++succeeded;
                 ASSERT_NE(it, by_transfer.end())
-                    << "missing credit for " << t.id << " seed " << seed_;
+                    << "missing credit for " << t.id << " seed " << seed_ << missing_detail(t.id);
                 ASSERT_EQ(it->second.size(), 1U) << "credited twice: " << t.id << " seed " << seed_;
                 EXPECT_EQ(it->second[0], expected_command(t));
                 const auto row = store->transfer("production", t.id);
@@ -682,6 +723,37 @@ TEST_P(SharedPostgres, RelayThatLostItsLockWhileItsSendsWereHeldIsFencedByTheNex
     second->signal(SIGTERM);
     EXPECT_EQ(first->wait(30s), std::optional<int>(0)) << first->stderr_text();
     EXPECT_EQ(second->wait(30s), std::optional<int>(0)) << second->stderr_text();
+}
+
+// /healthz is liveness: it fails while a thread is hung (here: every store
+// call blocked behind a lock an operator holds), so Kubernetes restarts the
+// pod, and it answers 200 again once the threads move.
+TEST_P(SharedPostgres, HealthzFailsWhileTheConsumersThreadsHangAndRecoversAfter) {
+    const Workload w = make_workload(rng_, 30);
+    ConsumerRun r = run(unique_name("healthz-group"));
+    r.extra_args.insert(r.extra_args.end(), {"--stall-after-s", "5"});
+    auto consumer = start_consumer(r);
+    { PacedFeeder feeder(broker_.bootstrap(), w, 1s); }
+    auto store = consumer::open_store(store_url_);
+    TopicReader reader(broker_.bootstrap());
+    ASSERT_TRUE(wait_until([&] { return caught_up(*store, reader); }, 60s));
+    EXPECT_EQ(http_get(r.metrics_port, "/healthz").first, 200);
+    // An operator's session holds every table the threads touch.
+    Process locker({pg_tool("psql"), store_url_, "-Atq", "-v", "ON_ERROR_STOP=1"});
+    locker.write_line(
+        "BEGIN; LOCK TABLE outbox, partition_offsets, transfers IN ACCESS EXCLUSIVE MODE; "
+        "SELECT 'locked';");
+    ASSERT_EQ(locker.read_line(30s), std::optional<std::string>("locked"));
+    // New events make the consume loop write; the relay polls the outbox.
+    { PacedFeeder more(broker_.bootstrap(), make_workload(rng_, 5), 1s); }
+    EXPECT_TRUE(wait_until([&] { return http_get(r.metrics_port, "/healthz").first == 503; }, 30s));
+    const std::string body = http_get(r.metrics_port, "/healthz").second;
+    EXPECT_NE(body.find("stalled"), std::string::npos) << body;
+    locker.write_line("COMMIT;");
+    locker.close_stdin();
+    EXPECT_TRUE(wait_until([&] { return http_get(r.metrics_port, "/healthz").first == 200; }, 30s));
+    consumer->signal(SIGTERM);
+    EXPECT_EQ(consumer->wait(30s), std::optional<int>(0)) << consumer->stderr_text();
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, SharedPostgres, ::testing::Values("postgresql"),
