@@ -244,6 +244,102 @@ TEST(KafkaBroker, ApacheConfigMakesOneTopicRefuseAcksAllWhileABrokerIsDown) {
     broker.broker_up(2);
 }
 
+// What the outbox relay's no-duplicate scan rests on, with the relay's own
+// pattern: one transactional.id, transactions committed and aborted in turn,
+// a new producer (same id, next epoch) after some aborts, and a
+// read_committed read from the last position to the end of every partition
+// right after each transaction. No aborted record is ever read, every
+// committed one is read exactly once, and each read ends (end-of-partition
+// events, even with markers at the tail).
+TEST(KafkaBroker, ApacheReadCommittedSeesEveryCommittedRecordOnceAndNoAbortedOne) {
+    if (!testing::apache_engine()) {
+        GTEST_SKIP() << "the mock cluster does not honour read_committed (DESIGN.md)";
+    }
+    BrokerProcess broker({.brokers = 3, .partitions = 4, .topics = {"txn-check", "txn-small"}});
+    // A record too large for this topic makes its transaction abortable, as
+    // a refused outbox row does the relay's.
+    broker.alter_topic_config("txn-small", "max.message.bytes=200");
+    const std::string id = "txn-check-" + std::to_string(::getpid());
+    const auto make = [&] {
+        auto p = std::make_unique<common::Producer>(common::KafkaConfig{
+            {"bootstrap.servers", broker.bootstrap()}, {"transactional.id", id}});
+        p->init_transactions(30s);
+        return p;
+    };
+    std::map<std::int32_t, std::int64_t> position;  // partition -> next offset to read
+    std::set<std::string> committed;
+    std::set<std::string> seen;
+    const auto scan = [&] {
+        common::Consumer reader({{"bootstrap.servers", broker.bootstrap()},
+                                 {"group.id", "txn-check-reader"},
+                                 {"isolation.level", "read_committed"},
+                                 {"enable.partition.eof", "true"}});
+        std::vector<common::TopicPartition> assignment;
+        for (std::int32_t p = 0; p < 4; ++p) {
+            const auto it = position.find(p);
+            assignment.push_back(
+                {"txn-check", p, it == position.end() ? common::kOffsetBeginning : it->second});
+        }
+        reader.assign(assignment);
+        std::set<std::int32_t> open{0, 1, 2, 3};
+        const auto deadline = std::chrono::steady_clock::now() + 30s;
+        while (!open.empty() && std::chrono::steady_clock::now() < deadline) {
+            const common::Message m = reader.poll(200ms);
+            if (!m) {
+                continue;
+            }
+            if (m.is_partition_eof()) {
+                position[m.partition()] = m.offset();
+                open.erase(m.partition());
+                continue;
+            }
+            if (m.error_code() != 0) {
+                continue;
+            }
+            const std::string key(m.key().value_or(""));
+            EXPECT_EQ(m.header("fate"), std::optional<std::string_view>("commit"))
+                << "read an aborted record " << key << " at " << m.partition() << "@" << m.offset();
+            EXPECT_TRUE(seen.insert(key).second) << "read twice: " << key;
+            position[m.partition()] = m.offset() + 1;
+        }
+        reader.close();
+        EXPECT_TRUE(open.empty()) << "a read did not reach the end of every partition";
+    };
+    auto producer = make();
+    for (int round = 0; round < 24; ++round) {
+        const bool commit = round % 3 != 1;
+        producer->begin_transaction();
+        for (int i = 0; i < 6; ++i) {
+            const std::string key = "r" + std::to_string(round) + "-" + std::to_string(i);
+            ASSERT_EQ(
+                producer->produce("txn-check", key, "v", {{"fate", commit ? "commit" : "abort"}},
+                                  nullptr, (round + i) % 4),
+                common::ProduceStatus::kEnqueued);
+            if (commit) {
+                committed.insert(key);
+            }
+        }
+        const bool refused = !commit && round % 4 == 1;
+        if (refused) {
+            ASSERT_EQ(producer->produce("txn-small", "big", std::string(500, 'x'), {}, nullptr),
+                      common::ProduceStatus::kEnqueued);
+            EXPECT_THROW(producer->commit_transaction(30s), common::TransactionError);
+        } else {
+            ASSERT_EQ(producer->flush(30s), 0);
+        }
+        if (commit) {
+            producer->commit_transaction(30s);
+        } else {
+            producer->abort_transaction(30s);
+            if (round % 2 == 1) {
+                producer = make();  // as the relay does after a fatal error: next epoch
+            }
+        }
+        scan();
+    }
+    EXPECT_EQ(seen, committed);
+}
+
 TEST(KafkaBroker, MockAnswersConfigAndResetWithUnsupported) {
     if (testing::apache_engine()) GTEST_SKIP() << "the mock's answer";
     BrokerProcess broker;
