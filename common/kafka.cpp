@@ -240,9 +240,11 @@ bool record_rejected(rd_kafka_resp_err_t err) {
         case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
         case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
         case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
-        case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-        case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-        case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION: return true;
+        // librdkafka's own verdict once the topic stayed out of the metadata
+        // for topic.metadata.propagation.max.ms. Not the broker's
+        // UNKNOWN_TOPIC_OR_PART, nor an unknown topic at produce(): both are
+        // what a broker says while a new topic propagates.
+        case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC: return true;
         default: return false;
     }
 }

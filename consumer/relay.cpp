@@ -28,6 +28,7 @@ constexpr auto kInitTimeout = std::chrono::seconds(10);
 constexpr auto kScanStall = std::chrono::seconds(30);  // no progress this long: retry later
 constexpr auto kMetadataTimeout = std::chrono::seconds(5);
 constexpr std::size_t kScanChunk = 1000;  // keys per store transaction
+constexpr auto kParkAfterAtLeast = std::chrono::seconds(5);
 
 }  // namespace
 
@@ -280,7 +281,12 @@ void OutboxRelay::after_rejection(Store& store, const std::vector<OutboxRow>& ro
         return;
     }
     const OutboxRow& row = rows.front();
-    if (++refusals_[row.id] < options_.park_after) {
+    // Parked only when refused alone park_after times over at least
+    // kParkAfterAtLeast: a row is never parked on one bad moment.
+    auto& [count, first] =
+        refusals_.try_emplace(row.id, 0, std::chrono::steady_clock::now()).first->second;
+    if (++count < options_.park_after ||
+        std::chrono::steady_clock::now() - first < kParkAfterAtLeast) {
         wait_for_work(std::chrono::milliseconds(500));
         return;
     }
@@ -348,8 +354,7 @@ OutboxRelay::SendResult OutboxRelay::send(Store& store, const std::vector<Outbox
             return fenced(
                 common::TransactionError(Kind::kFatal, what + " " + producer.fatal_error()));
         }
-        if (status == common::ProduceStatus::kRejected ||
-            status == common::ProduceStatus::kUnknownTopic) {
+        if (status == common::ProduceStatus::kRejected) {
             last_refusal_ = what;
             refused = true;
         }

@@ -108,7 +108,8 @@ private:
     // After a batch with a refused record: rows go one per transaction until
     // this many have been settled, so the refused one is found and parked.
     std::size_t isolate_ = 0;
-    std::map<std::int64_t, int> refusals_;  // row id -> refused attempts alone
+    // row id -> (refused attempts alone, when the first was)
+    std::map<std::int64_t, std::pair<int, std::chrono::steady_clock::time_point>> refusals_;
     std::string last_refusal_;
 };
 

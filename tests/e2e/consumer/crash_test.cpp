@@ -557,6 +557,11 @@ TEST_P(CrashTest, RecordKafkaRefusesIsParkedAndTheCreditsBehindItFlow) {
     verify(w);  // every credit once; nothing on the review topic
     auto store = consumer::open_store(store_url_);
     EXPECT_EQ(store->outbox_stats().parked, 2);
+    for (const consumer::OutboxRow& row : store->outbox_rows()) {
+        if (row.parked_ms) {
+            EXPECT_EQ(row.topic, kReviewTopic) << "parked a row Kafka accepts: " << row.dedup_key;
+        }
+    }
     const auto anomalies = store->anomalies();
     EXPECT_EQ(std::count_if(
                   anomalies.begin(), anomalies.end(),
