@@ -73,7 +73,7 @@ void fill(const std::string& url) {
     tx->commit();
     const auto rows = store->outbox_rows();
     ASSERT_EQ(rows.size(), 2U);
-    store->mark_sent({{rows[0].id, 2, 41}}, now - 500);
+    store->mark_sent({{rows[0].id, rows[0].topic, 2, 41}}, now - 500);
 }
 
 class StateTest : public ::testing::TestWithParam<std::string> {
