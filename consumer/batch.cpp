@@ -1,6 +1,7 @@
 #include "consumer/batch.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <set>
 #include <utility>
@@ -128,12 +129,12 @@ std::optional<AnomalyRecord> BatchApplier::check_identifiers(
         std::string_view name;
         std::string_view value;
     };
-    std::vector<Field> fields{{"key", record.key}, {"environment", record.environment}};
-    if (parsed.ok()) {
-        fields.push_back({"TransferId", parsed.event.transfer_id.value});
-        fields.push_back({"EventId", parsed.event.event_id.value});
-    }
-    for (const Field& f : fields) {
+    const std::array<Field, 4> fields{{{"key", record.key},
+                                       {"environment", record.environment},
+                                       {"TransferId", parsed.event.transfer_id.value},
+                                       {"EventId", parsed.event.event_id.value}}};
+    // The body's ids only when it parsed (an unparseable body is its own anomaly).
+    for (const Field& f : std::span(fields).first(parsed.ok() ? 4 : 2)) {
         const common::IdentifierProblem problem = common::check_identifier(f.value);
         if (problem != common::IdentifierProblem::kNone) {
             // An unusable environment is not repeated (the anomaly says null).
