@@ -36,7 +36,7 @@ struct PartitionAdvance {
     std::int64_t next = 0;
 };
 
-inline constexpr std::size_t kOutcomeCount = 6;
+inline constexpr std::size_t kOutcomeCount = 8;
 
 struct BatchStats {
     std::map<std::string, std::uint64_t> events_by_status;
@@ -66,9 +66,37 @@ public:
     BatchResult apply(Store& store, std::span<const InputRecord> records,
                       std::span<const PartitionAdvance> advances, std::int64_t now_ms);
 
+    // Input partition -> the offset this consumer believes the store holds
+    // (nullopt = no row yet).
+    using Expected = std::map<std::int32_t, std::optional<std::int64_t>>;
+
+    // Applies a polled batch (records in poll order) so that no single record
+    // can wedge its partition: the whole batch in one transaction; when the
+    // store refuses it (StoreError::Kind::kStatement) once more; then halves,
+    // each in its own transaction, down to the record at fault, which is
+    // recorded alone as an `unapplicable_record` anomaly and passed. `expected`
+    // moves past every part committed. Throws StoreError when the store is
+    // unavailable (the caller waits and re-seeks: parts committed before stay
+    // committed). Fenced: stops at once, the caller re-seeks.
+    BatchResult apply_isolating(Store& store, std::span<const InputRecord> records,
+                                Expected& expected, std::int64_t now_ms);
+
     const Topics& topics() const { return topics_; }
 
 private:
+    // One part of a batch in one transaction, advances derived from `expected`.
+    BatchResult apply_part(Store& store, std::span<const InputRecord> records, Expected& expected,
+                           std::int64_t now_ms);
+    // True = committed; false = fenced.
+    bool bisect(Store& store, std::span<const InputRecord> records, Expected& expected,
+                std::int64_t now_ms, const StoreError& error, BatchStats& total);
+    bool record_unapplicable(Store& store, const InputRecord& record, Expected& expected,
+                             std::int64_t now_ms, const StoreError& error, BatchStats& total);
+    // The anomaly for a record with an unusable identifier, nullopt when all
+    // of them (key, environment, TransferId, EventId) are usable.
+    std::optional<AnomalyRecord> check_identifiers(const InputRecord& record,
+                                                   const common::ParseResult& parsed) const;
+
     Policy policy_;
     Topics topics_;
     common::TransferEventParser parser_;

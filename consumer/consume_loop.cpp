@@ -1,6 +1,7 @@
 #include "consumer/consume_loop.hpp"
 
 #include <algorithm>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -202,21 +203,17 @@ void ConsumeLoop::apply() {
     const auto started = std::chrono::steady_clock::now();
     std::vector<InputRecord> records;
     records.reserve(batch_.size());
-    std::map<std::int32_t, std::int64_t> next;
+    std::set<std::int32_t> partitions;
     for (const common::Message& m : batch_) {
         records.push_back({m.topic(), m.partition(), m.offset(), m.key().value_or(""), m.value(),
                            m.header(kEnvironmentHeader).value_or("")});
-        auto& n = next[m.partition()];
-        n = std::max(n, m.offset() + 1);
-    }
-    std::vector<PartitionAdvance> advances;
-    advances.reserve(next.size());
-    for (const auto& [partition, offset] : next) {
-        advances.push_back({options_.topics.input, partition, expected_.at(partition), offset});
+        partitions.insert(m.partition());
     }
     BatchResult result;
     try {
-        result = applier_.apply(store_, records, advances, wall_ms());
+        // A record the store refuses is isolated there and recorded as an
+        // anomaly; only an unavailable store comes back here.
+        result = applier_.apply_isolating(store_, records, expected_, wall_ms());
     } catch (const StoreError& e) {
         common::log_warn(std::string("batch rolled back: ") + e.what());
         store_ok_.store(false);
@@ -237,9 +234,10 @@ void ConsumeLoop::apply() {
     store_ok_.store(true);
     committed_.fetch_add(1);
     std::vector<common::TopicPartition> commit;
-    for (const PartitionAdvance& a : advances) {
-        expected_[a.partition] = a.next;
-        commit.push_back({a.topic, a.partition, a.next});
+    for (const std::int32_t partition : partitions) {
+        if (const auto& next = expected_[partition]) {
+            commit.push_back({options_.topics.input, partition, *next});
+        }
     }
     if (metrics_ != nullptr) {
         metrics_->record(

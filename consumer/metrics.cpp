@@ -7,7 +7,8 @@ constexpr std::string_view kEvents = "meshhook_consumer_events_total";
 constexpr std::string_view kEventsHelp = "Events consumed, by transfer status.";
 constexpr std::string_view kOutcomes = "meshhook_consumer_event_outcomes_total";
 constexpr std::string_view kOutcomesHelp =
-    "Events by what they did: applied, duplicate, stale, unknown_status, conflict, unparseable.";
+    "Events by what they did: applied, duplicate, stale, unknown_status, conflict, unparseable, "
+    "unusable_identifier, unapplicable.";
 constexpr std::string_view kReviews = "meshhook_consumer_reviews_total";
 constexpr std::string_view kReviewsHelp = "Review records written, by reason.";
 constexpr std::string_view kAnomalies = "meshhook_consumer_anomalies_total";
@@ -53,7 +54,8 @@ ConsumerMetrics::ConsumerMetrics(common::Registry& registry)
                                           kReasonAmountMissing, kReasonAmountNotPositive}) {
         registry.counter(kReviews, kReviewsHelp, {{"reason", std::string(reason)}});
     }
-    for (const std::string_view kind : {"conflict", "unparseable"}) {
+    for (const std::string_view kind : {kAnomalyConflict, kAnomalyUnparseable,
+                                        kAnomalyUnusableIdentifier, kAnomalyUnapplicableRecord}) {
         registry.counter(kAnomalies, kAnomaliesHelp, {{"kind", std::string(kind)}});
     }
 }

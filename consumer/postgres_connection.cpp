@@ -25,6 +25,25 @@ std::string first_line(const char* text) {
     return s;
 }
 
+// SQLSTATE classes where this statement's data is at fault: 22 data
+// exception (invalid encoding, value too long, out of range), 23 integrity
+// constraint, 54 program limit (an index row too large), P0 raised by a
+// PL/pgSQL function (a trigger). Everything else, no SQLSTATE at all (the
+// connection broke) included, is the store's trouble: 08 connection, 40
+// serialisation or deadlock, 53 resources, 57 shutdown, 42 our own SQL.
+StoreError::Kind kind_of(const char* sqlstate) {
+    if (sqlstate == nullptr) {
+        return StoreError::Kind::kUnavailable;
+    }
+    const std::string_view s(sqlstate);
+    for (const std::string_view c : {"22", "23", "54", "P0"}) {
+        if (s.starts_with(c)) {
+            return StoreError::Kind::kStatement;
+        }
+    }
+    return StoreError::Kind::kUnavailable;
+}
+
 void ignore_notice(void* /*arg*/, const char* /*message*/) {}
 
 class PgResult {
@@ -77,7 +96,12 @@ public:
                 numbers[i] = std::to_string(*n);
                 values[i] = numbers[i].c_str();
             } else if (const auto* t = std::get_if<std::string_view>(&params[i])) {
-                // Text-format parameters are NUL-terminated strings for libpq.
+                // Text-format parameters are NUL-terminated strings for libpq:
+                // one with a NUL inside would be cut there, silently.
+                if (const char* why = unstorable_text(*t)) {
+                    throw StoreError(std::string("PostgreSQL: refused ") + why,
+                                     StoreError::Kind::kStatement);
+                }
                 texts[i] = std::string(*t);
                 values[i] = texts[i].c_str();
             }
@@ -184,7 +208,7 @@ private:
         if (sql.size() < 80) {
             message += " (" + std::string(sql) + ")";
         }
-        throw StoreError(message);
+        throw StoreError(message, kind_of(state));
     }
 
     PGconn* conn_;

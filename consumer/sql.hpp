@@ -46,6 +46,13 @@ struct SqlHash {
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
+// Neither store holds a NUL byte or invalid UTF-8 in text (PostgreSQL cannot,
+// and libpq would cut a parameter at its first NUL; SQLite could, so it is
+// refused there too, so that both stores give one answer): such a parameter
+// fails its statement with StoreError::Kind::kStatement. Returns the reason,
+// or nullptr when the text can be stored.
+const char* unstorable_text(std::string_view text);
+
 std::unique_ptr<Connection> open_sqlite(const std::string& path);
 std::unique_ptr<Connection> open_postgres(const std::string& url);
 

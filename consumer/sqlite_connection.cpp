@@ -16,6 +16,18 @@ namespace meshhook::consumer::sql {
 
 namespace {
 
+// The data of this statement, not the database, is at fault: a constraint
+// (a trigger's RAISE included), a value over SQLITE_MAX_LENGTH, a type
+// mismatch. Busy, locked, I/O, full, read-only, corrupt: the store's trouble.
+StoreError::Kind kind_of(int rc) {
+    switch (rc & 0xFF) {
+        case SQLITE_CONSTRAINT:
+        case SQLITE_TOOBIG:
+        case SQLITE_MISMATCH: return StoreError::Kind::kStatement;
+        default: return StoreError::Kind::kUnavailable;
+    }
+}
+
 class SqliteConnection final : public Connection {
 public:
     explicit SqliteConnection(const std::string& path) : path_(path) {
@@ -75,6 +87,10 @@ public:
             if (const auto* n = std::get_if<std::int64_t>(&params[i])) {
                 rc = sqlite3_bind_int64(s, index, *n);
             } else if (const auto* t = std::get_if<std::string_view>(&params[i])) {
+                if (const char* why = unstorable_text(*t)) {
+                    throw StoreError(std::string("SQLite: refused ") + why,
+                                     StoreError::Kind::kStatement);
+                }
                 // The view outlives the step below: no copy needed.
                 rc = sqlite3_bind_text64(s, index, t->data() != nullptr ? t->data() : "", t->size(),
                                          SQLITE_STATIC, SQLITE_UTF8);
@@ -82,7 +98,7 @@ public:
                 rc = sqlite3_bind_null(s, index);
             }
             if (rc != SQLITE_OK) {
-                throw StoreError(std::string("SQLite bind: ") + sqlite3_errmsg(db_));
+                throw StoreError(std::string("SQLite bind: ") + sqlite3_errmsg(db_), kind_of(rc));
             }
         }
         Result result;
@@ -107,7 +123,7 @@ public:
                 result.affected = sqlite3_changes64(db_);
                 return result;
             } else {
-                throw StoreError(std::string("SQLite: ") + sqlite3_errmsg(db_));
+                throw StoreError(std::string("SQLite: ") + sqlite3_errmsg(db_), kind_of(rc));
             }
         }
     }

@@ -56,6 +56,12 @@ public:
         out_ += '"';
         return *this;
     }
+    JsonObject& str_or_null(std::string_view key, std::string_view value) {
+        if (value.empty()) {
+            return raw(key, "null");
+        }
+        return str(key, value);
+    }
     JsonObject& opt(std::string_view key, const std::optional<std::string>& value) {
         if (value) {
             return str(key, *value);
@@ -163,6 +169,8 @@ std::string_view to_string(Outcome o) {
         case Outcome::kUnknownStatus: return "unknown_status";
         case Outcome::kConflict: return "conflict";
         case Outcome::kUnparseable: return "unparseable";
+        case Outcome::kUnusableIdentifier: return "unusable_identifier";
+        case Outcome::kUnapplicable: return "unapplicable";
     }
     return "unknown";
 }
@@ -438,6 +446,70 @@ AnomalyRecord unparseable_anomaly(std::string_view environment, std::string_view
     a.detail = json.done();
     a.dedup_key = "anomaly:unparseable:" + std::string(topic) + ":" + std::to_string(partition) +
                   ":" + std::to_string(offset);
+    return a;
+}
+
+namespace {
+
+// Where the record came from, and its bytes (any bytes survive base64): the
+// end of every anomaly about one input record, which is its dedup key.
+void finish_record_anomaly(AnomalyRecord& a, JsonObject& json, std::string_view topic,
+                           std::int32_t partition, std::int64_t offset, std::string_view key,
+                           std::string_view raw) {
+    json.str("sourceTopic", topic)
+        .raw("sourcePartition", std::to_string(partition))
+        .raw("sourceOffset", std::to_string(offset))
+        .str("keyBase64", base64_encode(key))
+        .str("rawBase64", base64_encode(raw));
+    a.detail = json.done();
+    a.dedup_key = "anomaly:" + a.kind + ":" + std::string(topic) + ":" + std::to_string(partition) +
+                  ":" + std::to_string(offset);
+}
+
+// A store's message may quote the data it refused: keep it one bounded line
+// of printable ASCII, so that the anomaly row cannot be refused in turn.
+std::string printable(std::string_view text) {
+    std::string out;
+    for (const char c : text.substr(0, 512)) {
+        const auto u = static_cast<unsigned char>(c);
+        out += (u >= 0x20 && u < 0x7F) ? c : '?';
+    }
+    return out;
+}
+
+}  // namespace
+
+AnomalyRecord unusable_identifier_anomaly(std::string_view environment, std::string_view topic,
+                                          std::int32_t partition, std::int64_t offset,
+                                          std::string_view field, std::string_view problem,
+                                          std::string_view key, std::string_view raw) {
+    AnomalyRecord a;
+    a.kind = std::string(kAnomalyUnusableIdentifier);
+    a.environment = std::string(environment);
+    JsonObject json;
+    json.str("kind", a.kind)
+        .str_or_null("environment", environment)
+        .str("field", field)
+        .str("reason", problem);
+    finish_record_anomaly(a, json, topic, partition, offset, key, raw);
+    return a;
+}
+
+AnomalyRecord unapplicable_anomaly(std::string_view environment, std::string_view transfer_id,
+                                   std::string_view topic, std::int32_t partition,
+                                   std::int64_t offset, std::string_view error,
+                                   std::string_view key, std::string_view raw) {
+    AnomalyRecord a;
+    a.kind = std::string(kAnomalyUnapplicableRecord);
+    a.environment =
+        environment.empty() ? std::string(kDefaultEnvironment) : std::string(environment);
+    a.transfer_id = std::string(transfer_id);
+    JsonObject json;
+    json.str("kind", a.kind)
+        .str("environment", a.environment)
+        .str_or_null("transferId", transfer_id)
+        .str("error", printable(error));
+    finish_record_anomaly(a, json, topic, partition, offset, key, raw);
     return a;
 }
 

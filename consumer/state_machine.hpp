@@ -32,6 +32,8 @@ enum class Outcome : std::uint8_t {
     kUnknownStatus,
     kConflict,
     kUnparseable,
+    kUnusableIdentifier,  // a key, environment, TransferId or EventId neither store can hold
+    kUnapplicable,        // the store refused the record itself (found by bisecting its batch)
 };
 std::string_view to_string(Outcome o);  // the metric label: applied, duplicate, ...
 
@@ -98,7 +100,7 @@ struct OutboxRecord {
 
 // A row of the anomalies table (operators query it; its twin goes to the topic).
 struct AnomalyRecord {
-    std::string kind;  // conflict, unparseable
+    std::string kind;  // conflict, unparseable, unusable_identifier, unapplicable_record, ...
     std::string environment;
     std::string transfer_id;
     std::string detail;  // the JSON payload sent to the anomaly topic
@@ -164,5 +166,26 @@ AnomalyRecord unparseable_anomaly(std::string_view environment, std::string_view
                                   std::int32_t partition, std::int64_t offset,
                                   std::string_view reason, std::string_view raw);
 std::string base64_encode(std::string_view bytes);
+
+// Anomaly kinds (metric labels, the `kind` column and field).
+inline constexpr std::string_view kAnomalyConflict = "conflict";
+inline constexpr std::string_view kAnomalyUnparseable = "unparseable";
+inline constexpr std::string_view kAnomalyUnusableIdentifier = "unusable_identifier";
+inline constexpr std::string_view kAnomalyUnapplicableRecord = "unapplicable_record";
+
+// Anomaly for a record whose `field` (key, environment, TransferId, EventId)
+// fails common::check_identifier with `problem`. Nothing of the record travels
+// as text but `environment` (pass it only when usable) and the problem: the
+// key and the value go in base64, so the anomaly itself is always storable.
+AnomalyRecord unusable_identifier_anomaly(std::string_view environment, std::string_view topic,
+                                          std::int32_t partition, std::int64_t offset,
+                                          std::string_view field, std::string_view problem,
+                                          std::string_view key, std::string_view raw);
+// Anomaly for a record the store refused on its own (a statement error when
+// applied alone): `error` is the store's message, cut to printable ASCII.
+AnomalyRecord unapplicable_anomaly(std::string_view environment, std::string_view transfer_id,
+                                   std::string_view topic, std::int32_t partition,
+                                   std::int64_t offset, std::string_view error,
+                                   std::string_view key, std::string_view raw);
 
 }  // namespace meshhook::consumer

@@ -10,6 +10,7 @@
 #include <map>
 #include <utility>
 
+#include "common/identifier.hpp"
 #include "consumer/sql.hpp"
 
 namespace meshhook::consumer {
@@ -608,3 +609,17 @@ std::string redact_store_url(std::string_view url) {
 }
 
 }  // namespace meshhook::consumer
+
+namespace meshhook::consumer::sql {
+
+const char* unstorable_text(std::string_view text) {
+    if (text.find('\0') != std::string_view::npos) {
+        return "a NUL byte in a text value";
+    }
+    if (!common::is_valid_utf8(text)) {
+        return "invalid UTF-8 in a text value";
+    }
+    return nullptr;
+}
+
+}  // namespace meshhook::consumer::sql

@@ -20,8 +20,27 @@ namespace meshhook::consumer {
 // The schema version this binary writes; a store at a newer one is refused.
 inline constexpr int kSchemaVersion = 2;
 
+// Whether a retry can help decides what the consume loop does with a failed
+// batch: it waits out an unavailable store for as long as it takes, but it
+// bisects a batch the store refuses to find the one record at fault.
 struct StoreError : std::runtime_error {
-    using std::runtime_error::runtime_error;
+    enum class Kind : std::uint8_t {
+        // The store cannot do any work now (connection lost, disk full or
+        // read-only, locked, a deadlock or serialisation failure, a bug in our
+        // SQL): the same statement can succeed later. The default: never
+        // blame a record for the store's own trouble.
+        kUnavailable,
+        // The store refused this statement's data (a constraint, a value it
+        // cannot hold such as a NUL byte or invalid UTF-8 in text, a value too
+        // large): the same data fails again, whatever the store's health.
+        kStatement,
+    };
+    explicit StoreError(const std::string& what, Kind kind = Kind::kUnavailable)
+        : std::runtime_error(what), kind_(kind) {}
+    Kind kind() const { return kind_; }
+
+private:
+    Kind kind_;
 };
 
 struct SentMark {

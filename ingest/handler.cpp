@@ -4,6 +4,7 @@
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
 
+#include "common/identifier.hpp"
 #include "common/log.hpp"
 
 namespace meshhook::ingest {
@@ -209,9 +210,20 @@ Action RequestHandler::webhook(const Request& request, const ClientInfo& client,
     pub.headers.emplace_back(kHeaderReceivedAt, milliseconds_text(now));
     pub.headers.emplace_back(kHeaderHost, context_.host);
 
+    const auto unusable = [](std::string_view id) { return common::check_identifier(id); };
     if (!parsed.ok()) {
         pub.reason = std::string(common::to_string(parsed.error.code));
         pub.detail = parsed.error.message();
+    } else if (const auto problem = unusable(ev.transfer_id.value);
+               problem != common::IdentifierProblem::kNone) {
+        // The consumer would refuse it too (consumer/README.md, "Rules"); here
+        // Mesh's delivery is kept whole in the DLQ and Mesh hears 400.
+        pub.reason = "unusable_transfer_id";
+        pub.detail = "TransferId: " + std::string(common::to_string(problem));
+    } else if (const auto event_problem = unusable(ev.event_id.value);
+               event_problem != common::IdentifierProblem::kNone) {
+        pub.reason = "unusable_event_id";
+        pub.detail = "EventId: " + std::string(common::to_string(event_problem));
     } else if (config.max_sent_age) {
         if (!ev.sent_timestamp.has_value()) {
             pub.reason = "missing_sent_timestamp";

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <iostream>
 
+#include "common/identifier.hpp"
+#include "common/transfer_event.hpp"
 #include "common/wire.hpp"
 #include "tools/commands.hpp"
 #include "tools/json_field.hpp"
@@ -57,6 +59,23 @@ struct Replayable {
     std::string not_replayable;  // non-empty: skipped, with this explanation
 };
 
+// The main topic is keyed by TransferId: a transfer's events share a
+// partition, so the consumer sees them in order. A DLQ record is keyed by the
+// delivery's `Id` (ingest had no usable TransferId, or refused the delivery
+// for another reason), an anomaly record by the input record's key: keep that
+// key only when the body names no usable TransferId.
+void key_by_transfer_id(Replayable& r) {
+    static thread_local common::TransferEventParser parser;
+    const auto parsed = parser.parse(r.value);
+    // A body that does not parse that far (truncated JSON) keeps its key: the
+    // consumer records it as unparseable wherever it lands.
+    const common::Field& id = parsed.event.transfer_id;
+    if (id.has_value() && !id.value.empty() &&
+        common::check_identifier(id.value) == common::IdentifierProblem::kNone) {
+        r.key = std::string(id.value);
+    }
+}
+
 Replayable from_record(const common::Message& msg, bool anomalies) {
     Replayable r;
     r.key = std::string(msg.key().value_or(""));
@@ -65,6 +84,7 @@ Replayable from_record(const common::Message& msg, bool anomalies) {
         // The DLQ holds the delivery's exact bytes and ingest's headers.
         r.value = std::string(msg.value());
         r.reason = std::string(msg.header(wire::kHeaderReason).value_or(""));
+        key_by_transfer_id(r);
         return r;
     }
     // Anomaly records describe; only "unparseable" ones carry the event's bytes.
@@ -82,6 +102,7 @@ Replayable from_record(const common::Message& msg, bool anomalies) {
         return r;
     }
     r.value = std::move(*body);
+    key_by_transfer_id(r);
     if (!msg.header(wire::kHeaderEnvironment)) {
         if (auto env = json_field(msg.value(), "environment"))
             r.headers.emplace_back(wire::kHeaderEnvironment, *env);
@@ -98,10 +119,12 @@ int replay_main(int argc, const char* const* argv) {
         "all or filtered by key, time and reason. Run with --dry-run first.\n\n"
         "  meshhook replay --brokers HOST:PORT [--from dlq|anomalies] [--key K] [--reason R]\n"
         "                  [--since TIME] [--until TIME] [--dry-run]\n\n"
-        "A replayed record keeps its key and headers and gets `replayed-at` (UTC) and\n"
-        "`replayed-from` (topic[partition]@offset). From the anomaly topic only\n"
-        "`unparseable` anomalies can be replayed (they carry the body); others are listed\n"
-        "and skipped. TIME is RFC 3339 UTC (2026-11-28T10:00:00Z) or epoch milliseconds;\n"
+        "A replayed record is keyed by its body's TransferId (the source record's key when\n"
+        "the body names none), keeps its headers and gets `replayed-at` (UTC) and\n"
+        "`replayed-from` (topic[partition]@offset). From the anomaly topic the\n"
+        "`unparseable`, `unusable_identifier` and `unapplicable_record` anomalies can be\n"
+        "replayed (they carry the body); others are listed and skipped. TIME is RFC 3339 UTC "
+        "(2026-11-28T10:00:00Z) or epoch milliseconds;\n"
         "--since is inclusive, --until exclusive. The source is read up to its end as at\n"
         "start; nothing is deleted from it.");
     settings.add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...)"})
@@ -110,7 +133,7 @@ int replay_main(int argc, const char* const* argv) {
               "source topic (default: " + std::string(wire::kDeadLetterTopic) + " or " +
                   std::string(wire::kAnomaliesTopic) + ")"})
         .add({"to", "KAFKA_TOPIC", std::string(wire::kTransferEventsTopic), "destination topic"})
-        .add({"key", "", "", "only records with this key (TransferId)"})
+        .add({"key", "", "", "only records with this key (the TransferId they are replayed with)"})
         .add({"reason", "", "",
               "only records with this reason (DLQ header `reason`, anomaly reason or kind)"})
         .add({"since", "", "", "only records at or after this time"})

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
 
 #include "common/transfer_event.hpp"
 #include "consumer/sql.hpp"
@@ -413,6 +414,102 @@ TEST_F(ConsumerIntegration, RelayMarksRowsAlreadyOnTheTopicInsteadOfResending) {
         EXPECT_EQ(*row.sent_partition, it->partition);
     }
 }
+
+// ---------------------------------------------- records that used to wedge it
+
+// Between good events: a body whose TransferId is 5 KB (keyed like its
+// transfer, so it sits between that transfer's pending and succeeded), and a
+// record whose Kafka key is not UTF-8 (`unusable_identifier` anomalies), and a
+// UserId holding a NUL byte (an `unapplicable_record`, found by bisecting the
+// batch). Good events are credited once, and the consumer keeps going.
+class WedgeRecords : public ConsumerIntegration, public ::testing::WithParamInterface<std::string> {
+protected:
+    static PostgresServer& postgres() {
+        static PostgresServer server;
+        return server;
+    }
+
+    static std::string with_transfer(const std::string& fixture_name, const std::string& id) {
+        std::string body = fixture(fixture_name);
+        const std::string& from = kKeys.at(fixture_name);
+        body.replace(body.find(from), from.size(), id);
+        return body;
+    }
+};
+
+TEST_P(WedgeRecords, OversizedIdNonUtf8KeyAndNulUserIdAreAnomaliesTheRestIsCreditedOnce) {
+    if (GetParam() == "postgresql") {
+        run_.store_url = postgres().create_database(unique_name("wedge"));
+    }
+    start();
+    const std::string after = "afafafaf-0000-4000-8000-000000000001";
+    Feeder feeder(broker_.bootstrap());
+    feeder.send(kTransfer, fixture("01-pending.json"));
+    // Random text: it does not compress, so PostgreSQL's B-tree (entries up to
+    // about 2.7 KB) refused it, and the batch failed forever.
+    std::string long_id;
+    std::mt19937 rng(5120);
+    while (long_id.size() < 5 * 1024) {
+        long_id += "0123456789abcdef"[rng() % 16];
+    }
+    feeder.send(kTransfer, with_transfer("03-succeeded.json", long_id));
+    feeder.send(kTransfer, fixture("03-succeeded.json"));
+    feeder.send("\xff\xfe" + kCamelTransfer, fixture("06-camelcase-succeeded.json"));
+    // A NUL byte in a UserId: a usable event no store holds, found by bisection.
+    const std::string nul_user = "0000dead-0000-4000-8000-000000000001";
+    std::string nul_body = with_transfer("03-succeeded.json", nul_user);
+    nul_body.replace(nul_body.find("user-42"), 7, R"(user\u000042)");
+    feeder.send(nul_user, nul_body);
+    feeder.send(kTransfer, fixture("04-succeeded-retry.json"));
+    feeder.send(kFailedTransfer, fixture("05-failed-other-transfer.json"));
+    feeder.send(after, with_transfer("03-succeeded.json", after));
+    feeder.flush();
+    wait_caught_up();
+
+    std::map<std::string, int> credits;
+    for (const TopicRecord& r : read(kCreditTopic)) {
+        ++credits[r.dedup_key];
+    }
+    EXPECT_EQ(credits, (std::map<std::string, int>{{"credit:production:" + kTransfer, 1},
+                                                   {"credit:production:" + after, 1}}));
+    const auto on_topic = read(kAnomalyTopic);
+    ASSERT_EQ(on_topic.size(), 3U);
+    std::set<std::string> fields;
+    for (const TopicRecord& r : on_topic) {
+        if (r.key == nul_user) {
+            EXPECT_TRUE(r.dedup_key.starts_with("anomaly:unapplicable_record:")) << r.dedup_key;
+            EXPECT_NE(r.value.find("NUL byte"), std::string::npos) << r.value;
+            continue;
+        }
+        EXPECT_TRUE(r.dedup_key.starts_with("anomaly:unusable_identifier:mesh.transfer-events:"))
+            << r.dedup_key;
+        for (const std::string field : {R"("field":"TransferId","reason":"too_long")",
+                                        R"("field":"key","reason":"invalid_utf8")"}) {
+            if (r.value.find(field) != std::string::npos) {
+                fields.insert(field);
+            }
+        }
+    }
+    EXPECT_EQ(fields.size(), 2U);
+    auto store = consumer::open_store(run_.store_url);
+    ASSERT_EQ(store->anomalies().size(), 3U);
+    EXPECT_FALSE(store->transfer("production", nul_user).has_value());
+    EXPECT_FALSE(store->transfer("production", kCamelTransfer).has_value());
+    EXPECT_EQ(store->transfer("production", kTransfer)->status, "succeeded");
+    EXPECT_EQ(store->transfer("production", kFailedTransfer)->status, "failed");
+
+    // Not wedged: what comes next is applied too.
+    feed({"06-camelcase-succeeded.json"});
+    wait_caught_up();
+    int camel = 0;
+    for (const TopicRecord& r : read(kCreditTopic)) {
+        camel += r.key == kCamelTransfer ? 1 : 0;
+    }
+    EXPECT_EQ(camel, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, WedgeRecords, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& param) { return std::string(param.param); });
 
 TEST_F(ConsumerIntegration, ServesMetricsHealthAndReadiness) {
     start();

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "common/kafka.hpp"
 #include "tests/integration/tools/cli_harness.hpp"
@@ -225,6 +227,34 @@ TEST_F(CliReplay, ReplaysOneKeyWithItsBytesAndHeadersPlusReplayedAt) {
     EXPECT_EQ(events[0].headers.at("replayed-at").size(),
               std::string("2026-11-28T10:00:00.000Z").size());
     EXPECT_NE(events[0].headers.at("replayed-from").find(kDlq + "["), std::string::npos);
+}
+
+TEST_F(CliReplay, RekeysByTheBodysTransferIdAndKeepsTheKeyOfABodyWithoutOne) {
+    // Ingest keys a dead letter by the delivery's Id; the main topic is keyed
+    // by TransferId (one partition per transfer, in order).
+    const std::string late =
+        R"({"id":"delivery-7","eventId":"e-7","transferId":"t-7","transferStatus":"Succeeded"})";
+    const std::string truncated = R"({"Id":"delivery-8","TransferId":"t-8","TransferStatus":"Pe)";
+    produce(broker_.bootstrap(), kDlq,
+            {{"delivery-7", late, {{"reason", "sent_timestamp_outside_window"}}},
+             {"delivery-8", truncated, {{"reason", "invalid_json"}}}});
+    auto r = run_meshhook({"replay", "--brokers", broker_.bootstrap(), "--key", "t-7"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("replayed 1 of 5"), std::string::npos) << r.out;
+    for (const char* reason : {"invalid_json", "missing_transfer_id"}) {
+        r = run_meshhook({"replay", "--brokers", broker_.bootstrap(), "--reason", reason});
+        EXPECT_EQ(r.code, 0) << r.err;
+    }
+    std::map<std::string, std::vector<std::string>> by_key;
+    for (const auto& e : read_all(broker_.bootstrap(), kEvents)) by_key[e.key].push_back(e.value);
+    EXPECT_EQ(by_key["t-7"], std::vector<std::string>{late});
+    // Truncated JSON names no TransferId the parser stands by: its key is kept.
+    EXPECT_EQ(by_key["delivery-8"], std::vector<std::string>{truncated});
+    EXPECT_EQ(by_key["t-1"].size(), 1U);  // SetUp's, keyed t-1 already
+    EXPECT_EQ(by_key["t-3"].size(), 1U);
+    // No TransferId in the body: the source key is kept.
+    EXPECT_EQ(by_key[""], std::vector<std::string>{R"({"TransferStatus":"Succeeded"})"});
+    EXPECT_FALSE(by_key.contains("delivery-7"));
 }
 
 TEST_F(CliReplay, FiltersByReasonAndTime) {

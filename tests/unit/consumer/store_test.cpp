@@ -5,11 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <span>
 #include <thread>
 
 #include "consumer/batch.hpp"
@@ -75,6 +77,17 @@ protected:
         row.first_seen_ms = kNow - 1000;
         row.last_seen_ms = kNow;
         return row;
+    }
+
+    // The batch as the consume loop applies it; `expected` moves as it commits.
+    BatchResult isolate(std::span<const InputRecord> records, BatchApplier::Expected expected,
+                        BatchApplier::Expected* after = nullptr) {
+        BatchApplier applier({}, {});
+        BatchResult r = applier.apply_isolating(*store_, records, expected, kNow);
+        if (after != nullptr) {
+            *after = expected;
+        }
+        return r;
     }
 
     std::filesystem::path dir_;
@@ -496,6 +509,228 @@ TEST_P(StoreSuite, CommittedStateSurvivesReopening) {
     EXPECT_EQ(row->status, "processing");
     EXPECT_EQ(row->rank, 2);
     EXPECT_EQ(row->last_event_id, "7d3e5f10-1111-4a2b-9c3d-000000000002");
+}
+
+// ------------------------------------------------- records that must not wedge
+
+// A succeeded event; the arguments are JSON string contents (escapes allowed).
+std::string succeeded(std::string_view transfer_id, std::string_view event_id,
+                      std::string_view user_id = "user-42") {
+    return std::string(R"({"EventId":")") + std::string(event_id) + R"(","UserId":")" +
+           std::string(user_id) + R"(","TransferId":")" + std::string(transfer_id) +
+           R"(","TransferStatus":"Succeeded","Token":"USDC","Chain":"Ethereum",)" +
+           R"("DestinationAddress":"0xabc","DestinationAmount":250.000000000000000001,)" +
+           R"("Timestamp":1764317099000})";
+}
+
+std::size_t count_topic(const std::vector<OutboxRow>& rows, std::string_view topic) {
+    return static_cast<std::size_t>(std::count_if(
+        rows.begin(), rows.end(), [&](const OutboxRow& r) { return r.topic == topic; }));
+}
+
+TEST_P(StoreSuite, NulInATransferIdIsRefusedBeforeTheStoreAndAliasesNoOtherTransfer) {
+    // simdjson unescapes \u0000 to a NUL byte; libpq used to cut the id there,
+    // so "t-1\0evil" was stored and found as "t-1" on PostgreSQL only.
+    const std::string good = succeeded("t-1", "ev-1");
+    const std::string evil = succeeded(R"(t-1\u0000evil)", "ev-2");
+    const std::array<InputRecord, 2> records{
+        {{kInput, 0, 0, "t-1", good, ""}, {kInput, 0, 1, "t-1", evil, ""}}};
+    BatchApplier::Expected expected;
+    const BatchResult r = isolate(records, {{0, std::nullopt}}, &expected);
+    ASSERT_EQ(r.status, BatchStatus::kCommitted);
+    EXPECT_EQ(r.stats.credits, 1U);
+    EXPECT_EQ(r.stats.count(Outcome::kUnusableIdentifier), 1U);
+    EXPECT_EQ(r.stats.anomalies.at("unusable_identifier"), 1U);
+    EXPECT_EQ(expected.at(0), 2);
+    EXPECT_EQ(store_->offsets(kInput).at(0), 2);
+    EXPECT_EQ(store_->transfer("production", "t-1")->credit_event_id, "ev-1");
+    const auto anomalies = store_->anomalies();
+    ASSERT_EQ(anomalies.size(), 1U);
+    EXPECT_EQ(anomalies[0].kind, "unusable_identifier");
+    EXPECT_EQ(anomalies[0].transfer_id, "");
+    EXPECT_EQ(anomalies[0].dedup_key, "anomaly:unusable_identifier:mesh.transfer-events:0:1");
+    EXPECT_NE(anomalies[0].detail.find(R"("field":"TransferId","reason":"control_character")"),
+              std::string::npos)
+        << anomalies[0].detail;
+    const auto rows = store_->outbox_rows();
+    EXPECT_EQ(count_topic(rows, "ledger.credit-commands"), 1U);
+    EXPECT_EQ(count_topic(rows, "meshhook.anomalies"), 1U);
+}
+
+TEST_P(StoreSuite, LongIdsAndNonUtf8KeysOrEnvironmentsAreAnomaliesAtTheirOffsets) {
+    const std::string long_id(5 * 1024, 'x');
+    const std::string good = succeeded("t-good", "ev-good");
+    const std::string long_transfer = succeeded(long_id, "ev-1");
+    const std::string long_event = succeeded("t-2", std::string(300, 'e'));
+    const std::string plain = succeeded("t-3", "ev-3");
+    const std::array<InputRecord, 5> records{{
+        {kInput, 3, 40, "t-good", good, ""},
+        {kInput, 3, 41, "k", long_transfer, ""},
+        {kInput, 3, 42, "t-2", long_event, "sandbox"},
+        {kInput, 3, 43, "t-3\xff\xfe", plain, ""},
+        {kInput, 3, 44, "t-3", plain, "sand\xc3"},
+    }};
+    const BatchResult r = isolate(records, {{3, std::nullopt}});
+    ASSERT_EQ(r.status, BatchStatus::kCommitted);
+    EXPECT_EQ(r.stats.credits, 1U);
+    EXPECT_EQ(r.stats.count(Outcome::kUnusableIdentifier), 4U);
+    EXPECT_EQ(store_->offsets(kInput).at(3), 45);
+    EXPECT_FALSE(store_->transfer("production", "t-3").has_value());
+    const auto anomalies = store_->anomalies();
+    ASSERT_EQ(anomalies.size(), 4U);
+    const std::array<std::string, 4> fields{R"("field":"TransferId","reason":"too_long")",
+                                            R"("field":"EventId","reason":"too_long")",
+                                            R"("field":"key","reason":"invalid_utf8")",
+                                            R"("field":"environment","reason":"invalid_utf8")"};
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        EXPECT_EQ(anomalies[i].dedup_key,
+                  "anomaly:unusable_identifier:mesh.transfer-events:3:" + std::to_string(41 + i));
+        EXPECT_NE(anomalies[i].detail.find(fields[i]), std::string::npos) << anomalies[i].detail;
+    }
+    EXPECT_EQ(anomalies[1].environment, "sandbox");
+    EXPECT_EQ(anomalies[3].environment, "");  // the unusable environment is not repeated
+    // The anomaly rows' keys are storable: an unusable key is replaced by none.
+    for (const OutboxRow& row : store_->outbox_rows()) {
+        EXPECT_TRUE(row.key == "t-good" || row.key == "k" || row.key == "t-2" || row.key == "t-3" ||
+                    row.key.empty())
+            << row.key;
+    }
+}
+
+TEST_P(StoreSuite, EitherStoreRefusesNulOrInvalidUtf8InTextAsAStatementError) {
+    for (const std::string& bad : {std::string("user\0x", 6), std::string("user\xff")}) {
+        TransferRow row = sample_row();
+        row.user_id = bad;
+        auto tx = store_->begin();
+        try {
+            tx->put_transfer(row);
+            FAIL() << "stored " << ::testing::PrintToString(bad);
+        } catch (const StoreError& e) {
+            EXPECT_EQ(e.kind(), StoreError::Kind::kStatement) << e.what();
+        }
+    }
+    EXPECT_FALSE(store_->transfer("production", "t-1").has_value());
+}
+
+TEST_P(StoreSuite, RecordsTheStoreRefusesAreFoundByBisectionAndTheRestIsApplied) {
+    // A trigger stands for any refusal of the engine's own (SQLSTATE P0001 on
+    // PostgreSQL, SQLITE_CONSTRAINT on SQLite); the NUL byte in a UserId (not
+    // an identifier, so it passes validation) for a value no store holds.
+    if (GetParam() == "sqlite") {
+        raw_connection()->exec_script(
+            "CREATE TRIGGER poison BEFORE INSERT ON transfers WHEN NEW.transfer_id = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'poisoned'); END;");
+    } else {
+        raw_connection()->exec_script(
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.transfer_id = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; "
+            "RETURN NEW; END $$; CREATE TRIGGER poison BEFORE INSERT ON transfers "
+            "FOR EACH ROW EXECUTE FUNCTION poison();");
+    }
+    std::vector<std::string> bodies;
+    for (int i = 0; i < 6; ++i) {
+        bodies.push_back(succeeded("t-" + std::to_string(i), "ev-" + std::to_string(i)));
+    }
+    bodies.push_back(succeeded("poison", "ev-poison"));
+    bodies.push_back(succeeded("t-nul", "ev-nul", R"(user\u0000x)"));
+    std::vector<InputRecord> records;
+    // Two partitions interleaved; the two bad records in the middle.
+    const std::array<std::size_t, 8> order{0, 1, 6, 2, 3, 7, 4, 5};
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        const auto partition = static_cast<std::int32_t>(i % 2);
+        records.push_back(
+            {kInput, partition, 100 + static_cast<std::int64_t>(i / 2), "k", bodies[order[i]], ""});
+    }
+    {
+        auto tx = store_->begin();
+        ASSERT_TRUE(tx->advance_offset(kInput, 0, std::nullopt, 100));
+        tx->commit();
+    }
+    BatchApplier::Expected expected;
+    const BatchResult r = isolate(records, {{0, 100}, {1, std::nullopt}}, &expected);
+    ASSERT_EQ(r.status, BatchStatus::kCommitted);
+    EXPECT_EQ(r.stats.credits, 6U);
+    EXPECT_EQ(r.stats.count(Outcome::kUnapplicable), 2U);
+    EXPECT_EQ(r.stats.anomalies.at("unapplicable_record"), 2U);
+    EXPECT_EQ(store_->offsets(kInput).at(0), 104);
+    EXPECT_EQ(store_->offsets(kInput).at(1), 104);
+    EXPECT_EQ(expected.at(0), 104);
+    EXPECT_EQ(expected.at(1), 104);
+    for (int i = 0; i < 6; ++i) {
+        EXPECT_TRUE(store_->transfer("production", "t-" + std::to_string(i))->credited) << i;
+    }
+    EXPECT_FALSE(store_->transfer("production", "poison").has_value());
+    EXPECT_FALSE(store_->transfer("production", "t-nul").has_value());
+    const auto anomalies = store_->anomalies();
+    ASSERT_EQ(anomalies.size(), 2U);
+    // "poison" is records[2] (partition 0, offset 101), "t-nul" records[5] (1, 102).
+    EXPECT_EQ(anomalies[0].dedup_key, "anomaly:unapplicable_record:mesh.transfer-events:0:101");
+    EXPECT_EQ(anomalies[0].transfer_id, "poison");
+    EXPECT_NE(anomalies[0].detail.find("poisoned"), std::string::npos) << anomalies[0].detail;
+    EXPECT_EQ(anomalies[1].dedup_key, "anomaly:unapplicable_record:mesh.transfer-events:1:102");
+    EXPECT_EQ(anomalies[1].transfer_id, "t-nul");
+    EXPECT_NE(anomalies[1].detail.find("NUL byte"), std::string::npos) << anomalies[1].detail;
+    const auto rows = store_->outbox_rows();
+    EXPECT_EQ(count_topic(rows, "ledger.credit-commands"), 6U);
+    EXPECT_EQ(count_topic(rows, "meshhook.anomalies"), 2U);
+}
+
+// A store whose transactions fail as an unreachable store does.
+class UnavailableStore final : public Store {
+public:
+    explicit UnavailableStore(Store& inner) : inner_(inner) {}
+    std::string_view kind() const override { return inner_.kind(); }
+    int schema_version() override { return inner_.schema_version(); }
+    std::unique_ptr<StoreTransaction> begin() override {
+        throw StoreError("PostgreSQL connection lost: server closed the connection");
+    }
+    std::map<std::int32_t, std::int64_t> offsets(std::string_view t) override {
+        return inner_.offsets(t);
+    }
+    bool empty() override { return inner_.empty(); }
+    std::optional<TransferRow> transfer(std::string_view e, std::string_view t) override {
+        return inner_.transfer(e, t);
+    }
+    std::vector<OutboxRow> unsent(std::size_t limit) override { return inner_.unsent(limit); }
+    void mark_sent(const std::vector<SentMark>& m, std::int64_t now) override {
+        inner_.mark_sent(m, now);
+    }
+    std::size_t record_scan(std::string_view t, std::int32_t p, const std::vector<ScannedKey>& k,
+                            std::int64_t n, std::int64_t now) override {
+        return inner_.record_scan(t, p, k, n, now);
+    }
+    std::map<std::int32_t, std::int64_t> relay_positions(std::string_view t) override {
+        return inner_.relay_positions(t);
+    }
+    void park(const OutboxRow& r, std::string_view why, std::int64_t now) override {
+        inner_.park(r, why, now);
+    }
+    OutboxStats outbox_stats() override { return inner_.outbox_stats(); }
+    bool try_acquire_relay_lock() override { return inner_.try_acquire_relay_lock(); }
+    std::vector<OutboxRow> outbox_rows() override { return inner_.outbox_rows(); }
+    std::vector<AnomalyRecord> anomalies() override { return inner_.anomalies(); }
+
+private:
+    Store& inner_;
+};
+
+TEST_P(StoreSuite, AnUnavailableStoreIsWaitedForNeverBisectedIntoAnomalies) {
+    UnavailableStore down(*store_);
+    const std::string a = succeeded("t-1", "ev-1");
+    const std::string b = succeeded("t-2", "ev-2");
+    const std::array<InputRecord, 2> records{
+        {{kInput, 0, 0, "t-1", a, ""}, {kInput, 0, 1, "t-2", b, ""}}};
+    BatchApplier applier({}, {});
+    BatchApplier::Expected expected{{0, std::nullopt}};
+    try {
+        applier.apply_isolating(down, records, expected, kNow);
+        FAIL() << "applied against a store that is down";
+    } catch (const StoreError& e) {
+        EXPECT_EQ(e.kind(), StoreError::Kind::kUnavailable);
+    }
+    EXPECT_FALSE(expected.at(0).has_value());
+    EXPECT_TRUE(store_->anomalies().empty());
+    EXPECT_TRUE(store_->offsets(kInput).empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreSuite, ::testing::Values("sqlite", "postgresql"),

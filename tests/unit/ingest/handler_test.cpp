@@ -6,6 +6,10 @@
 #include <boost/beast/http/verb.hpp>
 #include <gtest/gtest.h>
 
+#include <string>
+#include <tuple>
+#include <vector>
+
 #include "common/signature.hpp"
 #include "tests/support/process.hpp"
 
@@ -156,6 +160,44 @@ TEST_F(Handler, SignedBodyWithoutTransferIdIsDeadLetteredWithItsDeliveryId) {
     EXPECT_EQ(header_of(pub, "reason"), "missing_transfer_id");
     EXPECT_NE(header_of(pub, "delivery-id"), "<absent>");
     EXPECT_EQ(pub.key, header_of(pub, "delivery-id"));
+}
+
+TEST_F(Handler, SignedEventWithAnUnusableTransferIdOrEventIdIsDeadLettered) {
+    // The consumer would refuse these ids (a NUL, which PostgreSQL cannot
+    // hold; over 256 bytes): the delivery is kept whole in the DLQ instead.
+    const std::string transfer = "4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01";
+    const std::string event = "7d3e5f10-1111-4a2b-9c3d-000000000003";
+    const std::string base = fixture("03-succeeded.json");
+    const auto with = [&](const std::string& from, const std::string& to) {
+        std::string body = base;
+        body.replace(body.find(from), from.size(), to);
+        return body;
+    };
+    const std::vector<std::tuple<std::string, std::string, std::string>> cases{
+        {with(transfer, transfer + R"(\u0000x)"), "unusable_transfer_id", "control_character"},
+        {with(transfer, std::string(5 * 1024, 'x')), "unusable_transfer_id", "too_long"},
+        {with(event, std::string(300, 'e')), "unusable_event_id", "too_long"},
+    };
+    for (const auto& [body, reason, problem] : cases) {
+        const auto request = signed_post("/webhooks/mesh", body);  // pub.value views it
+        auto action = handle(request);
+        ASSERT_FALSE(action.is_response()) << reason;
+        const auto& pub = action.publication();
+        EXPECT_EQ(pub.kind, Publication::Kind::kDeadLetter) << reason;
+        EXPECT_EQ(pub.topic, "mesh.transfer-events.dlq");
+        EXPECT_EQ(pub.value, body);
+        EXPECT_EQ(header_of(pub, "reason"), reason);
+        EXPECT_NE(header_of(pub, "detail").find(problem), std::string::npos)
+            << header_of(pub, "detail");
+        EXPECT_EQ(handler_.complete(pub, PublishOutcome::kAcknowledged, 11, true).result_int(),
+                  400u);
+    }
+    EXPECT_EQ(counter("meshhook_ingest_dlq_writes_total",
+                      {{"environment", "production"}, {"reason", "unusable_transfer_id"}}),
+              2u);
+    EXPECT_EQ(counter("meshhook_ingest_dlq_writes_total",
+                      {{"environment", "production"}, {"reason", "unusable_event_id"}}),
+              1u);
 }
 
 TEST_F(Handler, DeadLetterThatKafkaDidNotTakeIs503NotDropped) {
