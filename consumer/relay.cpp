@@ -4,6 +4,7 @@
 #include <map>
 #include <utility>
 
+#include "common/identifier.hpp"
 #include "common/log.hpp"
 #include "consumer/metrics.hpp"
 
@@ -498,7 +499,18 @@ bool OutboxRelay::recover(Store& store) {
             }
             ++scanned;
             if (const auto key = m.header(kDedupHeader)) {
-                keys.push_back({std::string(*key), m.offset()});
+                // Our keys are short UTF-8 text. A record with another kind
+                // of key is no row of ours, and the store would refuse it:
+                // skipped, so that it cannot stop the scan for good.
+                if (key->size() <= 4 * common::kMaxIdentifierBytes && common::is_valid_utf8(*key) &&
+                    key->find('\0') == std::string_view::npos) {
+                    keys.push_back({std::string(*key), m.offset()});
+                } else {
+                    common::log_warn("outbox relay: " + where.first + "[" +
+                                     std::to_string(where.second) + "]@" +
+                                     std::to_string(m.offset()) +
+                                     " has a dedup-key no row of ours can have; skipped");
+                }
             }
             if (keys.size() >= kScanChunk) {
                 marked +=
