@@ -80,6 +80,10 @@ std::string prepare_start_or_exit(const common::Settings& settings, const Consum
             common::log_warn(std::string("cannot tell yet where an empty store starts: ") +
                              e.what() + "; retrying");
         }
+        // Serves the client's queued errors: a refused login ends the
+        // process there with its one line (common/kafka.cpp), as it would in
+        // the consume loop, instead of a retry forever.
+        (void)probe->poll(std::chrono::milliseconds(0));
         for (int i = 0; i < 10 && !g_stop.load(); ++i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }

@@ -5,6 +5,9 @@
 
 #include <filesystem>
 #include <stdexcept>
+#include <string>
+
+#include "consumer/store.hpp"
 
 namespace meshhook::tools {
 namespace {
@@ -171,9 +174,13 @@ std::unique_ptr<StoreReader> open_store_reader(const std::string& url) {
         throw std::runtime_error(redact_url(url) +
                                  " is not a meshhook store (empty meshhook_schema)");
     }
-    if (*version[0][0] != "1") {
+    // The schema is the consumer's (consumer/store.cpp owns it): this reader
+    // reads exactly the version that binary writes.
+    if (*version[0][0] != std::to_string(consumer::kSchemaVersion)) {
         throw std::runtime_error(redact_url(url) + " has schema version " + *version[0][0] +
-                                 "; this meshhook reads version 1");
+                                 "; this meshhook reads version " +
+                                 std::to_string(consumer::kSchemaVersion) +
+                                 " (start meshhook-consumer of this release on it to migrate)");
     }
     return reader;
 }
