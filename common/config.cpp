@@ -220,6 +220,20 @@ std::string Settings::summary_line() const {
     return out;
 }
 
+std::string environment_name(std::string_view variable, std::string_view suffix) {
+    std::string name;
+    for (const char ch : suffix) {
+        if (ch >= 'A' && ch <= 'Z') {
+            name += static_cast<char>(ch - 'A' + 'a');
+        } else if ((ch >= '0' && ch <= '9') || ch == '_') {
+            name += ch;
+        } else {
+            throw ConfigError(std::string(variable) + ": environment names use A-Z, 0-9 and _");
+        }
+    }
+    return name;
+}
+
 std::vector<std::pair<std::string, std::string>> env_with_prefix(std::string_view prefix) {
     std::vector<std::pair<std::string, std::string>> out;
     for (char** var = environ; var != nullptr && *var != nullptr; ++var) {

@@ -70,6 +70,11 @@ private:
 // Environment variables whose names start with `prefix`, as (suffix, value).
 std::vector<std::pair<std::string, std::string>> env_with_prefix(std::string_view prefix);
 
+// The environment a `<FAMILY>_<ENV>` variable names: ENV in lower case
+// (MESH_WEBHOOK_SECRET_SANDBOX -> "sandbox"). Throws ConfigError naming
+// `variable` unless ENV is A-Z, 0-9 and _.
+std::string environment_name(std::string_view variable, std::string_view suffix);
+
 // Typed conversions; `setting` names the setting in the error line.
 std::uint64_t parse_uint(std::string_view setting, std::string_view text, std::uint64_t min,
                          std::uint64_t max);

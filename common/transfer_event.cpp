@@ -71,34 +71,6 @@ bool is_digit(char c) {
     return c >= '0' && c <= '9';
 }
 
-// JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-bool is_json_number(std::string_view s) {
-    std::size_t i = 0;
-    if (i < s.size() && s[i] == '-') ++i;
-    if (i >= s.size()) return false;
-    if (s[i] == '0') {
-        ++i;
-    } else if (is_digit(s[i])) {
-        while (i < s.size() && is_digit(s[i])) ++i;
-    } else {
-        return false;
-    }
-    if (i < s.size() && s[i] == '.') {
-        ++i;
-        const std::size_t start = i;
-        while (i < s.size() && is_digit(s[i])) ++i;
-        if (i == start) return false;
-    }
-    if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
-        ++i;
-        if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-        const std::size_t start = i;
-        while (i < s.size() && is_digit(s[i])) ++i;
-        if (i == start) return false;
-    }
-    return i == s.size();
-}
-
 // Consumes a value we do not use, checking it is well-formed JSON.
 simdjson::error_code skip_value(simdjson::ondemand::value& value) {
     using simdjson::ondemand::json_type;
@@ -223,6 +195,34 @@ std::string ParseError::message() const {
         case ParseErrorCode::kMissingStatus: return "TransferStatus is missing";
     }
     return "unknown error";
+}
+
+// JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+bool is_json_number(std::string_view s) {
+    std::size_t i = 0;
+    if (i < s.size() && s[i] == '-') ++i;
+    if (i >= s.size()) return false;
+    if (s[i] == '0') {
+        ++i;
+    } else if (is_digit(s[i])) {
+        while (i < s.size() && is_digit(s[i])) ++i;
+    } else {
+        return false;
+    }
+    if (i < s.size() && s[i] == '.') {
+        ++i;
+        const std::size_t start = i;
+        while (i < s.size() && is_digit(s[i])) ++i;
+        if (i == start) return false;
+    }
+    if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+        ++i;
+        if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+        const std::size_t start = i;
+        while (i < s.size() && is_digit(s[i])) ++i;
+        if (i == start) return false;
+    }
+    return i == s.size();
 }
 
 bool is_positive_decimal(std::string_view s) {

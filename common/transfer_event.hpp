@@ -99,6 +99,9 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+// True for text that is exactly one JSON number (RFC 8259 grammar).
+bool is_json_number(std::string_view text);
+
 // True for JSON number text that is a decimal strictly greater than zero
 // (e.g. "250.000000000000000001"; not "0", "0.000", "-1", "1e-3" is positive).
 bool is_positive_decimal(std::string_view number_text);

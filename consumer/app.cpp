@@ -93,6 +93,55 @@ std::string prepare_start_or_exit(const common::Settings& settings, const Consum
     }
 }
 
+ReconcileConfig load_reconcile_config(const common::Settings& s) {
+    ReconcileConfig r;
+    std::vector<std::pair<std::string, std::string>> variables;
+    for (auto& [suffix, value] : common::env_with_prefix("MESH_")) {
+        variables.emplace_back("MESH_" + suffix, std::move(value));
+    }
+    r.environments = mesh_environments(variables, r.warnings);
+    auto seconds = [&s](std::string_view flag, std::uint64_t min) {
+        return std::chrono::seconds(
+            common::parse_uint(s.describe(flag), s.get(flag), min, 31536000));
+    };
+    r.interval = seconds("reconcile-interval-s", 1);
+    r.stale_after = seconds("reconcile-stale-after-s", 0);
+    r.lookback = seconds("reconcile-lookback-s", 60);
+    return r;
+}
+
+// The reconciler runs where the relay holds the store's lock; nullptr when
+// no Mesh API credentials are set.
+std::unique_ptr<Reconciler> start_reconciler(const ConsumerConfig& config,
+                                             const common::KafkaConfig& client,
+                                             ConsumerMetrics& metrics, const OutboxRelay& relay) {
+    for (const std::string& warning : config.reconcile.warnings) {
+        common::log_warn(warning);
+    }
+    if (!config.reconcile.enabled()) {
+        common::log_info("reconciliation: off (no MESH_CLIENT_ID[_<ENV>])");
+        return nullptr;
+    }
+    ReconcilerOptions options;
+    options.config = config.reconcile;
+    options.store_url = config.store_url;
+    options.kafka = client;
+    // Bounded, so a pass's final flush ends even with Kafka away.
+    options.kafka.emplace_back("message.timeout.ms", "30000");
+    options.input_topic = config.topics.input;
+    std::string names;
+    for (const auto& env : config.reconcile.environments) {
+        names += (names.empty() ? "" : ",") + env.name + "=" + env.api_url;
+    }
+    common::log_info("reconciliation: " + names + " every " +
+                     std::to_string(config.reconcile.interval.count()) + " s, look-back " +
+                     std::to_string(config.reconcile.lookback.count()) + " s");
+    auto reconciler =
+        std::make_unique<Reconciler>(options, &metrics, [&relay] { return relay.active(); });
+    reconciler->start();
+    return reconciler;
+}
+
 }  // namespace
 
 void declare_settings(common::Settings& s) {
@@ -137,6 +186,15 @@ void declare_settings(common::Settings& s) {
               "Where a store with no offsets starts reading: earliest, latest or committed "
               "(the group's offsets); unset, it refuses to start when the output topics already "
               "hold records. Ignored once the store has offsets"})
+        .add({"reconcile-interval-s", "CONSUMER_RECONCILE_INTERVAL_S", "300",
+              "Reconciliation with Mesh's API (on when MESH_CLIENT_ID / MESH_CLIENT_SECRET, or "
+              "their _<ENV> forms, are set; MESH_API_URL[_<ENV>] overrides the base URL): "
+              "seconds between passes"})
+        .add({"reconcile-stale-after-s", "CONSUMER_RECONCILE_STALE_AFTER_S", "900",
+              "Reconciliation acts on a transfer only once it has been quiet this long (its "
+              "webhook gets that long to arrive)"})
+        .add({"reconcile-lookback-s", "CONSUMER_RECONCILE_LOOKBACK_S", "259200",
+              "Each reconciliation pass lists the transfers Mesh created within this window"})
         .add({"ready-file", "CONSUMER_READY_FILE", "",
               "once ready, write metrics_listen=HOST:PORT and pid=N here (atomically)"})
         .add({"log-format", "LOG_FORMAT", "text", "text or json"})
@@ -196,6 +254,7 @@ ConsumerConfig load_config(const common::Settings& s) {
                               ": expected earliest, latest or committed, got \"" + from + "\"");
         }
     }
+    c.reconcile = load_reconcile_config(s);
     return c;
 }
 
@@ -330,6 +389,7 @@ int run(int argc, char** argv) {
     }
     relay.start();
     relay_ref.store(&relay);
+    std::unique_ptr<Reconciler> reconciler = start_reconciler(config, client, metrics, relay);
     loop_ref.store(loop.get());
     ready.store(true);
     metrics.ready().set(1);
@@ -352,6 +412,7 @@ int run(int argc, char** argv) {
     } catch (const std::exception& e) {
         common::log_error(std::string("fatal: ") + e.what());
         ready.store(false);
+        reconciler.reset();
         relay.stop(std::chrono::milliseconds(0));
         relay_ref.store(nullptr);
         loop_ref.store(nullptr);
@@ -360,6 +421,7 @@ int run(int argc, char** argv) {
     ready.store(false);
     metrics.ready().set(0);
     common::log_info("stopping: sending what is committed, then leaving the group");
+    reconciler.reset();
     relay.stop(config.drain_timeout);
     relay_ref.store(nullptr);
     loop->close();

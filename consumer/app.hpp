@@ -11,6 +11,7 @@
 #include "common/config.hpp"
 #include "common/kafka.hpp"
 #include "common/log.hpp"
+#include "consumer/reconcile.hpp"
 #include "consumer/start_from.hpp"
 #include "consumer/state_machine.hpp"
 
@@ -40,6 +41,8 @@ struct ConsumerConfig {
     // --start-from: where an empty store starts; unset = refuse when the
     // output topics already hold records.
     std::optional<StartFrom> start_from;
+    // Reconciliation with Mesh's API: on when MESH_CLIENT_ID[_<ENV>] is set.
+    ReconcileConfig reconcile;
 };
 
 void declare_settings(common::Settings& settings);

@@ -1,5 +1,7 @@
 #include "consumer/metrics.hpp"
 
+#include <array>
+
 namespace meshhook::consumer {
 
 namespace {
@@ -18,6 +20,26 @@ constexpr std::string_view kSentHelp = "Outbox rows delivered, by topic.";
 constexpr std::string_view kLag = "meshhook_consumer_lag";
 constexpr std::string_view kLagHelp =
     "Records between the consumer's position and the partition end.";
+constexpr std::string_view kPasses = "meshhook_consumer_reconcile_passes_total";
+constexpr std::string_view kPassesHelp = "Reconciliation passes, by environment and outcome.";
+constexpr std::string_view kApiCalls = "meshhook_consumer_reconcile_api_calls_total";
+constexpr std::string_view kApiCallsHelp =
+    "Calls to Mesh's API by environment and outcome: ok, rate_limited, server_error, "
+    "failure_envelope, unauthorized, client_error, transport_error, bad_response.";
+constexpr std::string_view kFound = "meshhook_consumer_reconcile_transfers_found_total";
+constexpr std::string_view kFoundHelp =
+    "Transfers Mesh knows better than the store: missing (never heard of) or stale (not final "
+    "here, final at Mesh).";
+constexpr std::string_view kSynthesized = "meshhook_consumer_reconcile_events_synthesized_total";
+constexpr std::string_view kSynthesizedHelp =
+    "Synthesized events acknowledged by Kafka on the input topic.";
+constexpr std::string_view kLastSuccess =
+    "meshhook_consumer_reconcile_last_success_timestamp_seconds";
+constexpr std::string_view kLastSuccessHelp =
+    "Unix time of the last reconciliation pass that completed (0 before one).";
+constexpr std::array<std::string_view, 8> kApiOutcomes = {
+    "ok",           "rate_limited", "server_error",    "failure_envelope",
+    "unauthorized", "client_error", "transport_error", "bad_response"};
 }  // namespace
 
 ConsumerMetrics::ConsumerMetrics(common::Registry& registry)
@@ -99,6 +121,55 @@ void ConsumerMetrics::lag(std::string_view topic, std::int32_t partition, std::i
         .gauge(kLag, kLagHelp,
                {{"topic", std::string(topic)}, {"partition", std::to_string(partition)}})
         .set(static_cast<double>(value));
+}
+
+void ConsumerMetrics::reconcile_environment(std::string_view environment) {
+    const std::string env(environment);
+    for (const std::string_view outcome : {"ok", "failed"}) {
+        registry_.counter(kPasses, kPassesHelp,
+                          {{"environment", env}, {"outcome", std::string(outcome)}});
+    }
+    for (const std::string_view outcome : kApiOutcomes) {
+        registry_.counter(kApiCalls, kApiCallsHelp,
+                          {{"environment", env}, {"outcome", std::string(outcome)}});
+    }
+    for (const std::string_view kind : {"missing", "stale"}) {
+        registry_.counter(kFound, kFoundHelp, {{"environment", env}, {"kind", std::string(kind)}});
+    }
+    registry_.counter(kSynthesized, kSynthesizedHelp, {{"environment", env}});
+    registry_.gauge(kLastSuccess, kLastSuccessHelp, {{"environment", env}});
+}
+
+void ConsumerMetrics::reconcile_pass(std::string_view environment, bool ok) {
+    registry_
+        .counter(kPasses, kPassesHelp,
+                 {{"environment", std::string(environment)}, {"outcome", ok ? "ok" : "failed"}})
+        .inc();
+}
+
+void ConsumerMetrics::reconcile_api_call(std::string_view environment, std::string_view outcome) {
+    registry_
+        .counter(kApiCalls, kApiCallsHelp,
+                 {{"environment", std::string(environment)}, {"outcome", std::string(outcome)}})
+        .inc();
+}
+
+void ConsumerMetrics::reconcile_found(std::string_view environment, std::string_view kind,
+                                      std::uint64_t n) {
+    registry_
+        .counter(kFound, kFoundHelp,
+                 {{"environment", std::string(environment)}, {"kind", std::string(kind)}})
+        .inc(n);
+}
+
+void ConsumerMetrics::reconcile_synthesized(std::string_view environment, std::uint64_t n) {
+    registry_.counter(kSynthesized, kSynthesizedHelp, {{"environment", std::string(environment)}})
+        .inc(n);
+}
+
+void ConsumerMetrics::reconcile_succeeded(std::string_view environment, double unix_seconds) {
+    registry_.gauge(kLastSuccess, kLastSuccessHelp, {{"environment", std::string(environment)}})
+        .set(unix_seconds);
 }
 
 }  // namespace meshhook::consumer

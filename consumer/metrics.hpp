@@ -27,6 +27,14 @@ public:
     void relay_transaction_aborted() { aborted_.inc(); }
     void lag(std::string_view topic, std::int32_t partition, std::int64_t lag);
 
+    // Reconciliation with Mesh's API, per environment (consumer/reconcile.hpp).
+    void reconcile_environment(std::string_view environment);  // series at zero
+    void reconcile_pass(std::string_view environment, bool ok);
+    void reconcile_api_call(std::string_view environment, std::string_view outcome);
+    void reconcile_found(std::string_view environment, std::string_view kind, std::uint64_t n);
+    void reconcile_synthesized(std::string_view environment, std::uint64_t n);
+    void reconcile_succeeded(std::string_view environment, double unix_seconds);
+
     common::Gauge& ready() { return ready_; }
     common::Registry& registry() { return registry_; }
 

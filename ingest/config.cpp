@@ -121,16 +121,7 @@ IngestConfig load_config(const common::Settings& s,
         // commonly define `FOO=` to mean "not configured".
         if (value.empty()) continue;
         const std::string variable = std::string(kSecretEnvPrefix) + suffix;
-        std::string name;
-        for (char ch : suffix) {
-            if (ch >= 'A' && ch <= 'Z') {
-                name += static_cast<char>(ch - 'A' + 'a');
-            } else if ((ch >= '0' && ch <= '9') || ch == '_') {
-                name += ch;
-            } else {
-                throw ConfigError(variable + ": environment names use A-Z, 0-9 and _");
-            }
-        }
+        const std::string name = common::environment_name(variable, suffix);
         if (c.environment_index(name)) {
             std::string line = variable;
             line.append(": environment \"").append(name).append("\" already configured by ");

@@ -2,7 +2,6 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
-#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -14,6 +13,7 @@
 #include "common/config.hpp"
 #include "common/wire.hpp"
 #include "tools/apache_cluster.hpp"
+#include "tools/util.hpp"
 
 namespace meshhook::tools {
 namespace {
@@ -108,20 +108,7 @@ constexpr const char* kControlHelp =
     "                          created anew (apache only)\n"
     "  quit                    stop (so does closing stdin, SIGINT or SIGTERM)\n";
 
-volatile sig_atomic_t g_stop = 0;
-void on_signal(int) {
-    g_stop = 1;
-}
-
-std::string run_command(TestCluster& cluster, const std::string& line, bool& quit) {
-    std::istringstream in(line);
-    std::string verb;
-    in >> verb;
-    if (verb.empty()) return {};
-    if (verb == "quit") {
-        quit = true;
-        return "ok";
-    }
+std::string run_command(TestCluster& cluster, const std::string& verb, std::istream& in) {
     if (verb == "topic") {
         std::string name;
         int partitions = 0;
@@ -223,10 +210,7 @@ int broker_main(int argc, const char* const* argv) {
                 "--sasl-ssl: the mock has no SASL or TLS (use --engine apache)");
         }
         // SIGTERM during the apache engine's start still stops every JVM.
-        struct sigaction sa {};
-        sa.sa_handler = on_signal;
-        sigaction(SIGINT, &sa, nullptr);
-        sigaction(SIGTERM, &sa, nullptr);
+        catch_stop_signals();
         auto cluster_ptr = make_cluster(engine, options, settings.get("kafka-libs"));
         TestCluster& cluster = *cluster_ptr;
         std::cout << "bootstrap=" << cluster.bootstrap() << std::endl;
@@ -238,26 +222,9 @@ int broker_main(int argc, const char* const* argv) {
 
         // Control loop on stdin. EOF means the owner is gone: stop, so a test
         // that dies never leaves a broker behind.
-        std::string line;
-        std::string pending;
-        bool quit = false;
-        while (!quit && g_stop == 0) {
-            pollfd pfd{STDIN_FILENO, POLLIN, 0};
-            const int r = ::poll(&pfd, 1, 200);
-            if (r < 0) continue;  // EINTR: re-check g_stop
-            if (r == 0) continue;
-            char buf[4096];
-            const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
-            if (n <= 0) break;
-            pending.append(buf, static_cast<std::size_t>(n));
-            std::size_t pos = 0;
-            while (!quit && (pos = pending.find('\n')) != std::string::npos) {
-                line = pending.substr(0, pos);
-                pending.erase(0, pos + 1);
-                auto reply = run_command(cluster, line, quit);
-                if (!reply.empty()) std::cout << reply << std::endl;
-            }
-        }
+        control_loop([&cluster](const std::string& verb, std::istream& args) {
+            return run_command(cluster, verb, args);
+        });
         return 0;
     } catch (const common::ConfigError& e) {
         common::fail_config("meshhook broker", e);

@@ -13,5 +13,6 @@ int dev_main(int argc, const char* const* argv);
 int tail_main(int argc, const char* const* argv);
 int replay_main(int argc, const char* const* argv);
 int state_main(int argc, const char* const* argv);
+int mesh_main(int argc, const char* const* argv);
 
 }  // namespace meshhook::tools

@@ -1,5 +1,7 @@
 #include "tools/util.hpp"
 
+#include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -14,6 +16,47 @@
 #include <sstream>
 
 namespace meshhook::tools {
+
+namespace {
+volatile sig_atomic_t g_control_stop = 0;
+extern "C" void on_control_signal(int /*sig*/) {
+    g_control_stop = 1;
+}
+}  // namespace
+
+void catch_stop_signals() {
+    struct sigaction sa {};
+    sa.sa_handler = on_control_signal;
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+}
+
+void control_loop(
+    const std::function<std::string(const std::string& verb, std::istream& args)>& command) {
+    catch_stop_signals();
+    std::string pending;
+    bool quit = false;
+    while (!quit && g_control_stop == 0) {
+        pollfd pfd{STDIN_FILENO, POLLIN, 0};
+        const int r = ::poll(&pfd, 1, 200);
+        if (r <= 0) continue;  // timeout or EINTR: re-check the signal flag
+        char buf[4096];
+        const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+        if (n <= 0) break;
+        pending.append(buf, static_cast<std::size_t>(n));
+        std::size_t pos = 0;
+        while (!quit && (pos = pending.find('\n')) != std::string::npos) {
+            std::istringstream in(pending.substr(0, pos));
+            pending.erase(0, pos + 1);
+            std::string verb;
+            in >> verb;
+            if (verb.empty()) continue;
+            quit = verb == "quit";
+            const std::string reply = quit ? "ok" : command(verb, in);
+            if (!reply.empty()) std::cout << reply << std::endl;
+        }
+    }
+}
 
 int fail(std::string_view program, std::string_view message) {
     std::cerr << program << ": " << message << std::endl;

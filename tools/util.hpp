@@ -3,6 +3,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <istream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +12,19 @@
 #include "common/config.hpp"
 
 namespace meshhook::tools {
+
+// The control channel of `meshhook broker` and `meshhook mesh`: reads stdin
+// line by line; `quit` and empty lines are handled here, any other line goes
+// to `command` as its first word and the stream of the rest, and its answer
+// is printed on its own line. Returns on `quit`, when stdin closes (the owner
+// is gone: a test that dies leaves nothing behind) or on SIGINT/SIGTERM
+// (see catch_stop_signals()).
+void control_loop(
+    const std::function<std::string(const std::string& verb, std::istream& args)>& command);
+
+// SIGINT and SIGTERM from now on end control_loop() (at once if it runs
+// later) instead of the process: a broker still stops its JVMs on the way out.
+void catch_stop_signals();
 
 // Prints "<program>: <message>" on stderr and returns 1: the one-line error
 // every subcommand ends with when its input is bad.

@@ -2,7 +2,8 @@
 """End to end: the Grafana dashboard and the alert rules against the real
 services.
 
-Starts `meshhook broker` (Kafka protocol over TCP), `meshhook-ingest`,
+Starts `meshhook broker` (Kafka protocol over TCP), `meshhook mesh` (the
+Mesh API simulator the consumer reconciles against), `meshhook-ingest`,
 `meshhook-consumer` on SQLite and a real Prometheus server (Debian's
 `prometheus`) scraping both every second with deploy/prometheus/alerts.yml
 loaded, all on free ports in a temporary directory. Posts signed and
@@ -219,6 +220,20 @@ def run(src, bins, fixtures, tmp, children, prometheus_bin):
     assert first.startswith("bootstrap="), f"unexpected first broker line {first!r}"
     bootstrap = first.split("=", 1)[1]
 
+    # The Mesh API simulator, so that the consumer reconciles (its metrics
+    # are on the dashboard): one failed transfer the webhooks never told about
+    # (failed: the credit counts this test checks stay its own).
+    mesh = children.start("mesh", [str(bins / "meshhook"), "mesh", "--client-id", "dash-id",
+                                   "--client-secret", "dash-secret"], stdin=subprocess.PIPE)
+    ready, _, _ = select.select([mesh.stdout], [], [], 30)
+    assert ready, "meshhook mesh printed no listen line"
+    first = mesh.stdout.readline().decode().strip()
+    assert first.startswith("listen="), f"unexpected first mesh line {first!r}"
+    mesh_url = "http://" + first.split("=", 1)[1]
+    mesh.stdin.write(f"transfer {uuid.uuid4()} failed 12.5 symbol=USDC networkName=Ethereum\n"
+                     .encode())
+    mesh.stdin.flush()
+
     ingest_port, consumer_port, prom_port = free_port(), free_port(), free_port()
     children.start("ingest", [str(bins / "meshhook-ingest")], env={
         "KAFKA_BROKERS": bootstrap,
@@ -233,7 +248,10 @@ def run(src, bins, fixtures, tmp, children, prometheus_bin):
                                 "--store", f"sqlite://{tmp / 'state.db'}",
                                 "--group-id", f"dashboard-e2e-{uuid.uuid4().hex[:8]}",
                                 "--metrics-listen", f"127.0.0.1:{consumer_port}"],
-                   env={"KAFKA_BROKERS": bootstrap})
+                   env={"KAFKA_BROKERS": bootstrap,
+                        "MESH_CLIENT_ID": "dash-id", "MESH_CLIENT_SECRET": "dash-secret",
+                        "MESH_API_URL": mesh_url, "CONSUMER_RECONCILE_INTERVAL_S": "1",
+                        "CONSUMER_RECONCILE_STALE_AFTER_S": "0"})
 
     def ready(port):
         children.check_alive()

@@ -125,7 +125,7 @@ std::unique_ptr<Process> start_consumer(ConsumerRun& run) {
                                   "--metrics-listen",
                                   "127.0.0.1:" + std::to_string(run.metrics_port)};
     argv.insert(argv.end(), run.extra_args.begin(), run.extra_args.end());
-    auto process = std::make_unique<Process>(argv);
+    auto process = std::make_unique<Process>(argv, run.env);
     const auto line = process->read_line(std::chrono::seconds(20));
     EXPECT_EQ(line, std::optional<std::string>("meshhook-consumer: ready"))
         << process->stderr_text();

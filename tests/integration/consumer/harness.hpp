@@ -62,7 +62,8 @@ struct ConsumerRun {
     std::string store_url;
     std::string group_id;
     std::vector<std::string> extra_args;
-    std::uint16_t metrics_port = 0;  // 0: a free port is picked
+    std::uint16_t metrics_port = 0;          // 0: a free port is picked
+    std::map<std::string, std::string> env;  // added to the process environment
 };
 
 // Starts meshhook-consumer and waits for its "ready" line (fails the test

@@ -1,0 +1,763 @@
+#include "consumer/reconcile.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <charconv>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "common/config.hpp"
+#include "common/log.hpp"
+#include "common/transfer_event.hpp"
+#include "common/wire.hpp"
+#include "consumer/mesh_client.hpp"
+#include "consumer/metrics.hpp"
+#include "consumer/store.hpp"
+
+namespace meshhook::consumer {
+
+namespace {
+
+using common::ConfigError;
+
+std::int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string_view trim_ws(std::string_view s) {
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' ||
+                          s.back() == '\t' || s.back() == ',')) {
+        s.remove_suffix(1);
+    }
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\n' || s.front() == '\t')) {
+        s.remove_prefix(1);
+    }
+    return s;
+}
+
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+using common::is_json_number;
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    return out;
+}
+
+void add_string(std::string& out, std::string_view name, std::string_view value) {
+    if (value.empty()) return;
+    out.append(",\"").append(name).append("\":\"");
+    common::append_json_escaped(out, value);
+    out += '"';
+}
+
+}  // namespace
+
+std::optional<ApiUrl> parse_api_url(std::string_view text, std::string& error) {
+    ApiUrl url;
+    std::string_view rest;
+    if (text.starts_with("https://")) {
+        rest = text.substr(8);
+    } else if (text.starts_with("http://")) {
+        url.tls = false;
+        url.port = 80;
+        rest = text.substr(7);
+    } else {
+        error = "must start with https:// (or http:// for a simulator)";
+        return std::nullopt;
+    }
+    const auto slash = rest.find('/');
+    const std::string_view authority = rest.substr(0, slash);
+    std::string_view path = slash == std::string_view::npos ? "" : rest.substr(slash);
+    while (path.ends_with('/')) path.remove_suffix(1);
+    if (path.find_first_of("?#") != std::string_view::npos) {
+        error = "must not have a query or fragment";
+        return std::nullopt;
+    }
+    url.base_path = std::string(path);
+    // With a port, the listeners' host:port rule (brackets for IPv6); without
+    // one, the scheme's default.
+    const bool has_port = authority.starts_with('[')
+                              ? authority.find("]:") != std::string_view::npos
+                              : authority.find(':') != std::string_view::npos;
+    if (has_port) {
+        try {
+            const common::HostPort hp = common::parse_host_port("URL", authority);
+            url.host = hp.host;
+            url.port = hp.port;
+        } catch (const ConfigError&) {
+            error = "bad host or port";
+            return std::nullopt;
+        }
+    } else if (authority.starts_with('[') && authority.ends_with(']')) {
+        url.host = std::string(authority.substr(1, authority.size() - 2));
+    } else {
+        url.host = std::string(authority);
+    }
+    if (url.host.empty() || url.port == 0 || (has_port && authority.starts_with(':'))) {
+        error = "has no host or a zero port";
+        return std::nullopt;
+    }
+    return url;
+}
+
+std::vector<MeshEnvironment> mesh_environments(
+    const std::vector<std::pair<std::string, std::string>>& variables,
+    std::vector<std::string>& warnings) {
+    // suffix ("" for production) -> value, per family. Empty counts as unset.
+    std::map<std::string, std::string> ids;
+    std::map<std::string, std::string> secrets;
+    std::map<std::string, std::string> urls;
+    const std::vector<std::pair<std::string_view, std::map<std::string, std::string>*>> families = {
+        {"MESH_CLIENT_ID", &ids}, {"MESH_CLIENT_SECRET", &secrets}, {"MESH_API_URL", &urls}};
+    for (const auto& [name, value] : variables) {
+        if (value.empty()) continue;
+        for (const auto& [prefix, into] : families) {
+            if (name == prefix) {
+                (*into)[""] = value;
+            } else if (name.size() > prefix.size() + 1 && name.starts_with(prefix) &&
+                       name[prefix.size()] == '_') {
+                (*into)[name.substr(prefix.size() + 1)] = value;
+            }
+        }
+    }
+    auto variable = [](std::string_view family, const std::string& suffix) {
+        return std::string(family) + (suffix.empty() ? "" : "_" + suffix);
+    };
+    for (const auto& [suffix, value] : secrets) {
+        if (!ids.contains(suffix)) {
+            throw ConfigError(variable("MESH_CLIENT_SECRET", suffix) + ": set without " +
+                              variable("MESH_CLIENT_ID", suffix));
+        }
+    }
+    std::vector<MeshEnvironment> out;
+    for (const auto& [suffix, id] : ids) {
+        const std::string id_var = variable("MESH_CLIENT_ID", suffix);
+        const auto secret = secrets.find(suffix);
+        if (secret == secrets.end()) {
+            throw ConfigError(id_var + ": set without " + variable("MESH_CLIENT_SECRET", suffix));
+        }
+        MeshEnvironment env;
+        env.name = suffix.empty() ? "production" : common::environment_name(id_var, suffix);
+        env.client_id = id;
+        env.client_secret = secret->second;
+        const std::string url_var = variable("MESH_API_URL", suffix);
+        if (const auto url = urls.find(suffix); url != urls.end()) {
+            env.api_url = url->second;
+        } else if (env.name == "production") {
+            env.api_url = std::string(kMeshProductionApi);
+        } else if (env.name == "sandbox") {
+            env.api_url = std::string(kMeshSandboxApi);
+        } else {
+            throw ConfigError(url_var + ": required for environment \"" + env.name +
+                              "\" (no default base URL)");
+        }
+        while (env.api_url.ends_with('/')) env.api_url.pop_back();
+        std::string error;
+        const auto parsed = parse_api_url(env.api_url, error);
+        if (!parsed) {
+            throw ConfigError(url_var + ": " + error + " (got \"" + env.api_url + "\")");
+        }
+        if (!parsed->tls) {
+            warnings.push_back(url_var + ": " + env.api_url +
+                               " is plain http: credentials travel unencrypted (simulators and "
+                               "tests only)");
+        }
+        out.push_back(std::move(env));
+    }
+    for (const auto& [suffix, value] : urls) {
+        if (!ids.contains(suffix)) {
+            warnings.push_back(variable("MESH_API_URL", suffix) + " is set without " +
+                               variable("MESH_CLIENT_ID", suffix) + ": ignored");
+        }
+    }
+    return out;
+}
+
+std::optional<std::int64_t> parse_mesh_timestamp(std::string_view text, bool is_number) {
+    text = trim_ws(text);
+    if (is_number || (!text.empty() && is_digit(text.front()) &&
+                      text.find_first_of("-T:") == std::string_view::npos)) {
+        // The integer part: seconds, or milliseconds once past year 5138 in seconds.
+        const std::string_view whole = text.substr(0, text.find_first_of(".eE"));
+        std::int64_t v = 0;
+        auto [p, ec] = std::from_chars(whole.data(), whole.data() + whole.size(), v);
+        if (ec != std::errc() || p != whole.data() + whole.size() || v < 0) return std::nullopt;
+        return v >= 100'000'000'000 ? v : v * 1000;
+    }
+    // YYYY-MM-DDTHH:MM:SS[.fff][Z|+00:00]
+    std::tm tm{};
+    int ms = 0;
+    if (text.size() < 19 || text[4] != '-' || text[7] != '-' ||
+        (text[10] != 'T' && text[10] != ' ') || text[13] != ':' || text[16] != ':') {
+        return std::nullopt;
+    }
+    auto num = [&](std::size_t at, std::size_t len, int& into) {
+        auto [p, ec] = std::from_chars(text.data() + at, text.data() + at + len, into);
+        return ec == std::errc() && p == text.data() + at + len;
+    };
+    int year = 0;
+    int month = 0;
+    if (!num(0, 4, year) || !num(5, 2, month) || !num(8, 2, tm.tm_mday) ||
+        !num(11, 2, tm.tm_hour) || !num(14, 2, tm.tm_min) || !num(17, 2, tm.tm_sec)) {
+        return std::nullopt;
+    }
+    std::size_t i = 19;
+    if (i < text.size() && text[i] == '.') {
+        int digits = 0;
+        for (++i; i < text.size() && is_digit(text[i]); ++i, ++digits) {
+            if (digits < 3) ms = ms * 10 + (text[i] - '0');
+        }
+        for (; digits < 3; ++digits) ms *= 10;
+    }
+    const std::string_view zone = text.substr(i);
+    if (!zone.empty() && zone != "Z" && zone != "+00:00") return std::nullopt;
+    tm.tm_year = year - 1900;
+    tm.tm_mon = month - 1;
+    const std::time_t t = ::timegm(&tm);
+    if (t == static_cast<std::time_t>(-1)) return std::nullopt;
+    return static_cast<std::int64_t>(t) * 1000 + ms;
+}
+
+std::optional<ListPage> parse_list_page(std::string_view body, std::string& error) {
+    using simdjson::ondemand::json_type;
+    simdjson::ondemand::parser parser;
+    const simdjson::padded_string padded(body);
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::object envelope;
+    if (parser.iterate(padded).get(doc) != simdjson::SUCCESS ||
+        doc.get_object().get(envelope) != simdjson::SUCCESS) {
+        error = "not a JSON object";
+        return std::nullopt;
+    }
+    ListPage page;
+    bool has_status = false;
+    // Reads a string or number member as text; null and other types are empty.
+    auto text_of = [](simdjson::ondemand::value v, std::string& into, bool* was_number = nullptr) {
+        json_type type{};
+        if (v.type().get(type) != simdjson::SUCCESS) return false;
+        if (type == json_type::string) {
+            std::string_view s;
+            if (v.get_string().get(s) != simdjson::SUCCESS) return false;
+            into = std::string(s);
+        } else if (type == json_type::number) {
+            into = std::string(trim_ws(v.raw_json_token()));
+            if (was_number != nullptr) *was_number = true;
+            return is_json_number(into);
+        }
+        return true;
+    };
+    auto parse_item = [&](simdjson::ondemand::object item, ListItem& out) {
+        for (auto member : item) {
+            std::string_view key;
+            simdjson::ondemand::value v;
+            if (member.unescaped_key().get(key) != simdjson::SUCCESS ||
+                member.value().get(v) != simdjson::SUCCESS) {
+                return false;
+            }
+            std::string* into = nullptr;
+            if (key == "id") into = &out.id;
+            if (key == "clientTransactionId") into = &out.client_transaction_id;
+            if (key == "userId") into = &out.user_id;
+            if (key == "status") into = &out.status;
+            if (key == "symbol") into = &out.symbol;
+            if (key == "networkName") into = &out.network_name;
+            if (key == "hash") into = &out.hash;
+            if (key == "destinationAddress") into = &out.destination_address;
+            if (into != nullptr) {
+                if (!text_of(v, *into)) return false;
+                continue;
+            }
+            if (key == "destinationAmount") {
+                bool number = false;
+                if (!text_of(v, out.destination_amount, &number)) return false;
+                // A string is accepted only when it holds a number: the text
+                // goes into a JSON number as is.
+                if (!out.destination_amount.empty() && !is_json_number(out.destination_amount)) {
+                    return false;
+                }
+                continue;
+            }
+            if (key == "createdTimestamp" || key == "executedTimestamp") {
+                std::string text;
+                bool number = false;
+                if (!text_of(v, text, &number)) return false;
+                if (text.empty()) continue;
+                auto& field = key == "createdTimestamp" ? out.created_ms : out.executed_ms;
+                field = parse_mesh_timestamp(text, number);
+            }
+        }
+        return !out.id.empty();
+    };
+    for (auto member : envelope) {
+        std::string_view key;
+        simdjson::ondemand::value v;
+        if (member.unescaped_key().get(key) != simdjson::SUCCESS ||
+            member.value().get(v) != simdjson::SUCCESS) {
+            error = "malformed envelope";
+            return std::nullopt;
+        }
+        if (key == "status") {
+            if (!text_of(v, page.status)) {
+                error = "malformed status";
+                return std::nullopt;
+            }
+            has_status = true;
+        } else if (key == "message") {
+            text_of(v, page.message);
+        } else if (key == "content") {
+            json_type type{};
+            if (v.type().get(type) != simdjson::SUCCESS) {
+                error = "malformed content";
+                return std::nullopt;
+            }
+            if (type != json_type::object) continue;  // null in failure envelopes
+            simdjson::ondemand::object content;
+            if (v.get_object().get(content) != simdjson::SUCCESS) {
+                error = "malformed content";
+                return std::nullopt;
+            }
+            for (auto c : content) {
+                std::string_view ckey;
+                simdjson::ondemand::value cv;
+                if (c.unescaped_key().get(ckey) != simdjson::SUCCESS ||
+                    c.value().get(cv) != simdjson::SUCCESS) {
+                    error = "malformed content";
+                    return std::nullopt;
+                }
+                if (ckey == "items") {
+                    simdjson::ondemand::array items;
+                    if (cv.get_array().get(items) != simdjson::SUCCESS) {
+                        error = "content.items is not an array";
+                        return std::nullopt;
+                    }
+                    for (auto element : items) {
+                        simdjson::ondemand::object item;
+                        ListItem parsed;
+                        if (element.get_object().get(item) != simdjson::SUCCESS ||
+                            !parse_item(item, parsed)) {
+                            error = "content.items[" + std::to_string(page.items.size()) +
+                                    "] is not a transfer with an id";
+                            return std::nullopt;
+                        }
+                        page.items.push_back(std::move(parsed));
+                    }
+                } else if (ckey == "total") {
+                    std::int64_t total = 0;
+                    if (cv.get_int64().get(total) == simdjson::SUCCESS) page.total = total;
+                } else if (ckey == "hasMorePages") {
+                    bool more = false;
+                    if (cv.get_bool().get(more) == simdjson::SUCCESS) page.has_more_pages = more;
+                }
+            }
+        }
+    }
+    if (!has_status) {
+        error = "no envelope status";
+        return std::nullopt;
+    }
+    return page;
+}
+
+std::string list_target(std::string_view base_path, int count, std::int64_t offset,
+                        std::int64_t from_seconds) {
+    return std::string(base_path) + std::string(kTransfersPath) +
+           "?Count=" + std::to_string(count) + "&Offset=" + std::to_string(offset) +
+           "&FromTimestamp=" + std::to_string(from_seconds) +
+           "&OrderBy=createdTimestamp&DescendingOrder=false";
+}
+
+std::string synthesized_event_id(std::string_view transfer_id, std::string_view status) {
+    return "reconcile:" + std::string(transfer_id) + ":" + lower(status);
+}
+
+std::string synthesize_event(const ListItem& item, std::int64_t sent_ms) {
+    const std::string event_id = synthesized_event_id(item.id, item.status);
+    std::string out = "{\"Id\":\"";
+    common::append_json_escaped(out, event_id + ":" + std::to_string(sent_ms));
+    out += "\",\"EventId\":\"";
+    common::append_json_escaped(out, event_id);
+    out += "\",\"SentTimestamp\":" + std::to_string(sent_ms / 1000);
+    add_string(out, "TransferId", item.id);
+    add_string(out, "TransferStatus", item.status);
+    if (const auto when = item.executed_ms ? item.executed_ms : item.created_ms) {
+        out += ",\"Timestamp\":" + std::to_string(*when);
+    }
+    add_string(out, "TransactionId", item.client_transaction_id);
+    add_string(out, "TxHash", item.hash);
+    add_string(out, "UserId", item.user_id);
+    add_string(out, "Token", item.symbol);
+    add_string(out, "Chain", item.network_name);
+    if (!item.destination_amount.empty()) {
+        out += ",\"DestinationAmount\":" + item.destination_amount;  // the exact number text
+    }
+    add_string(out, "DestinationAddress", item.destination_address);
+    out += '}';
+    return out;
+}
+
+std::string_view to_string(Finding f) {
+    switch (f) {
+        case Finding::kNone: return "none";
+        case Finding::kMissing: return "missing";
+        case Finding::kStale: return "stale";
+    }
+    return "none";
+}
+
+Finding classify(const ListItem& item, const std::optional<TransferRow>& row, std::int64_t now_ms,
+                 std::chrono::seconds stale_after) {
+    const std::int64_t quiet_ms = std::chrono::milliseconds(stale_after).count();
+    if (!row || row->status.empty()) {
+        // Never heard of (or only of unknown statuses): once Mesh's last change
+        // is old enough for its webhook to have arrived.
+        const auto changed = item.executed_ms ? item.executed_ms : item.created_ms;
+        if (changed && now_ms - *changed < quiet_ms) return Finding::kNone;
+        return item.status.empty() ? Finding::kNone : Finding::kMissing;
+    }
+    const common::TransferStatus mesh = common::parse_status(item.status);
+    if (!common::is_terminal(mesh) || row->rank >= common::status_rank(mesh)) {
+        return Finding::kNone;
+    }
+    return now_ms - row->last_seen_ms >= quiet_ms ? Finding::kStale : Finding::kNone;
+}
+
+// ------------------------------------------------------------------ Reconciler
+
+namespace {
+
+enum class CallOutcome {
+    kOk,
+    kRateLimited,
+    kServerError,
+    kFailureEnvelope,
+    kUnauthorized,
+    kClientError,
+    kTransportError,
+    kBadResponse
+};
+
+std::string_view to_string(CallOutcome o) {
+    switch (o) {
+        case CallOutcome::kOk: return "ok";
+        case CallOutcome::kRateLimited: return "rate_limited";
+        case CallOutcome::kServerError: return "server_error";
+        case CallOutcome::kFailureEnvelope: return "failure_envelope";
+        case CallOutcome::kUnauthorized: return "unauthorized";
+        case CallOutcome::kClientError: return "client_error";
+        case CallOutcome::kTransportError: return "transport_error";
+        case CallOutcome::kBadResponse: return "bad_response";
+    }
+    return "bad_response";
+}
+
+class CountingDelivery final : public common::DeliveryHandler {
+public:
+    void on_delivery(const common::DeliveryReport& report) noexcept override {
+        (report.ok() ? ok_ : failed_).fetch_add(1);
+    }
+    std::uint64_t ok() const { return ok_.load(); }
+    std::uint64_t failed() const { return failed_.load(); }
+
+private:
+    std::atomic<std::uint64_t> ok_{0};
+    std::atomic<std::uint64_t> failed_{0};
+};
+
+}  // namespace
+
+struct Reconciler::Env {
+    MeshEnvironment mesh;
+    std::unique_ptr<MeshClient> client;
+    std::string base_path;
+    std::chrono::steady_clock::time_point next{};
+};
+
+Reconciler::Reconciler(ReconcilerOptions options, ConsumerMetrics* metrics,
+                       std::function<bool()> active)
+    : options_(std::move(options)), metrics_(metrics), active_(std::move(active)) {
+    if (metrics_ != nullptr) {
+        for (const auto& env : options_.config.environments) {
+            metrics_->reconcile_environment(env.name);
+        }
+    }
+}
+
+Reconciler::~Reconciler() {
+    stop();
+}
+
+void Reconciler::start() {
+    thread_ = std::thread([this] { run(); });
+}
+
+void Reconciler::stop() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+bool Reconciler::sleep_for(std::chrono::milliseconds d) {
+    std::unique_lock lock(mutex_);
+    return !wake_.wait_for(lock, d, [this] { return stopping_; });
+}
+
+bool Reconciler::pace() {
+    const auto next = last_call_ + options_.min_call_gap;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next &&
+        !sleep_for(std::chrono::duration_cast<std::chrono::milliseconds>(next - now))) {
+        return false;
+    }
+    last_call_ = std::chrono::steady_clock::now();
+    return true;
+}
+
+void Reconciler::run() {
+    std::vector<Env> envs;
+    for (const auto& mesh : options_.config.environments) {
+        std::string error;
+        auto url = parse_api_url(mesh.api_url, error);  // validated at start
+        if (!url) continue;
+        Env env;
+        env.mesh = mesh;
+        env.base_path = url->base_path;
+        env.client = std::make_unique<MeshClient>(*url, options_.call_timeout);
+        envs.push_back(std::move(env));
+    }
+    std::unique_ptr<Store> store;
+    std::unique_ptr<common::Producer> producer;
+    bool was_active = false;
+    while (true) {
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_) return;
+        }
+        // Only the instance whose relay holds the store's lock reconciles:
+        // one reconciler per store, and it moves with the relay.
+        if (!active_()) {
+            if (was_active)
+                common::log_info("reconciliation: paused (the relay lock is elsewhere)");
+            was_active = false;
+            if (!sleep_for(std::chrono::seconds(1))) return;
+            continue;
+        }
+        if (!was_active) {
+            common::log_info("reconciliation: active for " + std::to_string(envs.size()) +
+                             " environment(s)");
+            was_active = true;
+        }
+        try {
+            if (!store) store = open_store(options_.store_url);
+            if (!producer) producer = std::make_unique<common::Producer>(options_.kafka);
+        } catch (const std::exception& e) {
+            common::log_warn(std::string("reconciliation: ") + e.what() + "; retrying");
+            store.reset();
+            if (!sleep_for(std::chrono::seconds(5))) return;
+            continue;
+        }
+        auto soonest = std::chrono::steady_clock::now() + options_.config.interval;
+        for (Env& env : envs) {
+            if (std::chrono::steady_clock::now() < env.next) {
+                soonest = std::min(soonest, env.next);
+                continue;
+            }
+            PassResult result = PassResult::kFailed;
+            try {
+                result = pass(env, *store, *producer);
+            } catch (const std::exception& e) {
+                common::log_warn("reconciliation " + env.mesh.name + ": " + e.what());
+                store.reset();  // a store error: reconnect next time
+            }
+            ++passes_;
+            if (metrics_ != nullptr) {
+                metrics_->reconcile_pass(env.mesh.name, result == PassResult::kOk);
+            }
+            auto wait =
+                std::chrono::duration_cast<std::chrono::milliseconds>(options_.config.interval);
+            if (result == PassResult::kUnauthorized) {
+                wait = std::max(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          options_.unauthorized_wait));
+            }
+            env.next = std::chrono::steady_clock::now() + wait;
+            soonest = std::min(soonest, env.next);
+            if (!store) break;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        // Re-check the lock and stop at least every second.
+        const auto wait = std::min<std::chrono::milliseconds>(
+            std::chrono::seconds(1),
+            std::chrono::duration_cast<std::chrono::milliseconds>(soonest - now));
+        if (wait.count() > 0 && !sleep_for(wait)) return;
+    }
+}
+
+Reconciler::PassResult Reconciler::pass(Env& env, Store& store, common::Producer& producer) {
+    const std::string& name = env.mesh.name;
+    const std::int64_t started_ms = wall_ms();
+    const std::int64_t window_start_ms =
+        started_ms - std::chrono::milliseconds(options_.config.lookback).count();
+    const MeshClient::Headers headers = {{"X-Client-Id", env.mesh.client_id},
+                                         {"X-Client-Secret", env.mesh.client_secret}};
+    std::vector<ListItem> items;
+    std::set<std::string> seen;
+    std::int64_t offset = 0;
+    int calls = 0;
+    for (int page_no = 0; page_no < 100000; ++page_no) {
+        const std::string target =
+            list_target(env.base_path, options_.page_size, offset, window_start_ms / 1000);
+        std::optional<ListPage> page;
+        for (int attempt = 0; attempt < options_.attempts && !page; ++attempt) {
+            if (!pace()) return PassResult::kFailed;
+            ++calls;
+            const ApiResult result = env.client->get(target, headers);
+            CallOutcome outcome = CallOutcome::kOk;
+            std::string why;
+            std::chrono::milliseconds backoff = options_.first_backoff * (1 << attempt);
+            if (!result.response) {
+                outcome = CallOutcome::kTransportError;
+                why = result.error;
+            } else if (result.response->status == 401 || result.response->status == 403) {
+                outcome = CallOutcome::kUnauthorized;
+            } else if (result.response->status == 429) {
+                outcome = CallOutcome::kRateLimited;
+                why = "429";
+                if (result.response->retry_after) {
+                    std::int64_t s = 0;
+                    const std::string& ra = *result.response->retry_after;
+                    auto [p, ec] = std::from_chars(ra.data(), ra.data() + ra.size(), s);
+                    if (ec == std::errc() && s >= 0) {
+                        backoff = std::chrono::seconds(std::min<std::int64_t>(s, 60));
+                    }
+                }
+            } else if (result.response->status >= 500) {
+                outcome = CallOutcome::kServerError;
+                why = "HTTP " + std::to_string(result.response->status);
+            } else if (result.response->status != 200) {
+                outcome = CallOutcome::kClientError;
+                why = "HTTP " + std::to_string(result.response->status);
+            } else {
+                std::string error;
+                page = parse_list_page(result.response->body, error);
+                if (!page) {
+                    outcome = CallOutcome::kBadResponse;
+                    why = "unusable answer: " + error;
+                } else if (lower(page->status) != "ok") {
+                    // Mesh answers failures with 200 too: the envelope decides.
+                    outcome = lower(page->status) == "toomanyrequest"
+                                  ? CallOutcome::kRateLimited
+                                  : CallOutcome::kFailureEnvelope;
+                    why = "envelope status " + page->status + ": " + page->message;
+                    page.reset();
+                }
+            }
+            if (metrics_ != nullptr) metrics_->reconcile_api_call(name, to_string(outcome));
+            if (outcome == CallOutcome::kOk) break;
+            if (outcome == CallOutcome::kUnauthorized) {
+                common::log_error(
+                    "reconciliation " + name + ": Mesh refused the API credentials (HTTP " +
+                    std::to_string(result.response->status) +
+                    "); check MESH_CLIENT_ID/MESH_CLIENT_SECRET for this "
+                    "environment; retrying in " +
+                    std::to_string(
+                        std::max(options_.config.interval, options_.unauthorized_wait).count()) +
+                    " s");
+                return PassResult::kUnauthorized;
+            }
+            if (outcome == CallOutcome::kClientError) {
+                common::log_warn("reconciliation " + name + ": " + why + " for " + target);
+                return PassResult::kFailed;
+            }
+            common::log_warn("reconciliation " + name + ": " + std::string(to_string(outcome)) +
+                             " (" + why + "); attempt " + std::to_string(attempt + 1) + " of " +
+                             std::to_string(options_.attempts));
+            if (attempt + 1 < options_.attempts && !sleep_for(backoff)) return PassResult::kFailed;
+        }
+        if (!page) return PassResult::kFailed;
+        for (ListItem& item : page->items) {
+            if (seen.insert(item.id).second) items.push_back(std::move(item));
+        }
+        offset += static_cast<std::int64_t>(page->items.size());
+        if (!page->has_more_pages || page->items.empty()) break;
+    }
+
+    const std::int64_t now_ms = wall_ms();
+    CountingDelivery reports;
+    std::uint64_t produced = 0;
+    std::map<Finding, std::uint64_t> found;
+    for (const ListItem& item : items) {
+        // The server's FromTimestamp is a hint; the window is applied here.
+        if (item.created_ms && *item.created_ms < window_start_ms) continue;
+        const Finding f =
+            classify(item, store.transfer(name, item.id), now_ms, options_.config.stale_after);
+        if (f == Finding::kNone) continue;
+        ++found[f];
+        const std::string body = synthesize_event(item, now_ms);
+        const std::string event_id = synthesized_event_id(item.id, item.status);
+        const std::string delivery_id = event_id + ":" + std::to_string(now_ms);
+        const std::string received = std::to_string(now_ms);
+        const std::vector<common::Header> record_headers = {{wire::kHeaderEventId, event_id},
+                                                            {wire::kHeaderDeliveryId, delivery_id},
+                                                            {wire::kHeaderEnvironment, name},
+                                                            {wire::kHeaderReceivedAt, received},
+                                                            {kHeaderSource, kSourceReconciliation}};
+        common::ProduceStatus status = common::ProduceStatus::kQueueFull;
+        for (int i = 0; i < 50 && status == common::ProduceStatus::kQueueFull; ++i) {
+            status =
+                producer.produce(options_.input_topic, item.id, body, record_headers, &reports);
+            if (status == common::ProduceStatus::kQueueFull) {
+                producer.flush(std::chrono::milliseconds(100));
+            }
+        }
+        if (status != common::ProduceStatus::kEnqueued) {
+            producer.flush(std::chrono::seconds(10));
+            common::log_warn("reconciliation " + name + ": cannot produce to " +
+                             options_.input_topic + ": " + std::string(common::to_string(status)));
+            return PassResult::kFailed;
+        }
+        ++produced;
+        common::log_info("reconciliation " + name + ": transfer " + item.id + " " +
+                         std::string(to_string(f)) + " here, Mesh says " + item.status +
+                         "; event " + event_id + " produced");
+    }
+    // `reports` lives on this stack frame: wait for every report it is owed.
+    const int left = producer.flush(std::chrono::seconds(30));
+    if (left > 0) {
+        while (producer.flush(std::chrono::seconds(5)) > 0) {
+        }
+    }
+    if (metrics_ != nullptr) {
+        metrics_->reconcile_found(name, "missing", found[Finding::kMissing]);
+        metrics_->reconcile_found(name, "stale", found[Finding::kStale]);
+        metrics_->reconcile_synthesized(name, reports.ok());
+    }
+    common::log_info("reconciliation " + name + ": pass listed " + std::to_string(items.size()) +
+                     " transfers in " + std::to_string(calls) + " calls; " +
+                     std::to_string(found[Finding::kMissing]) + " missing, " +
+                     std::to_string(found[Finding::kStale]) + " stale, " +
+                     std::to_string(reports.ok()) + " events produced");
+    if (reports.failed() > 0 || reports.ok() != produced) {
+        common::log_warn("reconciliation " + name + ": " + std::to_string(reports.failed()) +
+                         " synthesized events not acknowledged by Kafka; the next pass retries");
+        return PassResult::kFailed;
+    }
+    if (metrics_ != nullptr) {
+        metrics_->reconcile_succeeded(name, static_cast<double>(now_ms) / 1000.0);
+    }
+    return PassResult::kOk;
+}
+
+}  // namespace meshhook::consumer

@@ -1,0 +1,182 @@
+#pragma once
+// Reconciliation with Mesh's managed-transfers list: a webhook that never
+// reached us still ends in exactly one credit. Each pass lists the transfers
+// Mesh created within the look-back window, compares them with the store and,
+// for a transfer the store never heard of or a non-final one Mesh says is
+// final, produces a synthesized event in the webhook's shape to the input
+// topic. The consumer applies it like any event; its EventId is stable per
+// (transfer, status), so repeated passes and late webhooks dedup.
+//
+// The pure parts (environment settings, page parsing, item -> event mapping,
+// what to act on) are functions, tested without sockets; Reconciler is the
+// thread that runs passes while this instance's relay holds the store's lock.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "common/kafka.hpp"
+#include "consumer/state_machine.hpp"
+
+namespace meshhook::consumer {
+
+class ConsumerMetrics;
+class Store;
+
+inline constexpr std::string_view kMeshProductionApi = "https://integration-api.meshconnect.com";
+inline constexpr std::string_view kMeshSandboxApi =
+    "https://sandbox-integration-api.meshconnect.com";
+inline constexpr std::string_view kTransfersPath = "/api/v1/transfers/managed/mesh";
+// The `source` header on synthesized events.
+inline constexpr std::string_view kHeaderSource = "source";
+inline constexpr std::string_view kSourceReconciliation = "reconciliation";
+
+// One Mesh environment with API credentials. The secret never reaches a log.
+struct MeshEnvironment {
+    std::string name;  // "production", "sandbox", ...: the events' environment header
+    std::string client_id;
+    std::string client_secret;
+    std::string api_url;  // base URL, no trailing slash
+};
+
+struct ReconcileConfig {
+    std::vector<MeshEnvironment> environments;  // empty: reconciliation is off
+    std::chrono::seconds interval{300};
+    std::chrono::seconds stale_after{900};
+    std::chrono::seconds lookback{259200};
+    std::vector<std::string> warnings;  // logged once logging is up (e.g. http://)
+    bool enabled() const { return !environments.empty(); }
+};
+
+// Variables as (name, value): MESH_CLIENT_ID / MESH_CLIENT_SECRET / MESH_API_URL
+// for production, the same with _<ENV> for others (ENV upper case, A-Z 0-9 _).
+// Throws common::ConfigError naming the variable (an id without its secret,
+// a bad URL, an environment with no default URL and none set).
+std::vector<MeshEnvironment> mesh_environments(
+    const std::vector<std::pair<std::string, std::string>>& variables,
+    std::vector<std::string>& warnings);
+
+// The parsed base URL: https verifies the server's certificate; http is for
+// simulators and tests.
+struct ApiUrl {
+    bool tls = true;
+    std::string host;
+    std::uint16_t port = 443;
+    std::string base_path;  // "" or "/prefix", no trailing slash
+};
+std::optional<ApiUrl> parse_api_url(std::string_view text, std::string& error);
+
+// One item of the managed-transfers list, with the fields the webhook has.
+// Absent and null are both empty. `destination_amount` is the exact JSON
+// number text (a string holding a number is accepted too); it never passes
+// through a double.
+struct ListItem {
+    std::string id;
+    std::string client_transaction_id;
+    std::string user_id;
+    std::string status;  // as Mesh wrote it
+    std::string destination_amount;
+    std::string symbol;
+    std::string network_name;
+    std::string hash;
+    std::string destination_address;
+    std::optional<std::int64_t> created_ms;
+    std::optional<std::int64_t> executed_ms;
+};
+
+struct ListPage {
+    std::string status;  // the envelope's: "ok" or a failure kind
+    std::string message;
+    std::vector<ListItem> items;
+    std::int64_t total = 0;
+    bool has_more_pages = false;
+};
+
+// Parses an answer body. nullopt and `error` set when it is not an envelope
+// (a failure envelope without content parses, with its status).
+std::optional<ListPage> parse_list_page(std::string_view body, std::string& error);
+
+// A Mesh timestamp: a number (seconds, or milliseconds when it is that large)
+// or an RFC 3339 / ISO 8601 UTC string. Milliseconds since the epoch.
+std::optional<std::int64_t> parse_mesh_timestamp(std::string_view text, bool is_number);
+
+// `<base>/api/v1/transfers/managed/mesh?Count=..&Offset=..&FromTimestamp=..`
+// (FromTimestamp in seconds; the answer is filtered again on our side).
+std::string list_target(std::string_view base_path, int count, std::int64_t offset,
+                        std::int64_t from_seconds);
+
+// "reconcile:<TransferId>:<status lower case>": stable per transfer and status.
+std::string synthesized_event_id(std::string_view transfer_id, std::string_view status);
+
+// The webhook body (PascalCase) that says what `item` says. `sent_ms` is the
+// pass's time (SentTimestamp and the delivery Id).
+std::string synthesize_event(const ListItem& item, std::int64_t sent_ms);
+
+enum class Finding { kNone, kMissing, kStale };
+std::string_view to_string(Finding f);
+
+// What to do about one item given the store's row. Missing: the store never
+// heard of it. Stale: the row is not final and Mesh's status is. Either only
+// once the transfer has been quiet for `stale_after` (a webhook in flight is
+// given its chance first).
+Finding classify(const ListItem& item, const std::optional<TransferRow>& row, std::int64_t now_ms,
+                 std::chrono::seconds stale_after);
+
+struct ReconcilerOptions {
+    ReconcileConfig config;
+    std::string store_url;
+    common::KafkaConfig kafka;  // bootstrap.servers and the client's settings
+    std::string input_topic;
+    int page_size = 100;
+    std::chrono::milliseconds call_timeout{10000};
+    std::chrono::milliseconds min_call_gap{200};  // at most 5 calls a second
+    int attempts = 4;  // per page, backing off on 429, 5xx, failure envelopes
+    std::chrono::milliseconds first_backoff{1000};
+    std::chrono::seconds unauthorized_wait{60};  // after a 401, at least this long
+};
+
+class Reconciler {
+public:
+    // `active`: whether this instance may reconcile (its relay holds the
+    // store's lock), asked before every pass.
+    Reconciler(ReconcilerOptions options, ConsumerMetrics* metrics, std::function<bool()> active);
+    ~Reconciler();
+    Reconciler(const Reconciler&) = delete;
+    Reconciler& operator=(const Reconciler&) = delete;
+
+    void start();
+    void stop();
+    std::uint64_t passes() const { return passes_.load(); }
+
+private:
+    struct Env;
+    enum class PassResult { kOk, kFailed, kUnauthorized };
+
+    void run();
+    PassResult pass(Env& env, Store& store, common::Producer& producer);
+    // Waits out the gap between two calls; false when stopping.
+    bool pace();
+    // False when stopping.
+    bool sleep_for(std::chrono::milliseconds d);
+
+    ReconcilerOptions options_;
+    ConsumerMetrics* metrics_;
+    std::function<bool()> active_;
+    std::thread thread_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    bool stopping_ = false;
+    std::atomic<std::uint64_t> passes_{0};
+    std::chrono::steady_clock::time_point last_call_{};
+};
+
+}  // namespace meshhook::consumer

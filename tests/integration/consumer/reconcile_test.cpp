@@ -1,0 +1,241 @@
+// Reconciliation end to end: meshhook-consumer against `meshhook mesh` (the
+// Mesh API simulator, over HTTP) and `meshhook broker`. Transfers whose
+// webhooks never arrived are credited exactly once with their exact amount;
+// a late webhook afterwards creates nothing; a 429 and a wrong secret are
+// survived.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "consumer/store.hpp"
+#include "tests/integration/consumer/harness.hpp"
+#include "tests/support/process.hpp"
+
+namespace meshhook::testing {
+namespace {
+
+const std::string kClientId = "test-client";
+const std::string kClientSecret = "test-secret-1";
+
+// `meshhook mesh` with its control channel.
+class MeshSimulator {
+public:
+    explicit MeshSimulator(std::vector<std::string> extra = {}) {
+        std::vector<std::string> argv{binary_path("meshhook").string(),
+                                      "mesh",
+                                      "--client-id",
+                                      kClientId,
+                                      "--client-secret",
+                                      kClientSecret};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        process_ = std::make_unique<Process>(argv);
+        const auto line = process_->read_line(10s);
+        EXPECT_TRUE(line && line->starts_with("listen=")) << process_->stderr_text();
+        url_ = "http://" + (line ? line->substr(7) : std::string());
+    }
+    void transfer(const std::string& line) {
+        process_->write_line("transfer " + line);
+        EXPECT_EQ(process_->read_line(5s), std::optional<std::string>("ok")) << line;
+    }
+    std::string stats() {
+        process_->write_line("stats");
+        return process_->read_line(5s).value_or("");
+    }
+    const std::string& url() const { return url_; }
+
+private:
+    std::unique_ptr<Process> process_;
+    std::string url_;
+};
+
+// Sum of a metric's samples whose line contains every one of `labels`.
+double metric(std::uint16_t port, const std::string& name, const std::string& labels = "") {
+    const auto [status, body] = http_get(port, "/metrics");
+    if (status != 200) return -1;
+    double sum = 0;
+    std::istringstream in(body);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (!line.starts_with(name) || line.starts_with("#")) continue;
+        const char next = line.size() > name.size() ? line[name.size()] : ' ';
+        if (next != '{' && next != ' ') continue;
+        if (!labels.empty() && line.find(labels) == std::string::npos) continue;
+        sum += std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return sum;
+}
+
+std::string webhook(const std::string& transfer, const std::string& status,
+                    const std::string& amount, const std::string& event_id) {
+    return R"({"Id":")" + event_id + R"(-d","EventId":")" + event_id + R"(","TransferId":")" +
+           transfer + R"(","TransferStatus":")" + status +
+           R"(","Timestamp":1764316800000,"Token":"USDC","Chain":"Ethereum","DestinationAmount":)" +
+           amount + R"(,"DestinationAddress":"0x9f8e7d6c5b4a39281706f5e4d3c2b1a098765432"})";
+}
+
+class Reconcile : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = std::filesystem::temp_directory_path() / unique_name("meshhook-reconcile-it");
+        std::filesystem::create_directories(dir_);
+        run_.bootstrap = broker_.bootstrap();
+        run_.store_url = "sqlite://" + (dir_ / "meshhook.db").string();
+        run_.group_id = unique_name("reconcile-group");
+        run_.extra_args = {"--reconcile-interval-s", "1", "--reconcile-stale-after-s", "0"};
+    }
+    void TearDown() override {
+        consumer_.reset();
+        std::filesystem::remove_all(dir_);
+    }
+    void start(const MeshSimulator& mesh, const std::string& secret = kClientSecret) {
+        run_.env = {{"MESH_CLIENT_ID", kClientId},
+                    {"MESH_CLIENT_SECRET", secret},
+                    {"MESH_API_URL", mesh.url()}};
+        consumer_ = start_consumer(run_);
+    }
+    // TransferId -> credit payloads.
+    std::map<std::string, std::vector<std::string>> credits() {
+        TopicReader reader(broker_.bootstrap());
+        std::map<std::string, std::vector<std::string>> out;
+        for (const TopicRecord& r : reader.read_all(kCreditTopic)) out[r.key].push_back(r.value);
+        return out;
+    }
+    double passes_ok() {
+        return metric(run_.metrics_port, "meshhook_consumer_reconcile_passes_total",
+                      "outcome=\"ok\"");
+    }
+
+    BrokerProcess broker_;
+    std::filesystem::path dir_;
+    ConsumerRun run_;
+    std::unique_ptr<Process> consumer_;
+};
+
+TEST_F(Reconcile, MissedWebhooksAreCreditedOnceWithTheExactAmountAndLateWebhooksChangeNothing) {
+    // Pages of 2 (so a pass pages three times) and a 429 every 4th request.
+    MeshSimulator mesh({"--max-count", "2", "--rate-limit-every", "4"});
+    const std::string never = "a0000000-0000-4000-8000-000000000001";      // no webhook at all
+    const std::string stuck = "b0000000-0000-4000-8000-000000000002";      // only its pending one
+    const std::string failed = "c0000000-0000-4000-8000-000000000003";     // failed, never heard
+    const std::string pending = "d0000000-0000-4000-8000-000000000004";    // pending at Mesh
+    const std::string webhooked = "e0000000-0000-4000-8000-000000000005";  // every webhook came
+    const std::string common =
+        " symbol=USDC networkName=Ethereum "
+        "destinationAddress=0x9f8e7d6c5b4a39281706f5e4d3c2b1a098765432 userId=user-7";
+    start(mesh);
+    auto store = consumer::open_store(run_.store_url);
+    TopicReader reader(broker_.bootstrap());
+    {
+        Feeder feeder(broker_.bootstrap());
+        feeder.send(stuck, webhook(stuck, "Pending", "17.123456789012345678", "evt-b-pending"));
+        feeder.send(webhooked, webhook(webhooked, "Succeeded", "9.99", "evt-e-succeeded"));
+        feeder.flush();
+    }
+    // The webhooks that did arrive are applied before Mesh's list shows the
+    // transfers, so `stuck` is stale here (pending), not missing.
+    ASSERT_TRUE(wait_until([&] { return caught_up(*store, reader); }, 60s))
+        << consumer_->stderr_text();
+    mesh.transfer(never + " succeeded 250.000000000000000001 hash=0xaaa clientTransactionId=tx-1" +
+                  common);
+    mesh.transfer(stuck + " succeeded 17.123456789012345678 hash=0xbbb" + common);
+    mesh.transfer(failed + " failed 3.5" + common);
+    mesh.transfer(pending + " pending 4" + common);
+    mesh.transfer(webhooked + " succeeded 9.99 hash=0xeee" + common);
+
+    ASSERT_TRUE(wait_until([&] { return credits().size() >= 3; }, 60s)) << consumer_->stderr_text();
+    // More passes find nothing new: the store knows every final status now.
+    const double after = passes_ok();
+    ASSERT_TRUE(wait_until([&] { return passes_ok() >= after + 2; }, 30s))
+        << consumer_->stderr_text();
+
+    // A late webhook for the reconciled transfer: a duplicate, nothing new.
+    {
+        Feeder feeder(broker_.bootstrap());
+        feeder.send(never, webhook(never, "Succeeded", "250.000000000000000001", "evt-a-late"));
+        feeder.flush();
+    }
+    ASSERT_TRUE(wait_until([&] { return caught_up(*store, reader); }, 60s))
+        << consumer_->stderr_text();
+
+    const auto by_transfer = credits();
+    ASSERT_EQ(by_transfer.size(), 3U);
+    ASSERT_EQ(by_transfer.count(never), 1U);
+    ASSERT_EQ(by_transfer.at(never).size(), 1U);
+    EXPECT_NE(by_transfer.at(never)[0].find(R"("amount":"250.000000000000000001")"),
+              std::string::npos)
+        << by_transfer.at(never)[0];
+    EXPECT_NE(by_transfer.at(never)[0].find(R"("eventId":"reconcile:)" + never + R"(:succeeded")"),
+              std::string::npos)
+        << by_transfer.at(never)[0];
+    EXPECT_NE(by_transfer.at(never)[0].find(R"("transactionId":"tx-1")"), std::string::npos);
+    ASSERT_EQ(by_transfer.count(stuck), 1U);
+    ASSERT_EQ(by_transfer.at(stuck).size(), 1U);
+    EXPECT_NE(by_transfer.at(stuck)[0].find(R"("amount":"17.123456789012345678")"),
+              std::string::npos)
+        << by_transfer.at(stuck)[0];
+    ASSERT_EQ(by_transfer.count(webhooked), 1U);
+    EXPECT_EQ(by_transfer.at(webhooked).size(), 1U);
+    EXPECT_EQ(by_transfer.count(failed), 0U);
+    EXPECT_EQ(by_transfer.count(pending), 0U);
+
+    const auto failed_row = store->transfer("production", failed);
+    ASSERT_TRUE(failed_row.has_value());
+    EXPECT_EQ(failed_row->status, "failed");
+    EXPECT_FALSE(failed_row->credited);
+    const auto never_row = store->transfer("production", never);
+    ASSERT_TRUE(never_row.has_value());
+    EXPECT_TRUE(never_row->credited);
+    EXPECT_EQ(never_row->last_event_id, "reconcile:" + never + ":succeeded");
+
+    const std::uint16_t port = run_.metrics_port;
+    EXPECT_GE(
+        metric(port, "meshhook_consumer_reconcile_api_calls_total", "outcome=\"rate_limited\""), 1);
+    // At least once each (a pass may run again before the consumer applied
+    // the last one's events: those dedup).
+    EXPECT_GE(metric(port, "meshhook_consumer_reconcile_transfers_found_total", "kind=\"missing\""),
+              3);  // never, failed, pending
+    EXPECT_GE(metric(port, "meshhook_consumer_reconcile_transfers_found_total", "kind=\"stale\""),
+              1);
+    EXPECT_GE(metric(port, "meshhook_consumer_reconcile_events_synthesized_total"), 4);
+    EXPECT_GT(metric(port, "meshhook_consumer_reconcile_last_success_timestamp_seconds"), 0);
+    EXPECT_NE(mesh.stats().find("429:"), std::string::npos);
+}
+
+TEST_F(Reconcile, WrongSecretIsLoggedAndCountedAndTheConsumerKeepsRunning) {
+    MeshSimulator mesh;
+    mesh.transfer(
+        "f0000000-0000-4000-8000-000000000006 succeeded 5 symbol=USDC networkName=Ethereum");
+    start(mesh, "not-the-secret");
+    ASSERT_TRUE(wait_until(
+        [&] {
+            return metric(run_.metrics_port, "meshhook_consumer_reconcile_api_calls_total",
+                          "outcome=\"unauthorized\"") >= 1;
+        },
+        30s))
+        << consumer_->stderr_text();
+    EXPECT_TRUE(wait_until(
+        [&] {
+            return consumer_->stderr_text().find("refused the API credentials") !=
+                   std::string::npos;
+        },
+        5s))
+        << consumer_->stderr_text();
+    EXPECT_EQ(consumer_->stderr_text().find("not-the-secret"), std::string::npos)
+        << "a secret reached the log";
+    std::this_thread::sleep_for(2s);
+    EXPECT_TRUE(consumer_->running());
+    EXPECT_EQ(http_get(run_.metrics_port, "/readyz").first, 200);
+    EXPECT_EQ(
+        metric(run_.metrics_port, "meshhook_consumer_reconcile_passes_total", "outcome=\"failed\""),
+        1);  // retried slowly: not once a second
+    EXPECT_EQ(
+        metric(run_.metrics_port, "meshhook_consumer_reconcile_last_success_timestamp_seconds"), 0);
+    EXPECT_TRUE(credits().empty());
+}
+
+}  // namespace
+}  // namespace meshhook::testing
