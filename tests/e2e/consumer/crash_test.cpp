@@ -122,6 +122,8 @@ public:
               feeder.flush();
               done_.store(true);
           }) {}
+    // The thread reads the workload as it goes: a temporary would dangle.
+    PacedFeeder(const std::string&, Workload&&, std::chrono::milliseconds) = delete;
     ~PacedFeeder() { thread_.join(); }
     bool done() const { return done_.load(); }
 
@@ -203,6 +205,27 @@ protected:
                 }
             }
             raw.close();
+            // And whether a read_committed reader gets that very record.
+            common::Consumer committed({{"bootstrap.servers", broker_.bootstrap()},
+                                        {"group.id", "missing-detail"},
+                                        {"isolation.level", "read_committed"},
+                                        {"enable.partition.eof", "true"}});
+            committed.assign({{row.topic, *row.sent_partition, *row.sent_offset}});
+            out += "\n    read_committed from there:";
+            for (int i = 0; i < 30; ++i) {
+                const common::Message m = committed.poll(200ms);
+                if (!m) {
+                    continue;
+                }
+                if (m.is_partition_eof()) {
+                    out += " EOF@" + std::to_string(m.offset());
+                    break;
+                }
+                if (m.error_code() == 0) {
+                    out += " " + std::to_string(m.offset());
+                }
+            }
+            committed.close();
         }
         return out;
     }
@@ -750,7 +773,8 @@ TEST_P(SharedPostgres, HealthzFailsWhileTheConsumersThreadsHangAndRecoversAfter)
         "SELECT 'locked';");
     ASSERT_EQ(locker.read_line(30s), std::optional<std::string>("locked"));
     // New events make the consume loop write; the relay polls the outbox.
-    { PacedFeeder more(broker_.bootstrap(), make_workload(rng_, 5), 1s); }
+    const Workload more = make_workload(rng_, 5);
+    { PacedFeeder feeder(broker_.bootstrap(), more, 1s); }
     EXPECT_TRUE(wait_until([&] { return http_get(r.metrics_port, "/healthz").first == 503; }, 30s));
     const std::string body = http_get(r.metrics_port, "/healthz").second;
     EXPECT_NE(body.find("stalled"), std::string::npos) << body;

@@ -340,6 +340,75 @@ TEST(KafkaBroker, ApacheReadCommittedSeesEveryCommittedRecordOnceAndNoAbortedOne
     EXPECT_EQ(seen, committed);
 }
 
+// A relay killed mid-transaction, and the next one taking over: the first
+// producer's records are in the log but its transaction never ended; the
+// second's init_transactions() fences it and aborts that transaction. A
+// read_committed read, right after, sees only what the second committed.
+TEST(KafkaBroker, ApacheTakeoverAbortsTheKilledProducersTransactionForReadCommitted) {
+    if (!testing::apache_engine()) {
+        GTEST_SKIP() << "the mock cluster does not fence producers (DESIGN.md)";
+    }
+    BrokerProcess broker({.brokers = 3, .partitions = 1, .topics = {"txn-takeover"}});
+    const std::string id = "txn-takeover-" + std::to_string(::getpid());
+    const common::KafkaConfig config{{"bootstrap.servers", broker.bootstrap()},
+                                     {"transactional.id", id}};
+    std::set<std::string> committed;
+    for (int round = 0; round < 6; ++round) {
+        // The "killed" producer: its records appended, its transaction open.
+        auto killed = std::make_unique<common::Producer>(config);
+        killed->init_transactions(30s);
+        killed->begin_transaction();
+        for (int i = 0; i < 4; ++i) {
+            ASSERT_EQ(killed->produce("txn-takeover",
+                                      "k" + std::to_string(round) + "-" + std::to_string(i), "v",
+                                      {{"fate", "abort"}}, nullptr, 0),
+                      common::ProduceStatus::kEnqueued);
+        }
+        ASSERT_EQ(killed->flush(30s), 0);
+        // Its successor, while it is still alive and never heard from again.
+        common::Producer next(config);
+        next.init_transactions(60s);
+        next.begin_transaction();
+        for (int i = 0; i < 3; ++i) {
+            const std::string key = "c" + std::to_string(round) + "-" + std::to_string(i);
+            ASSERT_EQ(next.produce("txn-takeover", key, "v", {{"fate", "commit"}}, nullptr, 0),
+                      common::ProduceStatus::kEnqueued);
+            committed.insert(key);
+        }
+        next.commit_transaction(30s);
+        killed->purge();
+        killed.reset();
+    }
+    common::Consumer reader({{"bootstrap.servers", broker.bootstrap()},
+                             {"group.id", "txn-takeover-reader"},
+                             {"isolation.level", "read_committed"},
+                             {"enable.partition.eof", "true"}});
+    reader.assign({{"txn-takeover", 0, common::kOffsetBeginning}});
+    std::set<std::string> seen;
+    bool eof = false;
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (!eof && std::chrono::steady_clock::now() < deadline) {
+        const common::Message m = reader.poll(200ms);
+        if (!m) {
+            continue;
+        }
+        if (m.is_partition_eof()) {
+            eof = true;
+            continue;
+        }
+        if (m.error_code() != 0) {
+            continue;
+        }
+        const std::string key(m.key().value_or(""));
+        EXPECT_EQ(m.header("fate"), std::optional<std::string_view>("commit"))
+            << "read a record of the fenced transaction: " << key << " at " << m.offset();
+        seen.insert(key);
+    }
+    reader.close();
+    EXPECT_TRUE(eof);
+    EXPECT_EQ(seen, committed);
+}
+
 TEST(KafkaBroker, MockAnswersConfigAndResetWithUnsupported) {
     if (testing::apache_engine()) GTEST_SKIP() << "the mock's answer";
     BrokerProcess broker;
