@@ -52,16 +52,20 @@ std::int64_t records_in(const std::vector<Marks>& marks) {
     return n;
 }
 
+// Counted in offsets: on a transactional topic (the relay's) every commit
+// marker takes one too, so this is not a count of records.
 std::string refusal(const std::vector<std::pair<std::string, std::int64_t>>& holding) {
+    const auto offsets = [](std::int64_t n) {
+        return std::to_string(n) + (n == 1 ? " offset" : " offsets");
+    };
     if (holding.size() == 1) {
-        return holding[0].first + " already holds " + std::to_string(holding[0].second) +
-               (holding[0].second == 1 ? " record" : " records");
+        return holding[0].first + " is not (" + offsets(holding[0].second) + " written)";
     }
     std::string list;
-    for (const auto& [topic, records] : holding) {
-        list += (list.empty() ? "" : ", ") + topic + " (" + std::to_string(records) + ")";
+    for (const auto& [topic, n] : holding) {
+        list += (list.empty() ? "" : ", ") + topic + " (" + offsets(n) + ")";
     }
-    return list + " already hold records";
+    return "these are not: " + list;
 }
 
 }  // namespace

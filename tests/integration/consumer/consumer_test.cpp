@@ -297,7 +297,7 @@ TEST_F(StartFrom, EmptyStoreOverARunPipelineRefusesToStartWithoutIt) {
     EXPECT_EQ(p.wait(20s), std::optional<int>(2));
     const std::string err = p.stderr_text();
     EXPECT_EQ(err.rfind("meshhook-consumer: --start-from (CONSUMER_START_FROM): the store is "
-                        "empty but ledger.credit-commands already holds 1 record ",
+                        "empty but ledger.credit-commands is not (",
                         0),
               0U)
         << err;
