@@ -430,6 +430,12 @@ bool OutboxRelay::recover(Store& store) {
     // joins the group (no subscribe) and never commits.
     config.emplace_back("group.id", "meshhook-outbox-relay-scan");
     config.emplace_back("enable.auto.commit", "false");
+    // Bounds what librdkafka prefetches (its default is 64 MiB): a scan of a
+    // whole topic then holds a few MiB, not the topic's tail. librdkafka 2.0
+    // waits fetch.error.backoff.ms (500) whenever that queue is full: short
+    // here, or the scan runs at a third of its speed (benchmarks/RESULTS.md).
+    config.emplace_back("queued.max.messages.kbytes", "32768");
+    config.emplace_back("fetch.error.backoff.ms", "10");
     common::Consumer consumer(config);
     std::vector<common::TopicPartition> assignment;
     for (const std::string& topic : options_.topics) {
