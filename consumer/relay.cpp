@@ -251,9 +251,9 @@ void OutboxRelay::loop(Store& store) {
                 refusals_.erase(rows.front().id);
                 break;
             case SendResult::kRejected:
-                // A new producer after any abort: librdkafka 2.0.2's next
-                // transaction on the same producer can stall until its
-                // messages time out (seen on Apache Kafka 4.1).
+                // A new producer (a new epoch) after any abort: one more
+                // InitProducerId, only on failures, and no state carried
+                // over from a transaction that went wrong.
                 drop_producer();
                 after_rejection(store, rows, last_refusal_);
                 need_scan = true;
