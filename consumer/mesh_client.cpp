@@ -25,7 +25,7 @@ using error_code = boost::system::error_code;
 
 namespace {
 // A list page is tens of KiB; anything near this is not Mesh.
-constexpr std::uint64_t kBodyLimit = 16U * 1024U * 1024U;
+constexpr std::uint64_t kBodyLimit = std::uint64_t{16} * 1024 * 1024;
 }  // namespace
 
 struct MeshClient::Impl {

@@ -259,10 +259,6 @@ void OutboxRelay::loop(Store& store) {
                 need_scan = true;
                 break;
             case SendResult::kFenced:
-                drop_producer();
-                need_scan = true;
-                wait_for_work(std::chrono::milliseconds(500));
-                break;
             case SendResult::kFailed:
                 drop_producer();
                 need_scan = true;

@@ -124,6 +124,7 @@ std::string prepare_start(Store& store, common::Consumer& kafka, const Topics& t
     }
     if (*choice == StartFrom::kCommitted && !marks.empty()) {
         std::vector<common::TopicPartition> asked;
+        asked.reserve(marks.size());
         for (std::int32_t p = 0; p < static_cast<std::int32_t>(marks.size()); ++p) {
             asked.push_back({topics.input, p, common::kOffsetInvalid});
         }
