@@ -35,7 +35,7 @@ struct Field {
 
 // All views point into the parser that produced them and die with its next parse().
 struct TransferEventView {
-    Field id;  // delivery attempt id, new on every retry
+    Field id;        // delivery attempt id, new on every retry
     Field event_id;  // stable across retries
     Field transfer_id;
     Field transfer_status;  // the text as sent
@@ -71,8 +71,8 @@ std::string_view to_string(ParseErrorCode c);  // stable snake_case reason, used
 
 struct ParseError {
     ParseErrorCode code = ParseErrorCode::kNone;
-    std::string_view field;   // the offending field's canonical name, when there is one
-    std::string_view detail;  // simdjson's message for kInvalidJson
+    std::string_view field;       // the offending field's canonical name, when there is one
+    std::string_view detail;      // simdjson's message for kInvalidJson
     std::string message() const;  // one human-readable line
 };
 

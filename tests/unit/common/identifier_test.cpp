@@ -31,7 +31,7 @@ TEST(Identifier, NulAndOtherControlCharactersAreRefused) {
 
 TEST(Identifier, MalformedUtf8IsRefused) {
     for (const std::string_view bad : {"\xff", "t\xc3", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
-                                  "\xf4\x90\x80\x80", "\x80", "\xf8\x88\x80\x80\x80"}) {
+                                       "\xf4\x90\x80\x80", "\x80", "\xf8\x88\x80\x80\x80"}) {
         EXPECT_EQ(check_identifier(bad), P::kInvalidUtf8) << testing::PrintToString(bad);
         EXPECT_FALSE(is_valid_utf8(bad)) << testing::PrintToString(bad);
     }
