@@ -16,6 +16,7 @@
 #include "consumer/consume_loop.hpp"
 #include "consumer/http_server.hpp"
 #include "consumer/metrics.hpp"
+#include "consumer/reconcile.hpp"
 #include "consumer/relay.hpp"
 #include "consumer/store.hpp"
 
@@ -93,23 +94,6 @@ std::string prepare_start_or_exit(const common::Settings& settings, const Consum
     }
 }
 
-ReconcileConfig load_reconcile_config(const common::Settings& s) {
-    ReconcileConfig r;
-    std::vector<std::pair<std::string, std::string>> variables;
-    for (auto& [suffix, value] : common::env_with_prefix("MESH_")) {
-        variables.emplace_back("MESH_" + suffix, std::move(value));
-    }
-    r.environments = mesh_environments(variables, r.warnings);
-    auto seconds = [&s](std::string_view flag, std::uint64_t min) {
-        return std::chrono::seconds(
-            common::parse_uint(s.describe(flag), s.get(flag), min, 31536000));
-    };
-    r.interval = seconds("reconcile-interval-s", 1);
-    r.stale_after = seconds("reconcile-stale-after-s", 0);
-    r.lookback = seconds("reconcile-lookback-s", 60);
-    return r;
-}
-
 // The reconciler runs where the relay holds the store's lock; nullptr when
 // no Mesh API credentials are set.
 std::unique_ptr<Reconciler> start_reconciler(const ConsumerConfig& config,
@@ -185,18 +169,10 @@ void declare_settings(common::Settings& s) {
         .add({"start-from", "CONSUMER_START_FROM", "",
               "Where a store with no offsets starts reading: earliest, latest or committed "
               "(the group's offsets); unset, it refuses to start when the output topics already "
-              "hold records. Ignored once the store has offsets"})
-        .add({"reconcile-interval-s", "CONSUMER_RECONCILE_INTERVAL_S", "300",
-              "Reconciliation with Mesh's API (on when MESH_CLIENT_ID / MESH_CLIENT_SECRET, or "
-              "their _<ENV> forms, are set; MESH_API_URL[_<ENV>] overrides the base URL): "
-              "seconds between passes"})
-        .add({"reconcile-stale-after-s", "CONSUMER_RECONCILE_STALE_AFTER_S", "900",
-              "Reconciliation acts on a transfer only once it has been quiet this long (its "
-              "webhook gets that long to arrive)"})
-        .add({"reconcile-lookback-s", "CONSUMER_RECONCILE_LOOKBACK_S", "259200",
-              "Each reconciliation pass lists the transfers Mesh created within this window"})
-        .add({"ready-file", "CONSUMER_READY_FILE", "",
-              "once ready, write metrics_listen=HOST:PORT and pid=N here (atomically)"})
+              "hold records. Ignored once the store has offsets"});
+    declare_reconcile_settings(s, true);
+    s.add({"ready-file", "CONSUMER_READY_FILE", "",
+           "once ready, write metrics_listen=HOST:PORT and pid=N here (atomically)"})
         .add({"log-format", "LOG_FORMAT", "text", "text or json"})
         .add({"log-level", "LOG_LEVEL", "info", "trace, debug, info, warn or error"});
     common::declare_client_properties(s);
@@ -254,7 +230,7 @@ ConsumerConfig load_config(const common::Settings& s) {
                               ": expected earliest, latest or committed, got \"" + from + "\"");
         }
     }
-    c.reconcile = load_reconcile_config(s);
+    c.reconcile = load_reconcile_config(s, true);
     return c;
 }
 

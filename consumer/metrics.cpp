@@ -28,8 +28,9 @@ constexpr std::string_view kApiCallsHelp =
     "failure_envelope, unauthorized, client_error, transport_error, bad_response.";
 constexpr std::string_view kFound = "meshhook_consumer_reconcile_transfers_found_total";
 constexpr std::string_view kFoundHelp =
-    "Transfers Mesh knows better than the store: missing (never heard of) or stale (not final "
-    "here, final at Mesh).";
+    "Transfers where Mesh and the store disagree: missing (never heard of) or stale (not final "
+    "here, final at Mesh), both acted on; amount_differs and failed_at_mesh (credited here), "
+    "for a human.";
 constexpr std::string_view kSynthesized = "meshhook_consumer_reconcile_events_synthesized_total";
 constexpr std::string_view kSynthesizedHelp =
     "Synthesized events acknowledged by Kafka on the input topic.";
@@ -133,7 +134,7 @@ void ConsumerMetrics::reconcile_environment(std::string_view environment) {
         registry_.counter(kApiCalls, kApiCallsHelp,
                           {{"environment", env}, {"outcome", std::string(outcome)}});
     }
-    for (const std::string_view kind : {"missing", "stale"}) {
+    for (const std::string_view kind : {"missing", "stale", "amount_differs", "failed_at_mesh"}) {
         registry_.counter(kFound, kFoundHelp, {{"environment", env}, {"kind", std::string(kind)}});
     }
     registry_.counter(kSynthesized, kSynthesizedHelp, {{"environment", env}});

@@ -111,6 +111,52 @@ std::optional<ApiUrl> parse_api_url(std::string_view text, std::string& error) {
     return url;
 }
 
+void declare_reconcile_settings(common::Settings& settings, bool with_interval) {
+    if (with_interval) {
+        settings.add({"reconcile-interval-s", "CONSUMER_RECONCILE_INTERVAL_S", "300",
+                      "Reconciliation with Mesh's API (on when MESH_CLIENT_ID / "
+                      "MESH_CLIENT_SECRET, or their _<ENV> forms, are set; MESH_API_URL[_<ENV>] "
+                      "overrides the base URL): seconds between passes"});
+    }
+    settings
+        .add({"reconcile-stale-after-s", "CONSUMER_RECONCILE_STALE_AFTER_S", "900",
+              "Reconciliation acts on a transfer only once it has been quiet this long (its "
+              "webhook gets that long to arrive); a transfer not final here and quiet this long "
+              "is looked up by Id"})
+        .add({"reconcile-lookback-s", "CONSUMER_RECONCILE_LOOKBACK_S", "259200",
+              "Each reconciliation pass lists the transfers Mesh created within this window"})
+        .add({"reconcile-calls-per-s", "CONSUMER_RECONCILE_CALLS_PER_S", "5",
+              "Most calls to Mesh's API a second, per process (list pages and look-ups)"})
+        .add({"reconcile-call-timeout-ms", "CONSUMER_RECONCILE_CALL_TIMEOUT_MS", "10000",
+              "Deadline of one call to Mesh's API, connect to last byte; a late answer is "
+              "retried with backoff"})
+        .add({"reconcile-unauthorized-wait-s", "CONSUMER_RECONCILE_UNAUTHORIZED_WAIT_S", "60",
+              "After Mesh refuses the API credentials (401), the next pass waits at least this "
+              "long"});
+}
+
+ReconcileConfig load_reconcile_config(const common::Settings& s, bool with_interval) {
+    ReconcileConfig r;
+    std::vector<std::pair<std::string, std::string>> variables;
+    for (auto& [suffix, value] : common::env_with_prefix("MESH_")) {
+        variables.emplace_back("MESH_" + suffix, std::move(value));
+    }
+    r.environments = mesh_environments(variables, r.warnings);
+    auto number = [&s](std::string_view flag, std::uint64_t min, std::uint64_t max) {
+        return common::parse_uint(s.describe(flag), s.get(flag), min, max);
+    };
+    constexpr std::uint64_t kYear = 31536000;
+    if (with_interval) {
+        r.interval = std::chrono::seconds(number("reconcile-interval-s", 1, kYear));
+    }
+    r.stale_after = std::chrono::seconds(number("reconcile-stale-after-s", 0, kYear));
+    r.lookback = std::chrono::seconds(number("reconcile-lookback-s", 60, kYear));
+    r.calls_per_second = static_cast<int>(number("reconcile-calls-per-s", 1, 1000));
+    r.call_timeout = std::chrono::milliseconds(number("reconcile-call-timeout-ms", 100, 600000));
+    r.unauthorized_wait = std::chrono::seconds(number("reconcile-unauthorized-wait-s", 1, 86400));
+    return r;
+}
+
 std::vector<MeshEnvironment> mesh_environments(
     const std::vector<std::pair<std::string, std::string>>& variables,
     std::vector<std::string>& warnings) {
@@ -377,6 +423,23 @@ std::string list_target(std::string_view base_path, int count, std::int64_t offs
            "&OrderBy=createdTimestamp&DescendingOrder=false";
 }
 
+std::string lookup_target(std::string_view base_path, std::string_view transfer_id) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    std::string out = std::string(base_path) + std::string(kTransfersPath) + "?Id=";
+    for (const char c : transfer_id) {
+        const auto u = static_cast<unsigned char>(c);
+        if ((u >= 'A' && u <= 'Z') || (u >= 'a' && u <= 'z') || is_digit(c) || c == '-' ||
+            c == '.' || c == '_' || c == '~') {
+            out += c;
+        } else {
+            out += '%';
+            out += kHex[u >> 4];
+            out += kHex[u & 0xF];
+        }
+    }
+    return out + "&Count=10&Offset=0";
+}
+
 std::string synthesized_event_id(std::string_view transfer_id, std::string_view status) {
     return "reconcile:" + std::string(transfer_id) + ":" + lower(status);
 }
@@ -411,8 +474,31 @@ std::string_view to_string(Finding f) {
         case Finding::kNone: return "none";
         case Finding::kMissing: return "missing";
         case Finding::kStale: return "stale";
+        case Finding::kAmountDiffers: return "amount_differs";
+        case Finding::kFailedAtMesh: return "failed_at_mesh";
     }
     return "none";
+}
+
+bool same_decimal(std::string_view a, std::string_view b) {
+    // Leading zeros of the integer part and trailing zeros of the fraction do
+    // not change the value; an exponent is compared as written.
+    auto canonical = [](std::string_view t) {
+        t = trim_ws(t);
+        if (t.find_first_of("eE") != std::string_view::npos) return std::string(t);
+        const bool negative = t.starts_with('-');
+        if (negative) t.remove_prefix(1);
+        const auto dot = t.find('.');
+        std::string_view whole = t.substr(0, dot);
+        std::string_view fraction = dot == std::string_view::npos ? "" : t.substr(dot + 1);
+        while (whole.size() > 1 && whole.front() == '0') whole.remove_prefix(1);
+        while (!fraction.empty() && fraction.back() == '0') fraction.remove_suffix(1);
+        std::string out = negative && !(whole == "0" && fraction.empty()) ? "-" : "";
+        out.append(whole.empty() ? "0" : whole);
+        if (!fraction.empty()) out.append(".").append(fraction);
+        return out;
+    };
+    return canonical(a) == canonical(b);
 }
 
 Finding classify(const ListItem& item, const std::optional<TransferRow>& row, std::int64_t now_ms,
@@ -426,6 +512,13 @@ Finding classify(const ListItem& item, const std::optional<TransferRow>& row, st
         return item.status.empty() ? Finding::kNone : Finding::kMissing;
     }
     const common::TransferStatus mesh = common::parse_status(item.status);
+    if (row->credited) {
+        if (mesh == common::TransferStatus::kFailed) return Finding::kFailedAtMesh;
+        if (mesh == common::TransferStatus::kSucceeded && !item.destination_amount.empty() &&
+            !same_decimal(item.destination_amount, row->amount)) {
+            return Finding::kAmountDiffers;
+        }
+    }
     if (!common::is_terminal(mesh) || row->rank >= common::status_rank(mesh)) {
         return Finding::kNone;
     }
@@ -481,6 +574,9 @@ struct Reconciler::Env {
     std::unique_ptr<MeshClient> client;
     std::string base_path;
     std::chrono::steady_clock::time_point next{};
+    // Where the next pass's look-ups start: the quiet non-final transfers are
+    // taken in turn, options_.max_lookups a pass.
+    std::optional<Store::StaleCursor> stale_cursor;
 };
 
 Reconciler::Reconciler(ReconcilerOptions options, ConsumerMetrics* metrics,
@@ -516,7 +612,9 @@ bool Reconciler::sleep_for(std::chrono::milliseconds d) {
 }
 
 bool Reconciler::pace() {
-    const auto next = last_call_ + options_.min_call_gap;
+    const auto gap =
+        std::chrono::milliseconds(1000) / std::max(1, options_.config.calls_per_second);
+    const auto next = last_call_ + gap;
     const auto now = std::chrono::steady_clock::now();
     if (now < next &&
         !sleep_for(std::chrono::duration_cast<std::chrono::milliseconds>(next - now))) {
@@ -526,7 +624,7 @@ bool Reconciler::pace() {
     return true;
 }
 
-void Reconciler::run() {
+std::vector<Reconciler::Env> Reconciler::make_envs() const {
     std::vector<Env> envs;
     for (const auto& mesh : options_.config.environments) {
         std::string error;
@@ -535,9 +633,14 @@ void Reconciler::run() {
         Env env;
         env.mesh = mesh;
         env.base_path = url->base_path;
-        env.client = std::make_unique<MeshClient>(*url, options_.call_timeout);
+        env.client = std::make_unique<MeshClient>(*url, options_.config.call_timeout);
         envs.push_back(std::move(env));
     }
+    return envs;
+}
+
+void Reconciler::run() {
+    std::vector<Env> envs = make_envs();
     std::unique_ptr<Store> store;
     std::unique_ptr<common::Producer> producer;
     bool was_active = false;
@@ -569,28 +672,30 @@ void Reconciler::run() {
             if (!sleep_for(std::chrono::seconds(5))) return;
             continue;
         }
+        const std::int64_t lookback_ms =
+            std::chrono::milliseconds(options_.config.lookback).count();
         auto soonest = std::chrono::steady_clock::now() + options_.config.interval;
         for (Env& env : envs) {
             if (std::chrono::steady_clock::now() < env.next) {
                 soonest = std::min(soonest, env.next);
                 continue;
             }
-            PassResult result = PassResult::kFailed;
+            PassReport report;
             try {
-                result = pass(env, *store, *producer);
+                report = pass(env, *store, producer.get(), wall_ms() - lookback_ms);
             } catch (const std::exception& e) {
                 common::log_warn("reconciliation " + env.mesh.name + ": " + e.what());
                 store.reset();  // a store error: reconnect next time
             }
             ++passes_;
             if (metrics_ != nullptr) {
-                metrics_->reconcile_pass(env.mesh.name, result == PassResult::kOk);
+                metrics_->reconcile_pass(env.mesh.name, report.result == PassReport::Result::kOk);
             }
             auto wait =
                 std::chrono::duration_cast<std::chrono::milliseconds>(options_.config.interval);
-            if (result == PassResult::kUnauthorized) {
+            if (report.result == PassReport::Result::kUnauthorized) {
                 wait = std::max(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          options_.unauthorized_wait));
+                                          options_.config.unauthorized_wait));
             }
             env.next = std::chrono::steady_clock::now() + wait;
             soonest = std::min(soonest, env.next);
@@ -605,88 +710,112 @@ void Reconciler::run() {
     }
 }
 
-Reconciler::PassResult Reconciler::pass(Env& env, Store& store, common::Producer& producer) {
+PassReport Reconciler::run_once(std::string_view environment,
+                                std::optional<std::int64_t> window_start_ms, bool apply) {
+    std::vector<Env> envs = make_envs();
+    const auto env = std::find_if(envs.begin(), envs.end(),
+                                  [&](const Env& e) { return e.mesh.name == environment; });
+    if (env == envs.end()) {
+        throw ConfigError("environment " + std::string(environment) +
+                          ": no Mesh API credentials (MESH_CLIENT_ID[_<ENV>] and "
+                          "MESH_CLIENT_SECRET[_<ENV>])");
+    }
+    const std::unique_ptr<Store> store = open_store(options_.store_url);
+    std::unique_ptr<common::Producer> producer;
+    if (apply) producer = std::make_unique<common::Producer>(options_.kafka);
+    const std::int64_t start = window_start_ms.value_or(
+        wall_ms() - std::chrono::milliseconds(options_.config.lookback).count());
+    return pass(*env, *store, producer.get(), start);
+}
+
+std::optional<ListPage> Reconciler::fetch(Env& env, const std::string& target, PassReport& report) {
     const std::string& name = env.mesh.name;
-    const std::int64_t started_ms = wall_ms();
-    const std::int64_t window_start_ms =
-        started_ms - std::chrono::milliseconds(options_.config.lookback).count();
     const MeshClient::Headers headers = {{"X-Client-Id", env.mesh.client_id},
                                          {"X-Client-Secret", env.mesh.client_secret}};
+    for (int attempt = 0; attempt < options_.attempts; ++attempt) {
+        if (!pace()) return std::nullopt;
+        ++report.calls;
+        const ApiResult result = env.client->get(target, headers);
+        CallOutcome outcome = CallOutcome::kOk;
+        std::string why;
+        std::optional<ListPage> page;
+        std::chrono::milliseconds backoff = options_.first_backoff * (1 << attempt);
+        if (!result.response) {
+            outcome = CallOutcome::kTransportError;
+            why = result.error;
+        } else if (result.response->status == 401 || result.response->status == 403) {
+            outcome = CallOutcome::kUnauthorized;
+        } else if (result.response->status == 429) {
+            outcome = CallOutcome::kRateLimited;
+            why = "429";
+            if (result.response->retry_after) {
+                std::int64_t s = 0;
+                const std::string& ra = *result.response->retry_after;
+                auto [p, ec] = std::from_chars(ra.data(), ra.data() + ra.size(), s);
+                if (ec == std::errc() && s >= 0) {
+                    backoff = std::chrono::seconds(std::min<std::int64_t>(s, 60));
+                }
+            }
+        } else if (result.response->status >= 500) {
+            outcome = CallOutcome::kServerError;
+            why = "HTTP " + std::to_string(result.response->status);
+        } else if (result.response->status != 200) {
+            outcome = CallOutcome::kClientError;
+            why = "HTTP " + std::to_string(result.response->status);
+        } else {
+            std::string error;
+            page = parse_list_page(result.response->body, error);
+            if (!page) {
+                outcome = CallOutcome::kBadResponse;
+                why = "unusable answer: " + error;
+            } else if (lower(page->status) != "ok") {
+                // Mesh answers failures with 200 too: the envelope decides.
+                outcome = lower(page->status) == "toomanyrequest" ? CallOutcome::kRateLimited
+                                                                  : CallOutcome::kFailureEnvelope;
+                why = "envelope status " + page->status + ": " + page->message;
+                page.reset();
+            }
+        }
+        if (metrics_ != nullptr) metrics_->reconcile_api_call(name, to_string(outcome));
+        if (outcome == CallOutcome::kOk) return page;
+        if (outcome == CallOutcome::kUnauthorized) {
+            common::log_error(
+                "reconciliation " + name + ": Mesh refused the API credentials (HTTP " +
+                std::to_string(result.response->status) +
+                "); check MESH_CLIENT_ID/MESH_CLIENT_SECRET for this environment; retrying in " +
+                std::to_string(
+                    std::max(options_.config.interval, options_.config.unauthorized_wait).count()) +
+                " s");
+            report.result = PassReport::Result::kUnauthorized;
+            return std::nullopt;
+        }
+        if (outcome == CallOutcome::kClientError) {
+            common::log_warn("reconciliation " + name + ": " + why + " for " + target);
+            return std::nullopt;
+        }
+        common::log_warn("reconciliation " + name + ": " + std::string(to_string(outcome)) + " (" +
+                         why + "); attempt " + std::to_string(attempt + 1) + " of " +
+                         std::to_string(options_.attempts) +
+                         (attempt + 1 < options_.attempts
+                              ? ", next in " + std::to_string(backoff.count()) + " ms"
+                              : ", the pass fails and the next one starts over"));
+        if (attempt + 1 < options_.attempts && !sleep_for(backoff)) return std::nullopt;
+    }
+    return std::nullopt;
+}
+
+PassReport Reconciler::pass(Env& env, Store& store, common::Producer* producer,
+                            std::int64_t window_start_ms) {
+    const std::string& name = env.mesh.name;
+    PassReport report;
     std::vector<ListItem> items;
     std::set<std::string> seen;
     std::int64_t offset = 0;
-    int calls = 0;
     for (int page_no = 0; page_no < 100000; ++page_no) {
-        const std::string target =
-            list_target(env.base_path, options_.page_size, offset, window_start_ms / 1000);
-        std::optional<ListPage> page;
-        for (int attempt = 0; attempt < options_.attempts && !page; ++attempt) {
-            if (!pace()) return PassResult::kFailed;
-            ++calls;
-            const ApiResult result = env.client->get(target, headers);
-            CallOutcome outcome = CallOutcome::kOk;
-            std::string why;
-            std::chrono::milliseconds backoff = options_.first_backoff * (1 << attempt);
-            if (!result.response) {
-                outcome = CallOutcome::kTransportError;
-                why = result.error;
-            } else if (result.response->status == 401 || result.response->status == 403) {
-                outcome = CallOutcome::kUnauthorized;
-            } else if (result.response->status == 429) {
-                outcome = CallOutcome::kRateLimited;
-                why = "429";
-                if (result.response->retry_after) {
-                    std::int64_t s = 0;
-                    const std::string& ra = *result.response->retry_after;
-                    auto [p, ec] = std::from_chars(ra.data(), ra.data() + ra.size(), s);
-                    if (ec == std::errc() && s >= 0) {
-                        backoff = std::chrono::seconds(std::min<std::int64_t>(s, 60));
-                    }
-                }
-            } else if (result.response->status >= 500) {
-                outcome = CallOutcome::kServerError;
-                why = "HTTP " + std::to_string(result.response->status);
-            } else if (result.response->status != 200) {
-                outcome = CallOutcome::kClientError;
-                why = "HTTP " + std::to_string(result.response->status);
-            } else {
-                std::string error;
-                page = parse_list_page(result.response->body, error);
-                if (!page) {
-                    outcome = CallOutcome::kBadResponse;
-                    why = "unusable answer: " + error;
-                } else if (lower(page->status) != "ok") {
-                    // Mesh answers failures with 200 too: the envelope decides.
-                    outcome = lower(page->status) == "toomanyrequest"
-                                  ? CallOutcome::kRateLimited
-                                  : CallOutcome::kFailureEnvelope;
-                    why = "envelope status " + page->status + ": " + page->message;
-                    page.reset();
-                }
-            }
-            if (metrics_ != nullptr) metrics_->reconcile_api_call(name, to_string(outcome));
-            if (outcome == CallOutcome::kOk) break;
-            if (outcome == CallOutcome::kUnauthorized) {
-                common::log_error(
-                    "reconciliation " + name + ": Mesh refused the API credentials (HTTP " +
-                    std::to_string(result.response->status) +
-                    "); check MESH_CLIENT_ID/MESH_CLIENT_SECRET for this "
-                    "environment; retrying in " +
-                    std::to_string(
-                        std::max(options_.config.interval, options_.unauthorized_wait).count()) +
-                    " s");
-                return PassResult::kUnauthorized;
-            }
-            if (outcome == CallOutcome::kClientError) {
-                common::log_warn("reconciliation " + name + ": " + why + " for " + target);
-                return PassResult::kFailed;
-            }
-            common::log_warn("reconciliation " + name + ": " + std::string(to_string(outcome)) +
-                             " (" + why + "); attempt " + std::to_string(attempt + 1) + " of " +
-                             std::to_string(options_.attempts));
-            if (attempt + 1 < options_.attempts && !sleep_for(backoff)) return PassResult::kFailed;
-        }
-        if (!page) return PassResult::kFailed;
+        std::optional<ListPage> page = fetch(
+            env, list_target(env.base_path, options_.page_size, offset, window_start_ms / 1000),
+            report);
+        if (!page) return report;
         for (ListItem& item : page->items) {
             if (seen.insert(item.id).second) items.push_back(std::move(item));
         }
@@ -695,16 +824,65 @@ Reconciler::PassResult Reconciler::pass(Env& env, Store& store, common::Producer
     }
 
     const std::int64_t now_ms = wall_ms();
+    const std::chrono::seconds stale_after = options_.config.stale_after;
+    std::set<std::string> listed;  // the look-ups below skip these
+    for (ListItem& item : items) {
+        // The server's FromTimestamp is a hint; the window is applied here.
+        if (item.created_ms && *item.created_ms < window_start_ms) continue;
+        ++report.listed;
+        listed.insert(item.id);
+        auto row = store.transfer(name, item.id);
+        const Finding f = classify(item, row, now_ms, stale_after);
+        if (f != Finding::kNone) report.entries.push_back({std::move(item), std::move(row), f});
+    }
+
+    // A transfer we hold as not final, quiet for stale_after, that the list
+    // did not show (created before the window, or a server that ignores the
+    // window): looked up by Id.
+    const std::int64_t quiet_before = now_ms - std::chrono::milliseconds(stale_after).count();
+    const std::size_t budget = options_.max_lookups;
+    std::size_t examined = 0;
+    while (budget == 0 || examined < budget) {
+        const std::size_t limit = budget == 0 ? 100 : std::min<std::size_t>(100, budget - examined);
+        const auto rows = store.stale_transfers(name, quiet_before, env.stale_cursor, limit);
+        for (const TransferRow& row : rows) {
+            ++examined;
+            if (!listed.contains(row.transfer_id)) {
+                ++report.looked_up;
+                const auto page = fetch(env, lookup_target(env.base_path, row.transfer_id), report);
+                if (!page) return report;  // this row is looked up first next time
+                // The server's Id filter is a hint too.
+                const auto item =
+                    std::find_if(page->items.begin(), page->items.end(),
+                                 [&](const ListItem& i) { return i.id == row.transfer_id; });
+                if (item != page->items.end()) {
+                    const Finding f = classify(*item, row, now_ms, stale_after);
+                    if (f != Finding::kNone) report.entries.push_back({*item, row, f});
+                }
+            }
+            env.stale_cursor = Store::StaleCursor{row.last_seen_ms, row.transfer_id};
+        }
+        if (rows.size() < limit) {
+            env.stale_cursor.reset();  // every one seen: the next pass starts over
+            break;
+        }
+    }
+
     CountingDelivery reports;
     std::uint64_t produced = 0;
     std::map<Finding, std::uint64_t> found;
-    for (const ListItem& item : items) {
-        // The server's FromTimestamp is a hint; the window is applied here.
-        if (item.created_ms && *item.created_ms < window_start_ms) continue;
-        const Finding f =
-            classify(item, store.transfer(name, item.id), now_ms, options_.config.stale_after);
-        if (f == Finding::kNone) continue;
-        ++found[f];
+    for (const PassEntry& entry : report.entries) {
+        const ListItem& item = entry.mesh;
+        ++found[entry.finding];
+        if (!acted_on(entry.finding)) {
+            common::log_warn("reconciliation " + name + ": transfer " + item.id + " " +
+                             std::string(to_string(entry.finding)) + ": credited here with " +
+                             (entry.store ? entry.store->amount : std::string()) + ", Mesh says " +
+                             item.status + " " + item.destination_amount +
+                             "; for a human (see docs/RUNBOOK.md)");
+            continue;
+        }
+        if (producer == nullptr) continue;  // a dry run
         const std::string body = synthesize_event(item, now_ms);
         const std::string event_id = synthesized_event_id(item.id, item.status);
         const std::string delivery_id = event_id + ":" + std::to_string(now_ms);
@@ -717,47 +895,54 @@ Reconciler::PassResult Reconciler::pass(Env& env, Store& store, common::Producer
         common::ProduceStatus status = common::ProduceStatus::kQueueFull;
         for (int i = 0; i < 50 && status == common::ProduceStatus::kQueueFull; ++i) {
             status =
-                producer.produce(options_.input_topic, item.id, body, record_headers, &reports);
+                producer->produce(options_.input_topic, item.id, body, record_headers, &reports);
             if (status == common::ProduceStatus::kQueueFull) {
-                producer.flush(std::chrono::milliseconds(100));
+                producer->flush(std::chrono::milliseconds(100));
             }
         }
         if (status != common::ProduceStatus::kEnqueued) {
-            producer.flush(std::chrono::seconds(10));
+            // `reports` lives on this stack frame: wait for every report it is owed.
+            while (producer->flush(std::chrono::seconds(5)) > 0) {
+            }
             common::log_warn("reconciliation " + name + ": cannot produce to " +
                              options_.input_topic + ": " + std::string(common::to_string(status)));
-            return PassResult::kFailed;
+            return report;
         }
         ++produced;
         common::log_info("reconciliation " + name + ": transfer " + item.id + " " +
-                         std::string(to_string(f)) + " here, Mesh says " + item.status +
+                         std::string(to_string(entry.finding)) + " here, Mesh says " + item.status +
                          "; event " + event_id + " produced");
     }
-    // `reports` lives on this stack frame: wait for every report it is owed.
-    const int left = producer.flush(std::chrono::seconds(30));
-    if (left > 0) {
-        while (producer.flush(std::chrono::seconds(5)) > 0) {
+    if (producer != nullptr) {
+        // `reports` lives on this stack frame: wait for every report it is owed.
+        while (producer->flush(std::chrono::seconds(5)) > 0) {
         }
     }
+    report.produced = reports.ok();
     if (metrics_ != nullptr) {
-        metrics_->reconcile_found(name, "missing", found[Finding::kMissing]);
-        metrics_->reconcile_found(name, "stale", found[Finding::kStale]);
+        for (const Finding f : {Finding::kMissing, Finding::kStale, Finding::kAmountDiffers,
+                                Finding::kFailedAtMesh}) {
+            metrics_->reconcile_found(name, to_string(f), found[f]);
+        }
         metrics_->reconcile_synthesized(name, reports.ok());
     }
-    common::log_info("reconciliation " + name + ": pass listed " + std::to_string(items.size()) +
-                     " transfers in " + std::to_string(calls) + " calls; " +
-                     std::to_string(found[Finding::kMissing]) + " missing, " +
-                     std::to_string(found[Finding::kStale]) + " stale, " +
-                     std::to_string(reports.ok()) + " events produced");
+    common::log_info(
+        "reconciliation " + name + ": pass listed " + std::to_string(report.listed) +
+        " transfers and looked up " + std::to_string(report.looked_up) + " in " +
+        std::to_string(report.calls) + " calls; " + std::to_string(found[Finding::kMissing]) +
+        " missing, " + std::to_string(found[Finding::kStale]) + " stale, " +
+        std::to_string(found[Finding::kAmountDiffers] + found[Finding::kFailedAtMesh]) +
+        " for a human, " + std::to_string(reports.ok()) + " events produced");
     if (reports.failed() > 0 || reports.ok() != produced) {
         common::log_warn("reconciliation " + name + ": " + std::to_string(reports.failed()) +
                          " synthesized events not acknowledged by Kafka; the next pass retries");
-        return PassResult::kFailed;
+        return report;
     }
+    report.result = PassReport::Result::kOk;
     if (metrics_ != nullptr) {
         metrics_->reconcile_succeeded(name, static_cast<double>(now_ms) / 1000.0);
     }
-    return PassResult::kOk;
+    return report;
 }
 
 }  // namespace meshhook::consumer

@@ -27,6 +27,10 @@
 #include "common/kafka.hpp"
 #include "consumer/state_machine.hpp"
 
+namespace meshhook::common {
+class Settings;
+}
+
 namespace meshhook::consumer {
 
 class ConsumerMetrics;
@@ -53,9 +57,19 @@ struct ReconcileConfig {
     std::chrono::seconds interval{300};
     std::chrono::seconds stale_after{900};
     std::chrono::seconds lookback{259200};
-    std::vector<std::string> warnings;  // logged once logging is up (e.g. http://)
+    int calls_per_second = 5;                       // every call: list pages and look-ups
+    std::chrono::milliseconds call_timeout{10000};  // the whole call, connect to last byte
+    std::chrono::seconds unauthorized_wait{60};     // after a 401, at least this long
+    std::vector<std::string> warnings;              // logged once logging is up (e.g. http://)
     bool enabled() const { return !environments.empty(); }
 };
+
+// The --reconcile-* settings (CONSUMER_RECONCILE_*), shared by the consumer
+// and `meshhook reconcile` (which has no interval: one pass).
+void declare_reconcile_settings(common::Settings& settings, bool with_interval);
+// Those settings and the MESH_* variables of the process environment; throws
+// common::ConfigError naming the setting.
+ReconcileConfig load_reconcile_config(const common::Settings& settings, bool with_interval);
 
 // Variables as (name, value): MESH_CLIENT_ID / MESH_CLIENT_SECRET / MESH_API_URL
 // for production, the same with _<ENV> for others (ENV upper case, A-Z 0-9 _).
@@ -114,6 +128,10 @@ std::optional<std::int64_t> parse_mesh_timestamp(std::string_view text, bool is_
 std::string list_target(std::string_view base_path, int count, std::int64_t offset,
                         std::int64_t from_seconds);
 
+// `<base>/api/v1/transfers/managed/mesh?Id=..` (percent-encoded): one
+// transfer's look-up; the answer is searched for that id on our side.
+std::string lookup_target(std::string_view base_path, std::string_view transfer_id);
+
 // "reconcile:<TransferId>:<status lower case>": stable per transfer and status.
 std::string synthesized_event_id(std::string_view transfer_id, std::string_view status);
 
@@ -121,15 +139,43 @@ std::string synthesized_event_id(std::string_view transfer_id, std::string_view 
 // pass's time (SentTimestamp and the delivery Id).
 std::string synthesize_event(const ListItem& item, std::int64_t sent_ms);
 
-enum class Finding { kNone, kMissing, kStale };
+// Missing: the store never heard of it. Stale: the row is not final and
+// Mesh's status is. Those two are acted on (an event is synthesized). Amount
+// differs: credited here with another destination amount than Mesh's.
+// Failed at Mesh: credited here, failed at Mesh. Those two are for a human:
+// logged and counted, never acted on.
+enum class Finding { kNone, kMissing, kStale, kAmountDiffers, kFailedAtMesh };
 std::string_view to_string(Finding f);
+inline bool acted_on(Finding f) {
+    return f == Finding::kMissing || f == Finding::kStale;
+}
 
-// What to do about one item given the store's row. Missing: the store never
-// heard of it. Stale: the row is not final and Mesh's status is. Either only
-// once the transfer has been quiet for `stale_after` (a webhook in flight is
-// given its chance first).
+// What one item means given the store's row. Missing and stale only once the
+// transfer has been quiet for `stale_after` (a webhook in flight is given its
+// chance first).
 Finding classify(const ListItem& item, const std::optional<TransferRow>& row, std::int64_t now_ms,
                  std::chrono::seconds stale_after);
+
+// Two JSON number texts that are the same decimal ("9.990" and "9.99").
+bool same_decimal(std::string_view a, std::string_view b);
+
+// One finding of a pass, with what each side says.
+struct PassEntry {
+    ListItem mesh;
+    std::optional<TransferRow> store;
+    Finding finding = Finding::kNone;
+};
+
+// What one pass did, for the consumer's log and `meshhook reconcile`.
+struct PassReport {
+    enum class Result { kOk, kFailed, kUnauthorized };
+    Result result = Result::kFailed;
+    std::size_t listed = 0;     // items in the window
+    std::size_t looked_up = 0;  // quiet non-final transfers looked up by Id
+    int calls = 0;
+    std::vector<PassEntry> entries;  // findings other than kNone
+    std::uint64_t produced = 0;      // events acknowledged by Kafka
+};
 
 struct ReconcilerOptions {
     ReconcileConfig config;
@@ -137,11 +183,11 @@ struct ReconcilerOptions {
     common::KafkaConfig kafka;  // bootstrap.servers and the client's settings
     std::string input_topic;
     int page_size = 100;
-    std::chrono::milliseconds call_timeout{10000};
-    std::chrono::milliseconds min_call_gap{200};  // at most 5 calls a second
     int attempts = 4;  // per page, backing off on 429, 5xx, failure envelopes
     std::chrono::milliseconds first_backoff{1000};
-    std::chrono::seconds unauthorized_wait{60};  // after a 401, at least this long
+    // Look-ups by Id per pass; the store's quiet non-final transfers are taken
+    // in turn across passes (0: all of them, for `meshhook reconcile`).
+    std::size_t max_lookups = 1000;
 };
 
 class Reconciler {
@@ -157,12 +203,24 @@ public:
     void stop();
     std::uint64_t passes() const { return passes_.load(); }
 
+    // One pass for `environment` on the calling thread, for operators: lists
+    // from `window_start_ms` (the look-back window when nullopt) and, with
+    // `apply`, produces the events the consumer's pass would (a dry run
+    // produces nothing and needs no Kafka). Throws on a store error.
+    PassReport run_once(std::string_view environment, std::optional<std::int64_t> window_start_ms,
+                        bool apply);
+
 private:
     struct Env;
-    enum class PassResult { kOk, kFailed, kUnauthorized };
 
+    std::vector<Env> make_envs() const;
     void run();
-    PassResult pass(Env& env, Store& store, common::Producer& producer);
+    // `producer` nullptr: a dry run.
+    PassReport pass(Env& env, Store& store, common::Producer* producer,
+                    std::int64_t window_start_ms);
+    // One GET with pacing, retries and backoff; nullopt when the page could
+    // not be had (`result` says whether for a 401).
+    std::optional<ListPage> fetch(Env& env, const std::string& target, PassReport& report);
     // Waits out the gap between two calls; false when stopping.
     bool pace();
     // False when stopping.

@@ -7,10 +7,12 @@
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <utility>
 
 #include "common/identifier.hpp"
+#include "common/transfer_event.hpp"
 #include "consumer/sql.hpp"
 
 namespace meshhook::consumer {
@@ -111,6 +113,18 @@ constexpr std::string_view kSelectTransfer =
     "source_account_provider, credit_event_id, last_event_id, last_unknown_status, "
     "first_seen_ms, last_seen_ms "
     "FROM transfers WHERE environment = $1 AND transfer_id = $2";
+
+// No index serves it: a pass reads the table once per interval (minutes),
+// and the non-final rows it looks for are few.
+constexpr std::string_view kSelectStaleTransfers =
+    "SELECT environment, transfer_id, status, status_rank, credited, review_reason, "
+    "conflict_status, "
+    "user_id, transaction_id, token, chain, amount, destination_address, tx_hash, "
+    "source_account_provider, credit_event_id, last_event_id, last_unknown_status, "
+    "first_seen_ms, last_seen_ms "
+    "FROM transfers WHERE environment = $1 AND status_rank < $2 AND last_seen_ms <= $3 "
+    "AND (last_seen_ms > $4 OR (last_seen_ms = $4 AND transfer_id > $5)) "
+    "ORDER BY last_seen_ms, transfer_id LIMIT $6";
 
 constexpr std::string_view kUpsertTransfer =
     "INSERT INTO transfers (environment, transfer_id, status, status_rank, credited, "
@@ -408,6 +422,24 @@ public:
             return std::nullopt;
         }
         return to_transfer(r.rows[0]);
+    }
+
+    std::vector<TransferRow> stale_transfers(std::string_view environment,
+                                             std::int64_t quiet_before_ms,
+                                             const std::optional<StaleCursor>& after,
+                                             std::size_t limit) override {
+        const std::int64_t terminal = common::status_rank(common::TransferStatus::kSucceeded);
+        // Without a cursor: from before any row ("" sorts first).
+        const std::int64_t from_ms =
+            after ? after->last_seen_ms : std::numeric_limits<std::int64_t>::min();
+        const std::string_view from_id = after ? std::string_view(after->transfer_id) : "";
+        const std::array<Param, 6> p{environment, terminal, quiet_before_ms,
+                                     from_ms,     from_id,  static_cast<std::int64_t>(limit)};
+        std::vector<TransferRow> rows;
+        for (const auto& row : conn_->query(kSelectStaleTransfers, p).rows) {
+            rows.push_back(to_transfer(row));
+        }
+        return rows;
     }
 
     std::vector<OutboxRow> unsent(std::size_t limit) override {

@@ -113,6 +113,19 @@ public:
     virtual bool empty() = 0;
     virtual std::optional<TransferRow> transfer(std::string_view environment,
                                                 std::string_view transfer_id) = 0;
+    // Reconciliation's look-ups: transfers of `environment` not final (status
+    // rank below succeeded/failed, unknown statuses included) and quiet since
+    // `quiet_before_ms` (last_seen_ms at or before it), ordered by
+    // (last_seen_ms, transfer_id) and starting after `after` when given: a
+    // caller pages through them all, `limit` at a time, across passes.
+    struct StaleCursor {
+        std::int64_t last_seen_ms = 0;
+        std::string transfer_id;
+    };
+    virtual std::vector<TransferRow> stale_transfers(std::string_view environment,
+                                                     std::int64_t quiet_before_ms,
+                                                     const std::optional<StaleCursor>& after,
+                                                     std::size_t limit) = 0;
 
     // Relay side. The relay's invariant (consumer/README.md, "No credit
     // twice"): every record below a partition's relay position is known to

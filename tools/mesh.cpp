@@ -54,6 +54,7 @@ struct SimState {
     std::uint64_t rate_limit_every = 0;
     std::size_t max_count = 100;
     std::uint64_t requests = 0;
+    std::uint64_t lookups = 0;             // answered requests with the Id filter
     std::map<int, std::uint64_t> answers;  // status -> count
 };
 
@@ -67,6 +68,22 @@ std::string envelope(std::string_view status, std::string_view message, std::str
     return out;
 }
 
+std::string percent_decode(std::string_view text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        unsigned v = 0;
+        if (text[i] == '%' && i + 2 < text.size() &&
+            std::from_chars(text.data() + i + 1, text.data() + i + 3, v, 16).ptr ==
+                text.data() + i + 3) {
+            out += static_cast<char>(v);
+            i += 2;
+        } else {
+            out += text[i] == '+' ? ' ' : text[i];
+        }
+    }
+    return out;
+}
+
 std::map<std::string, std::string> query_params(std::string_view target) {
     std::map<std::string, std::string> out;
     const auto q = target.find('?');
@@ -77,7 +94,7 @@ std::map<std::string, std::string> query_params(std::string_view target) {
         const std::string_view pair = rest.substr(0, amp);
         const auto eq = pair.find('=');
         out[std::string(pair.substr(0, eq))] =
-            eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
+            eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
         if (amp == std::string_view::npos) break;
         rest.remove_prefix(amp + 1);
     }
@@ -153,6 +170,7 @@ SimResponse handle(SimState& state, http::verb method, std::string_view target,
     count = std::min<std::uint64_t>(count, state.max_count);
     std::vector<const SimTransfer*> matching;
     const auto id = params.find("Id");
+    if (id != params.end()) ++state.lookups;
     for (const SimTransfer& t : state.transfers) {
         if (id == params.end() || id->second == t.id) matching.push_back(&t);
     }
@@ -214,13 +232,15 @@ constexpr const char* kControlHelp =
     "                 verbatim (\"null\" for none). Keys: symbol, networkName, hash,\n"
     "                 destinationAddress, userId, clientTransactionId, created\n"
     "                 (unix seconds; default now), executed (unix seconds)\n"
-    "  stats          prints requests=N and answers=STATUS:N,...\n"
+    "  stats          prints requests=N lookups=N (with the Id filter) and\n"
+    "                 answers=STATUS:N,...\n"
     "  quit           stop (so does closing stdin, SIGINT or SIGTERM)\n";
 
 std::string run_command(SimState& state, const std::string& verb, std::istream& in) {
     if (verb == "stats") {
         std::lock_guard lock(state.mutex);
-        std::string out = "requests=" + std::to_string(state.requests) + " answers=";
+        std::string out = "requests=" + std::to_string(state.requests) +
+                          " lookups=" + std::to_string(state.lookups) + " answers=";
         bool first = true;
         for (const auto& [status, n] : state.answers) {
             out += (first ? "" : ",") + std::to_string(status) + ":" + std::to_string(n);

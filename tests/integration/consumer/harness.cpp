@@ -10,6 +10,7 @@
 #include <atomic>
 #include <random>
 #include <set>
+#include <sstream>
 
 namespace meshhook::testing {
 
@@ -147,6 +148,23 @@ bool caught_up(consumer::Store& store, TopicReader& reader) {
         applied += offset;
     }
     return applied == end && store.outbox_stats().unsent == 0;
+}
+
+// Sum of a metric's samples whose line contains every one of `labels`.
+double metric_sum(std::uint16_t port, const std::string& name, const std::string& labels) {
+    const auto [status, body] = http_get(port, "/metrics");
+    if (status != 200) return -1;
+    double sum = 0;
+    std::istringstream in(body);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (!line.starts_with(name) || line.starts_with("#")) continue;
+        const char next = line.size() > name.size() ? line[name.size()] : ' ';
+        if (next != '{' && next != ' ') continue;
+        if (!labels.empty() && line.find(labels) == std::string::npos) continue;
+        sum += std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return sum;
 }
 
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& path) {

@@ -77,6 +77,10 @@ bool caught_up(consumer::Store& store, TopicReader& reader);
 // GET over a real socket; returns the status line's code and the body.
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& path);
 
+// The sum of a metric's samples on /metrics whose line contains `labels`
+// (e.g. `outcome="ok"`); -1 when /metrics does not answer.
+double metric_sum(std::uint16_t port, const std::string& name, const std::string& labels = "");
+
 std::string unique_name(const std::string& prefix);
 
 }  // namespace meshhook::testing

@@ -52,23 +52,6 @@ private:
     std::string url_;
 };
 
-// Sum of a metric's samples whose line contains every one of `labels`.
-double metric(std::uint16_t port, const std::string& name, const std::string& labels = "") {
-    const auto [status, body] = http_get(port, "/metrics");
-    if (status != 200) return -1;
-    double sum = 0;
-    std::istringstream in(body);
-    std::string line;
-    while (std::getline(in, line)) {
-        if (!line.starts_with(name) || line.starts_with("#")) continue;
-        const char next = line.size() > name.size() ? line[name.size()] : ' ';
-        if (next != '{' && next != ' ') continue;
-        if (!labels.empty() && line.find(labels) == std::string::npos) continue;
-        sum += std::stod(line.substr(line.rfind(' ') + 1));
-    }
-    return sum;
-}
-
 std::string webhook(const std::string& transfer, const std::string& status,
                     const std::string& amount, const std::string& event_id) {
     return R"({"Id":")" + event_id + R"(-d","EventId":")" + event_id + R"(","TransferId":")" +
@@ -105,8 +88,8 @@ protected:
         return out;
     }
     double passes_ok() {
-        return metric(run_.metrics_port, "meshhook_consumer_reconcile_passes_total",
-                      "outcome=\"ok\"");
+        return metric_sum(run_.metrics_port, "meshhook_consumer_reconcile_passes_total",
+                          "outcome=\"ok\"");
     }
 
     BrokerProcess broker_;
@@ -193,16 +176,75 @@ TEST_F(Reconcile, MissedWebhooksAreCreditedOnceWithTheExactAmountAndLateWebhooks
 
     const std::uint16_t port = run_.metrics_port;
     EXPECT_GE(
-        metric(port, "meshhook_consumer_reconcile_api_calls_total", "outcome=\"rate_limited\""), 1);
+        metric_sum(port, "meshhook_consumer_reconcile_api_calls_total", "outcome=\"rate_limited\""),
+        1);
     // At least once each (a pass may run again before the consumer applied
     // the last one's events: those dedup).
-    EXPECT_GE(metric(port, "meshhook_consumer_reconcile_transfers_found_total", "kind=\"missing\""),
-              3);  // never, failed, pending
-    EXPECT_GE(metric(port, "meshhook_consumer_reconcile_transfers_found_total", "kind=\"stale\""),
-              1);
-    EXPECT_GE(metric(port, "meshhook_consumer_reconcile_events_synthesized_total"), 4);
-    EXPECT_GT(metric(port, "meshhook_consumer_reconcile_last_success_timestamp_seconds"), 0);
+    EXPECT_GE(
+        metric_sum(port, "meshhook_consumer_reconcile_transfers_found_total", "kind=\"missing\""),
+        3);  // never, failed, pending
+    EXPECT_GE(
+        metric_sum(port, "meshhook_consumer_reconcile_transfers_found_total", "kind=\"stale\""), 1);
+    EXPECT_GE(metric_sum(port, "meshhook_consumer_reconcile_events_synthesized_total"), 4);
+    EXPECT_GT(metric_sum(port, "meshhook_consumer_reconcile_last_success_timestamp_seconds"), 0);
     EXPECT_NE(mesh.stats().find("429:"), std::string::npos);
+}
+
+TEST_F(Reconcile, AQuietPendingTransferCreatedBeforeTheWindowIsLookedUpByIdAndCreditedOnce) {
+    // The list's window is the last minute; these transfers were created ten
+    // days ago, so only a look-up by Id can learn what became of them.
+    run_.extra_args = {"--reconcile-interval-s", "1", "--reconcile-stale-after-s", "0",
+                       "--reconcile-lookback-s", "60"};
+    MeshSimulator mesh;
+    const std::string old = "a1000000-0000-4000-8000-000000000001";    // succeeded at Mesh
+    const std::string still = "b1000000-0000-4000-8000-000000000002";  // still pending at Mesh
+    const std::int64_t ten_days_ago = std::chrono::duration_cast<std::chrono::seconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count() -
+                                      864000;
+    const std::string created = " created=" + std::to_string(ten_days_ago) +
+                                " executed=" + std::to_string(ten_days_ago + 60) +
+                                " symbol=USDC networkName=Ethereum "
+                                "destinationAddress=0x9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
+    mesh.transfer(old + " succeeded 31.000000000000000007 hash=0xold" + created);
+    mesh.transfer(still + " pending 8" + created);
+    start(mesh);
+    {
+        Feeder feeder(broker_.bootstrap());
+        feeder.send(old, webhook(old, "Pending", "31.000000000000000007", "evt-old-pending"));
+        feeder.send(still, webhook(still, "Pending", "8", "evt-still-pending"));
+        feeder.flush();
+    }
+    ASSERT_TRUE(wait_until([&] { return credits().count(old) == 1; }, 60s))
+        << consumer_->stderr_text();
+    // Passes go on looking `still` up; `old` is final here now and is not.
+    const double after = passes_ok();
+    ASSERT_TRUE(wait_until([&] { return passes_ok() >= after + 2; }, 30s))
+        << consumer_->stderr_text();
+    auto store = consumer::open_store(run_.store_url);
+    TopicReader reader(broker_.bootstrap());
+    ASSERT_TRUE(wait_until([&] { return caught_up(*store, reader); }, 60s))
+        << consumer_->stderr_text();
+
+    const auto by_transfer = credits();
+    ASSERT_EQ(by_transfer.size(), 1U);
+    ASSERT_EQ(by_transfer.at(old).size(), 1U);
+    EXPECT_NE(by_transfer.at(old)[0].find(R"("amount":"31.000000000000000007")"), std::string::npos)
+        << by_transfer.at(old)[0];
+    EXPECT_NE(by_transfer.at(old)[0].find(R"("eventId":"reconcile:)" + old + R"(:succeeded")"),
+              std::string::npos)
+        << by_transfer.at(old)[0];
+    EXPECT_EQ(store->transfer("production", still)->status, "pending");
+    EXPECT_GE(metric_sum(run_.metrics_port, "meshhook_consumer_reconcile_transfers_found_total",
+                         "kind=\"stale\""),
+              1);
+    EXPECT_EQ(metric_sum(run_.metrics_port, "meshhook_consumer_reconcile_transfers_found_total",
+                         "kind=\"missing\""),
+              0);  // the list's answer, outside the window, is ignored
+    const std::string stats = mesh.stats();
+    const auto lookups = stats.find("lookups=");
+    ASSERT_NE(lookups, std::string::npos) << stats;
+    EXPECT_GE(std::stoi(stats.substr(lookups + 8)), 3) << stats;  // both, then `still` again
 }
 
 TEST_F(Reconcile, WrongSecretIsLoggedAndCountedAndTheConsumerKeepsRunning) {
@@ -212,8 +254,8 @@ TEST_F(Reconcile, WrongSecretIsLoggedAndCountedAndTheConsumerKeepsRunning) {
     start(mesh, "not-the-secret");
     ASSERT_TRUE(wait_until(
         [&] {
-            return metric(run_.metrics_port, "meshhook_consumer_reconcile_api_calls_total",
-                          "outcome=\"unauthorized\"") >= 1;
+            return metric_sum(run_.metrics_port, "meshhook_consumer_reconcile_api_calls_total",
+                              "outcome=\"unauthorized\"") >= 1;
         },
         30s))
         << consumer_->stderr_text();
@@ -229,11 +271,12 @@ TEST_F(Reconcile, WrongSecretIsLoggedAndCountedAndTheConsumerKeepsRunning) {
     std::this_thread::sleep_for(2s);
     EXPECT_TRUE(consumer_->running());
     EXPECT_EQ(http_get(run_.metrics_port, "/readyz").first, 200);
+    EXPECT_EQ(metric_sum(run_.metrics_port, "meshhook_consumer_reconcile_passes_total",
+                         "outcome=\"failed\""),
+              1);  // retried slowly: not once a second
     EXPECT_EQ(
-        metric(run_.metrics_port, "meshhook_consumer_reconcile_passes_total", "outcome=\"failed\""),
-        1);  // retried slowly: not once a second
-    EXPECT_EQ(
-        metric(run_.metrics_port, "meshhook_consumer_reconcile_last_success_timestamp_seconds"), 0);
+        metric_sum(run_.metrics_port, "meshhook_consumer_reconcile_last_success_timestamp_seconds"),
+        0);
     EXPECT_TRUE(credits().empty());
 }
 

@@ -187,6 +187,48 @@ TEST(ReconcileClassify, MissingStaleOrNothing) {
     EXPECT_EQ(classify(item, std::nullopt, now, 900s), Finding::kNone);
 }
 
+TEST(ReconcileClassify, ACreditMeshContradictsIsForAHumanNeverActedOn) {
+    const std::int64_t now = 1764400000000;
+    ListItem item;
+    item.id = "t";
+    item.status = "Succeeded";
+    item.destination_amount = "250.0100";
+    TransferRow credited;
+    credited.status = "succeeded";
+    credited.rank = 3;
+    credited.credited = true;
+    credited.amount = "250.01";
+    EXPECT_EQ(classify(item, credited, now, 0s), Finding::kNone);  // the same decimal
+    item.destination_amount = "250.02";
+    EXPECT_EQ(classify(item, credited, now, 0s), Finding::kAmountDiffers);
+    item.status = "failed";
+    EXPECT_EQ(classify(item, credited, now, 0s), Finding::kFailedAtMesh);
+    EXPECT_FALSE(acted_on(Finding::kAmountDiffers));
+    EXPECT_FALSE(acted_on(Finding::kFailedAtMesh));
+    EXPECT_TRUE(acted_on(Finding::kMissing));
+    EXPECT_TRUE(acted_on(Finding::kStale));
+    credited.credited = false;  // went to review: not credited here
+    EXPECT_EQ(classify(item, credited, now, 0s), Finding::kNone);
+}
+
+TEST(ReconcileDecimal, EqualValuesWrittenDifferently) {
+    EXPECT_TRUE(same_decimal("9.99", "9.990"));
+    EXPECT_TRUE(same_decimal("009.99", "9.99"));
+    EXPECT_TRUE(same_decimal("10", "10.000"));
+    EXPECT_TRUE(same_decimal("0.000000000000000001", "0.0000000000000000010"));
+    EXPECT_FALSE(same_decimal("250.000000000000000001", "250"));
+    EXPECT_FALSE(same_decimal("100", "10"));
+    EXPECT_FALSE(same_decimal("1.5", "15"));
+}
+
+TEST(ReconcileLookup, TargetNamesTheTransferPercentEncoded) {
+    EXPECT_EQ(lookup_target("", "a0000000-0000-4000-8000-000000000001"),
+              "/api/v1/transfers/managed/mesh?Id=a0000000-0000-4000-8000-000000000001"
+              "&Count=10&Offset=0");
+    EXPECT_EQ(lookup_target("/p", "a b&c=d/é"),
+              "/p/api/v1/transfers/managed/mesh?Id=a%20b%26c%3Dd%2F%C3%A9&Count=10&Offset=0");
+}
+
 TEST(ReconcileSettings, ProductionAndPerEnvironmentCredentialsWithDefaultUrls) {
     std::vector<std::string> warnings;
     const auto envs = mesh_environments({{"MESH_CLIENT_ID", "id"},

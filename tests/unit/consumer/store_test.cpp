@@ -155,6 +155,54 @@ TEST_P(StoreSuite, EnvironmentsNeverShareATransfer) {
     EXPECT_FALSE(store_->transfer("staging", "t-1").has_value());
 }
 
+TEST_P(StoreSuite, StaleTransfersAreTheQuietNonFinalOnesOfOneEnvironmentPagedInOrder) {
+    struct Spec {
+        std::string environment, id, status;
+        int rank;
+        std::int64_t last_seen_ms;
+    };
+    const std::vector<Spec> specs = {
+        {"production", "p-pending-old", "pending", 1, kNow - 5000},
+        {"production", "p-processing", "processing", 2, kNow - 3000},
+        {"production", "p-unknown", "", 0, kNow - 3000},  // only unknown statuses so far
+        {"production", "p-pending-recent", "pending", 1, kNow - 10},
+        {"production", "p-succeeded", "succeeded", 3, kNow - 9000},
+        {"production", "p-failed", "failed", 3, kNow - 9000},
+        {"sandbox", "s-pending", "pending", 1, kNow - 9000},
+    };
+    {
+        auto tx = store_->begin();
+        for (const Spec& s : specs) {
+            TransferRow row = sample_row(s.environment);
+            row.transfer_id = s.id;
+            row.status = s.status;
+            row.rank = s.rank;
+            row.credited = s.status == "succeeded";
+            row.last_seen_ms = s.last_seen_ms;
+            tx->put_transfer(row);
+        }
+        tx->commit();
+    }
+    auto ids = [](const std::vector<TransferRow>& rows) {
+        std::vector<std::string> out;
+        for (const TransferRow& r : rows) out.push_back(r.transfer_id);
+        return out;
+    };
+    const std::int64_t quiet_before = kNow - 1000;
+    EXPECT_EQ(ids(store_->stale_transfers("production", quiet_before, std::nullopt, 10)),
+              (std::vector<std::string>{"p-pending-old", "p-processing", "p-unknown"}));
+    // Two at a time from a cursor: every row once, in order, then nothing.
+    const auto first = store_->stale_transfers("production", quiet_before, std::nullopt, 2);
+    ASSERT_EQ(ids(first), (std::vector<std::string>{"p-pending-old", "p-processing"}));
+    const Store::StaleCursor cursor{first.back().last_seen_ms, first.back().transfer_id};
+    EXPECT_EQ(ids(store_->stale_transfers("production", quiet_before, cursor, 2)),
+              (std::vector<std::string>{"p-unknown"}));
+    const Store::StaleCursor end{kNow - 3000, "p-unknown"};
+    EXPECT_TRUE(store_->stale_transfers("production", quiet_before, end, 2).empty());
+    EXPECT_EQ(ids(store_->stale_transfers("sandbox", quiet_before, std::nullopt, 10)),
+              (std::vector<std::string>{"s-pending"}));
+}
+
 TEST_P(StoreSuite, UncommittedTransactionLeavesNothingBehind) {
     {
         auto tx = store_->begin();
@@ -690,6 +738,11 @@ public:
     bool empty() override { return inner_.empty(); }
     std::optional<TransferRow> transfer(std::string_view e, std::string_view t) override {
         return inner_.transfer(e, t);
+    }
+    std::vector<TransferRow> stale_transfers(std::string_view e, std::int64_t q,
+                                             const std::optional<StaleCursor>& a,
+                                             std::size_t l) override {
+        return inner_.stale_transfers(e, q, a, l);
     }
     std::vector<OutboxRow> unsent(std::size_t limit) override { return inner_.unsent(limit); }
     void mark_sent(const std::vector<SentMark>& m, std::int64_t now) override {
