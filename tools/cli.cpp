@@ -18,7 +18,9 @@ int cli_main(int argc, const char* const* argv) {
         "  verify    check a body against a signature and say why not\n"
         "  tail      print records from a topic\n"
         "  replay    move records from the DLQ or anomalies back to mesh.transfer-events\n"
-        "  state     what the consumer's store knows about a transfer\n";
+        "  state     what the consumer's store knows about a transfer\n"
+        "  mesh      a Mesh API simulator (managed-transfers list) for dev and tests\n"
+        "  reconcile one reconciliation pass against Mesh's API; a dry run unless --apply\n";
     if (argc < 2) {
         std::cerr << usage;
         return 2;

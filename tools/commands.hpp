@@ -14,5 +14,6 @@ int tail_main(int argc, const char* const* argv);
 int replay_main(int argc, const char* const* argv);
 int state_main(int argc, const char* const* argv);
 int mesh_main(int argc, const char* const* argv);
+int reconcile_main(int argc, const char* const* argv);
 
 }  // namespace meshhook::tools

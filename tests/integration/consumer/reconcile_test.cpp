@@ -247,6 +247,109 @@ TEST_F(Reconcile, AQuietPendingTransferCreatedBeforeTheWindowIsLookedUpByIdAndCr
     EXPECT_GE(std::stoi(stats.substr(lookups + 8)), 3) << stats;  // both, then `still` again
 }
 
+// `meshhook reconcile`: a dry run says per transfer what Mesh and the store
+// each say and writes nothing; --apply produces what the consumer's pass
+// would, and a consumer (without reconciliation of its own) credits once.
+TEST_F(Reconcile, CliDryRunReportsEachDisagreementAndApplyProducesTheConsumersEvents) {
+    MeshSimulator mesh;
+    const std::string stale = "a3000000-0000-4000-8000-000000000001";    // pending here
+    const std::string differs = "b3000000-0000-4000-8000-000000000002";  // credited 5 here
+    const std::string failed = "c3000000-0000-4000-8000-000000000003";   // credited here
+    const std::string missing = "d3000000-0000-4000-8000-000000000004";  // never heard of
+    const std::string same = "e3000000-0000-4000-8000-000000000005";     // 9.990 here
+    const std::string lost = "f3000000-0000-4000-8000-000000000006";     // failed, never heard
+    const std::string common =
+        " symbol=USDC networkName=Ethereum "
+        "destinationAddress=0x9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
+    mesh.transfer(stale + " succeeded 12.5 hash=0x1" + common);
+    mesh.transfer(differs + " succeeded 5.5 hash=0x2" + common);
+    mesh.transfer(failed + " failed 7" + common);
+    mesh.transfer(missing + " succeeded 100.000000000000000001 hash=0x4" + common);
+    mesh.transfer(same + " succeeded 9.99 hash=0x5" + common);
+    mesh.transfer(lost + " failed 1" + common);
+    consumer_ = start_consumer(run_);  // no MESH_* variables: it does not reconcile
+    auto store = consumer::open_store(run_.store_url);
+    TopicReader reader(broker_.bootstrap());
+    {
+        Feeder feeder(broker_.bootstrap());
+        feeder.send(stale, webhook(stale, "Pending", "12.5", "evt-1"));
+        feeder.send(differs, webhook(differs, "Succeeded", "5", "evt-2"));
+        feeder.send(failed, webhook(failed, "Succeeded", "7", "evt-3"));
+        feeder.send(same, webhook(same, "Succeeded", "9.990", "evt-5"));
+        feeder.flush();
+    }
+    ASSERT_TRUE(wait_until([&] { return caught_up(*store, reader) && credits().size() == 3; }, 60s))
+        << consumer_->stderr_text();
+    const std::map<std::string, std::string> env = {{"MESH_CLIENT_ID", kClientId},
+                                                    {"MESH_CLIENT_SECRET", kClientSecret},
+                                                    {"MESH_API_URL", mesh.url()}};
+    auto cli = [&](std::vector<std::string> extra) {
+        std::vector<std::string> argv{binary_path("meshhook").string(),
+                                      "reconcile",
+                                      "--store",
+                                      run_.store_url,
+                                      "--environment",
+                                      "production",
+                                      "--reconcile-stale-after-s",
+                                      "0"};
+        argv.insert(argv.end(), extra.begin(), extra.end());
+        Process p(argv, env);
+        std::string out = p.read_all(60s);
+        const auto code = p.wait(10s);
+        return std::make_pair(code.value_or(-1), out + p.stderr_text());
+    };
+    const std::int64_t input_before = reader.end_offset_sum(kInputTopic);
+
+    const auto [dry_code, dry] = cli({});
+    ASSERT_EQ(dry_code, 0) << dry;
+    EXPECT_NE(dry.find("stale  " + stale +
+                       "  mesh: succeeded 12.5 USDC/Ethereum  store: pending - "
+                       "not credited\n"),
+              std::string::npos)
+        << dry;
+    EXPECT_NE(dry.find("amount_differs  " + differs +
+                       "  mesh: succeeded 5.5 USDC/Ethereum  store: succeeded 5 credited\n"),
+              std::string::npos)
+        << dry;
+    EXPECT_NE(dry.find("failed_at_mesh  " + failed +
+                       "  mesh: failed 7 USDC/Ethereum  store: succeeded 7 credited\n"),
+              std::string::npos)
+        << dry;
+    EXPECT_NE(dry.find("missing  " + missing +
+                       "  mesh: succeeded 100.000000000000000001 USDC/Ethereum  store: -\n"),
+              std::string::npos)
+        << dry;
+    EXPECT_NE(dry.find("missing  " + lost + "  mesh: failed 1"), std::string::npos) << dry;
+    EXPECT_EQ(dry.find(same), std::string::npos) << dry;  // 9.99 is 9.990
+    EXPECT_NE(dry.find("missing 2, stale 1, amount_differs 1, failed_at_mesh 1; dry run: nothing "
+                       "produced (--apply would produce 3 events)"),
+              std::string::npos)
+        << dry;
+    EXPECT_EQ(reader.end_offset_sum(kInputTopic), input_before);  // a dry run writes nothing
+
+    const auto [apply_code, applied] = cli({"--apply", "--brokers", broker_.bootstrap()});
+    ASSERT_EQ(apply_code, 0) << applied;
+    EXPECT_NE(applied.find("3 of 3 events produced"), std::string::npos) << applied;
+    ASSERT_TRUE(wait_until([&] { return caught_up(*store, reader) && credits().size() == 5; }, 60s))
+        << consumer_->stderr_text();
+    const auto by_transfer = credits();
+    EXPECT_EQ(by_transfer.at(stale).size(), 1U);
+    ASSERT_EQ(by_transfer.at(missing).size(), 1U);
+    EXPECT_NE(by_transfer.at(missing)[0].find(R"("amount":"100.000000000000000001")"),
+              std::string::npos);
+    EXPECT_EQ(by_transfer.count(lost), 0U);
+    EXPECT_EQ(store->transfer("production", lost)->status, "failed");
+
+    // Applied twice: the events dedup, nothing new is credited.
+    const auto [again_code, again] = cli({"--apply", "--brokers", broker_.bootstrap()});
+    ASSERT_EQ(again_code, 0) << again;
+    EXPECT_NE(again.find("missing 0, stale 0, amount_differs 1, failed_at_mesh 1"),
+              std::string::npos)
+        << again;
+    ASSERT_TRUE(wait_until([&] { return caught_up(*store, reader); }, 60s));
+    EXPECT_EQ(credits().size(), 5U);
+}
+
 TEST_F(Reconcile, WrongSecretIsLoggedAndCountedAndTheConsumerKeepsRunning) {
     MeshSimulator mesh;
     mesh.transfer(
