@@ -11,16 +11,16 @@ namespace meshhook::tools {
 int cli_main(int argc, const char* const* argv) {
     const std::string_view usage =
         "usage: meshhook SUBCOMMAND [flags]   (meshhook SUBCOMMAND --help for each)\n\n"
-        "  broker    run the Kafka-protocol test broker (librdkafka mock cluster)\n"
-        "  dev       the whole pipeline on this machine; --demo sends the demo sequence\n"
-        "  send      post signed deliveries the way Mesh does (files, dirs, scenarios)\n"
-        "  sign      print the X-Mesh-Signature-256 value for a body\n"
-        "  verify    check a body against a signature and say why not\n"
-        "  tail      print records from a topic\n"
-        "  replay    move records from the DLQ or anomalies back to mesh.transfer-events\n"
-        "  state     what the consumer's store knows about a transfer\n"
-        "  mesh      a Mesh API simulator (managed-transfers list) for dev and tests\n"
-        "  reconcile one reconciliation pass against Mesh's API; a dry run unless --apply\n";
+        "  broker     run the Kafka-protocol test broker (librdkafka mock cluster)\n"
+        "  dev        the whole pipeline on this machine; --demo sends the demo sequence\n"
+        "  send       post signed deliveries the way Mesh does (files, dirs, scenarios)\n"
+        "  sign       print the X-Mesh-Signature-256 value for a body\n"
+        "  verify     check a body against a signature and say why not\n"
+        "  tail       print records from a topic\n"
+        "  replay     move records from the DLQ or anomalies back to mesh.transfer-events\n"
+        "  state      what the consumer's store knows about a transfer\n"
+        "  mesh       a Mesh API simulator (managed-transfers list) for dev and tests\n"
+        "  reconcile  one reconciliation pass against Mesh's API; a dry run unless --apply\n";
     if (argc < 2) {
         std::cerr << usage;
         return 2;
