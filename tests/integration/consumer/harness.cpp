@@ -113,6 +113,14 @@ std::vector<TopicRecord> TopicReader::read_all(const std::string& topic) {
     return out;
 }
 
+std::map<std::string, std::vector<std::string>> values_by_key(const std::string& bootstrap,
+                                                              const std::string& topic) {
+    TopicReader reader(bootstrap);
+    std::map<std::string, std::vector<std::string>> out;
+    for (const TopicRecord& r : reader.read_all(topic)) out[r.key].push_back(r.value);
+    return out;
+}
+
 std::unique_ptr<Process> start_consumer(ConsumerRun& run) {
     if (run.metrics_port == 0) {
         run.metrics_port = free_port();

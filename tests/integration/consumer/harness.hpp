@@ -57,6 +57,10 @@ private:
     common::Consumer meta_;
 };
 
+// A topic's record values by key, read to its end: credits by TransferId.
+std::map<std::string, std::vector<std::string>> values_by_key(const std::string& bootstrap,
+                                                              const std::string& topic);
+
 struct ConsumerRun {
     std::string bootstrap;
     std::string store_url;

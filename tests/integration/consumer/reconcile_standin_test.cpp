@@ -233,10 +233,7 @@ private:
 };
 
 std::map<std::string, std::vector<std::string>> credits(const std::string& bootstrap) {
-    TopicReader reader(bootstrap);
-    std::map<std::string, std::vector<std::string>> out;
-    for (const TopicRecord& r : reader.read_all(kCreditTopic)) out[r.key].push_back(r.value);
-    return out;
+    return values_by_key(bootstrap, kCreditTopic);
 }
 
 double api_calls(std::uint16_t port, const std::string& outcome) {

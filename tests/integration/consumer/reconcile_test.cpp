@@ -82,10 +82,7 @@ protected:
     }
     // TransferId -> credit payloads.
     std::map<std::string, std::vector<std::string>> credits() {
-        TopicReader reader(broker_.bootstrap());
-        std::map<std::string, std::vector<std::string>> out;
-        for (const TopicRecord& r : reader.read_all(kCreditTopic)) out[r.key].push_back(r.value);
-        return out;
+        return values_by_key(broker_.bootstrap(), kCreditTopic);
     }
     double passes_ok() {
         return metric_sum(run_.metrics_port, "meshhook_consumer_reconcile_passes_total",
