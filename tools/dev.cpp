@@ -14,6 +14,7 @@
 #include <random>
 #include <sstream>
 
+#include "common/transfer_event.hpp"
 #include "common/wire.hpp"
 #include "tools/apache_cluster.hpp"
 #include "tools/broker.hpp"
@@ -22,6 +23,7 @@
 #include "tools/fixtures.hpp"
 #include "tools/http_client.hpp"
 #include "tools/json_field.hpp"
+#include "tools/mesh_sim.hpp"
 #include "tools/scenario.hpp"
 #include "tools/sender.hpp"
 #include "tools/topic_reader.hpp"
@@ -98,6 +100,8 @@ private:
     LineSink sink_;
     std::unique_ptr<Child> ingest_;
     std::unique_ptr<Child> consumer_;
+    // Mesh's API for the consumer's reconciliation, in this process.
+    std::unique_ptr<MeshSim> mesh_;
     std::atomic<int> ingest_port_{0};
     std::atomic<int> consumer_port_{0};  // from its ready file
     std::uint16_t metrics_port_ = 0;
@@ -177,6 +181,7 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
         std::error_code ec;
         fs::remove(f, ec);  // a kept --data-dir may hold the last run's
     }
+    std::string mesh_url;
     try {
         ingest_ = std::make_unique<Child>(
             "ingest",
@@ -185,12 +190,24 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
             std::map<std::string, std::string>{{"MESH_WEBHOOK_SECRET", secret}}, sink_,
             kIngestColor, nullptr);
         say("started meshhook-ingest (pid " + std::to_string(ingest_->pid()) + ")");
+        MeshSim::Options mesh_options;
+        mesh_options.client_id = "meshhook-dev";
+        mesh_options.client_secret = random_secret();
+        mesh_ = std::make_unique<MeshSim>(mesh_options);
+        mesh_url = "http://127.0.0.1:" + std::to_string(mesh_->port());
+        // The demo wants a pass every second and acts at once; plain dev
+        // leaves a webhook in flight half a minute.
         consumer_ = std::make_unique<Child>(
             "consumer",
             std::vector<std::string>{consumer_bin.string(), "--brokers", bootstrap, "--store",
                                      store_url, "--group-id", "meshhook-dev", "--metrics-listen",
-                                     "127.0.0.1:0", "--ready-file", consumer_ready.string()},
-            std::map<std::string, std::string>{}, sink_, kConsumerColor, nullptr);
+                                     "127.0.0.1:0", "--ready-file", consumer_ready.string(),
+                                     "--reconcile-interval-s", demo_mode ? "1" : "10",
+                                     "--reconcile-stale-after-s", demo_mode ? "0" : "30"},
+            std::map<std::string, std::string>{{"MESH_CLIENT_ID", mesh_options.client_id},
+                                               {"MESH_CLIENT_SECRET", mesh_options.client_secret},
+                                               {"MESH_API_URL", mesh_url}},
+            sink_, kConsumerColor, nullptr);
         say("started meshhook-consumer (pid " + std::to_string(consumer_->pid()) + ")");
     } catch (const std::exception& e) {
         failure_ = e.what();
@@ -238,6 +255,9 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
     say("  secret        " + secret);
     say("  store         " + store_url + (remove_data_dir ? " (removed at exit)" : ""));
     say("  brokers       " + bootstrap);
+    say("  Mesh API      " + mesh_url +
+        " (simulator, client id meshhook-dev; the consumer "
+        "reconciles with it)");
     say("  metrics       http://127.0.0.1:" + std::to_string(metrics_port_) +
         "/metrics (consumer), " + url.text().substr(0, url.text().size() - url.target.size()) +
         "/metrics (ingest)");
@@ -253,17 +273,35 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
 
 bool Dev::demo(const std::string& bootstrap, const Url& url, const std::string& secret) {
     const auto scenario = demo_scenario();
-    say("demo: sending " + std::to_string(scenario.deliveries) +
-        " deliveries (pending, processing, succeeded, Mesh's retry of succeeded, a failed "
-        "transfer)");
+    // The succeeded deliveries are dropped on purpose, as if Mesh's webhook
+    // never arrived: reconciliation must recover the credit, once.
+    std::vector<Stream> streams;
+    std::vector<std::string> bodies;
+    std::size_t sent_deliveries = 0;
+    common::TransferEventParser parser;
+    for (const Stream& stream : scenario.streams) {
+        Stream kept;
+        for (const Delivery& d : stream) {
+            bodies.push_back(d.body);
+            if (parser.parse(d.body).event.status != common::TransferStatus::kSucceeded) {
+                kept.push_back(d);
+            }
+        }
+        sent_deliveries += kept.size();
+        if (!kept.empty()) streams.push_back(std::move(kept));
+    }
+    say("demo: sending " + std::to_string(sent_deliveries) + " of " +
+        std::to_string(scenario.deliveries) +
+        " deliveries (pending, processing, a failed transfer); the succeeded one and Mesh's "
+        "retry of it are dropped on purpose, as if lost");
     SendOptions options;
     options.url = url;
     options.secret = secret;
     options.concurrency = 1;
     options.verbose = true;
     std::ostringstream send_log;
-    auto sending = std::async(std::launch::async,
-                              [&] { return send_streams(scenario.streams, options, send_log); });
+    auto sending =
+        std::async(std::launch::async, [&] { return send_streams(streams, options, send_log); });
     if (!wait_for([&] { return sending.wait_for(0ms) == std::future_status::ready; }, 120s,
                   "sending the demo deliveries did not finish within 120 s")) {
         return false;  // the future joins once the children are gone and requests fail fast
@@ -278,8 +316,12 @@ bool Dev::demo(const std::string& bootstrap, const Url& url, const std::string& 
         return false;
     }
 
-    // Wait for the credit, then for the consumer to have applied all five
-    // events and to have every credit it wrote to its outbox acknowledged by
+    mesh_->put_from_webhooks(bodies);
+    say("demo: Mesh's transfer list now says transfer " + std::string(kDemoTransferId) +
+        " succeeded; the consumer's reconciliation (a pass a second) finds it");
+
+    // Wait for the credit, then for the consumer to have applied the sent
+    // events and the reconciled one and to have every credit it wrote to its outbox acknowledged by
     // the broker (its backlog gauge is only sampled every second, so the
     // counters are compared instead): after that, the credit topic
     // holds everything the demo will ever produce, and "exactly one" is a
@@ -313,11 +355,11 @@ bool Dev::demo(const std::string& bootstrap, const Url& url, const std::string& 
         const auto credits = prometheus_sum(text, "meshhook_consumer_credits_total");
         const auto sent = prometheus_sum(text, "meshhook_consumer_outbox_sent_total",
                                          "topic=\"" + std::string(kCreditTopic) + "\"");
-        return events && *events >= static_cast<double>(scenario.deliveries) && credits &&
+        return events && *events >= static_cast<double>(sent_deliveries + 1) && credits &&
                sent.value_or(0) >= *credits;
     };
     if (!wait_for(settled, 15s,
-                  "the consumer did not report all " + std::to_string(scenario.deliveries) +
+                  "the consumer did not report all " + std::to_string(sent_deliveries + 1) +
                       " events applied and every credit sent within 15 s")) {
         return false;
     }
@@ -343,12 +385,14 @@ bool Dev::demo(const std::string& bootstrap, const Url& url, const std::string& 
         std::to_string(credits.size()));
     int for_demo = 0;
     std::string amount;
+    std::string event_id;
     for (const auto& c : credits) {
         std::istringstream pretty(pretty_json(c));
         for (std::string line; std::getline(pretty, line);) say("  " + line);
         if (json_field(c, "transferId") == std::string(kDemoTransferId)) {
             ++for_demo;
             amount = json_field(c, "amount").value_or("<none>");
+            event_id = json_field(c, "eventId").value_or("<none>");
         }
     }
     if (credits.size() != 1 || for_demo != 1) {
@@ -362,8 +406,13 @@ bool Dev::demo(const std::string& bootstrap, const Url& url, const std::string& 
                    " unchanged";
         return false;
     }
+    if (!event_id.starts_with("reconcile:")) {
+        failure_ = "the credit came from event " + event_id + ", not from reconciliation";
+        return false;
+    }
     say("demo: ok: exactly one credit command for transfer " + std::string(kDemoTransferId) +
-        ", amount " + amount + " (unchanged)");
+        ", amount " + amount + " (unchanged), recovered by reconciliation (event " + event_id +
+        ")");
     return true;
 }
 
@@ -387,6 +436,7 @@ int Dev::finish(bool ok) {
     }
     ingest_.reset();
     consumer_.reset();
+    mesh_.reset();
     if (!failure_.empty()) return fail(kProgram, failure_);
     if (ok) return 0;
     // Ctrl-C is how a plain `dev` ends; an interrupted demo did not show its result.
@@ -403,10 +453,14 @@ int dev_main(int argc, const char* const* argv) {
         "with every topic, meshhook-ingest and meshhook-consumer (SQLite store), their\n"
         "logs prefixed and coloured. Prints the webhook URL, the secret and a ready\n"
         "`meshhook send` line. Ctrl-C stops everything; no process is left behind.\n\n"
+        "The consumer reconciles with a Mesh API simulator in this process (as `meshhook\n"
+        "mesh` serves it).\n\n"
         "--demo: waits until both are ready, sends the demo sequence (pending,\n"
-        "processing, succeeded, Mesh's retry of succeeded, a failed transfer), prints\n"
-        "the credit commands that came out, checks there is exactly one with its\n"
-        "amount text unchanged, stops and exits 0 (1 when anything failed).\n\n"
+        "processing, a failed transfer) but drops the succeeded delivery and Mesh's retry\n"
+        "of it, as if lost; then Mesh's list says the transfer succeeded and the\n"
+        "consumer's reconciliation recovers it. Prints the credit commands that came\n"
+        "out, checks there is exactly one, from reconciliation, with its amount text\n"
+        "unchanged, stops and exits 0 (1 when anything failed).\n\n"
         "meshhook-ingest and meshhook-consumer are taken from the directory of this\n"
         "binary, or --bin-dir.");
     settings.add({"demo", "", "", "send the demo sequence, print the credit, stop", false, true})

@@ -1,288 +1,45 @@
 // `meshhook mesh`: a Mesh API simulator over real HTTP, for development and
-// tests of reconciliation. It serves the managed-transfers list with Mesh's
-// envelope, paging, the Id filter and client-credential checks; transfers are
-// set through a control channel on stdin (like `meshhook broker`).
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
+// tests of reconciliation (tools/mesh_sim.hpp). Transfers are set through a
+// control channel on stdin (like `meshhook broker`), or come from a scenario
+// whose signed webhooks it sends to a URL the way Mesh does, dropping a
+// fraction on purpose.
 #include <signal.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <charconv>
-#include <chrono>
 #include <iostream>
-#include <map>
-#include <mutex>
-#include <optional>
+#include <random>
 #include <sstream>
-#include <thread>
 
 #include "common/config.hpp"
-#include "common/log.hpp"
 #include "tools/commands.hpp"
+#include "tools/mesh_sim.hpp"
+#include "tools/scenario.hpp"
+#include "tools/sender.hpp"
 #include "tools/util.hpp"
 
 namespace meshhook::tools {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
-
 constexpr std::string_view kProgram = "meshhook mesh";
-constexpr std::string_view kListPath = "/api/v1/transfers/managed/mesh";
 
-struct SimTransfer {
-    std::string id;
-    std::string status;
-    std::string amount;                         // JSON number text, written verbatim
-    std::map<std::string, std::string> fields;  // symbol, networkName, hash, ...
-    std::int64_t created_s = 0;
-    std::int64_t executed_s = 0;  // 0: not executed
-};
-
-struct SimState {
-    std::mutex mutex;
-    std::vector<SimTransfer> transfers;  // in creation order
-    std::string client_id;
-    std::string client_secret;
-    std::uint64_t rate_limit_every = 0;
-    std::size_t max_count = 100;
-    std::uint64_t requests = 0;
-    std::uint64_t lookups = 0;             // answered requests with the Id filter
-    std::map<int, std::uint64_t> answers;  // status -> count
-};
-
-std::string envelope(std::string_view status, std::string_view message, std::string_view content) {
-    std::string out = "{\"status\":\"";
-    out.append(status).append("\",\"message\":\"");
-    common::append_json_escaped(out, message);
-    out.append("\",\"displayMessage\":null,\"errorType\":");
-    out.append(status == "ok" ? "null" : "\"" + std::string(status) + "\"");
-    out.append(",\"errorData\":null,\"content\":").append(content).append("}");
-    return out;
-}
-
-std::string percent_decode(std::string_view text) {
-    std::string out;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        unsigned v = 0;
-        if (text[i] == '%' && i + 2 < text.size() &&
-            std::from_chars(text.data() + i + 1, text.data() + i + 3, v, 16).ptr ==
-                text.data() + i + 3) {
-            out += static_cast<char>(v);
-            i += 2;
-        } else {
-            out += text[i] == '+' ? ' ' : text[i];
-        }
-    }
-    return out;
-}
-
-std::map<std::string, std::string> query_params(std::string_view target) {
-    std::map<std::string, std::string> out;
-    const auto q = target.find('?');
-    if (q == std::string_view::npos) return out;
-    std::string_view rest = target.substr(q + 1);
-    while (!rest.empty()) {
-        const auto amp = rest.find('&');
-        const std::string_view pair = rest.substr(0, amp);
-        const auto eq = pair.find('=');
-        out[std::string(pair.substr(0, eq))] =
-            eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
-        if (amp == std::string_view::npos) break;
-        rest.remove_prefix(amp + 1);
-    }
-    return out;
-}
-
-std::optional<std::uint64_t> to_uint(const std::string& s) {
-    std::uint64_t v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-    return v;
-}
-
-std::string item_json(const SimTransfer& t) {
-    std::string out = "{\"id\":\"";
-    common::append_json_escaped(out, t.id);
-    out += "\",\"status\":\"";
-    common::append_json_escaped(out, t.status);
-    out += "\"";
-    for (const auto& [k, v] : t.fields) {
-        out += ",\"";
-        common::append_json_escaped(out, k);
-        out += "\":\"";
-        common::append_json_escaped(out, v);
-        out += "\"";
-    }
-    if (!t.fields.contains("hash")) out += ",\"hash\":null";
-    out += ",\"destinationAmount\":" + (t.amount.empty() ? std::string("null") : t.amount);
-    out += ",\"createdTimestamp\":" + std::to_string(t.created_s);
-    out += ",\"executedTimestamp\":" +
-           (t.executed_s == 0 ? std::string("null") : std::to_string(t.executed_s));
-    out += "}";
-    return out;
-}
-
-// The whole request handling, without sockets: status, body, Retry-After.
-struct SimResponse {
-    unsigned status = 200;
-    std::string body;
-    bool retry_after = false;
-};
-
-SimResponse handle(SimState& state, http::verb method, std::string_view target,
-                   std::string_view client_id, std::string_view client_secret) {
-    std::lock_guard lock(state.mutex);
-    ++state.requests;
-    const std::string_view path = target.substr(0, target.find('?'));
-    if (path != kListPath) {
-        return {404, envelope("notFound", "no such route in the simulator", "null")};
-    }
-    if (method != http::verb::get) {
-        return {405, envelope("badRequest", "method not allowed", "null")};
-    }
-    if (client_id != state.client_id || client_secret != state.client_secret) {
-        return {401, envelope("permissionDenied", "Invalid client credentials", "null")};
-    }
-    if (state.rate_limit_every > 0 && state.requests % state.rate_limit_every == 0) {
-        return {429, envelope("tooManyRequest", "Too many requests", "null"), true};
-    }
-    const auto params = query_params(target);
-    std::uint64_t count = 10;
-    std::uint64_t offset = 0;
-    if (auto it = params.find("Count"); it != params.end()) {
-        const auto v = to_uint(it->second);
-        if (!v || *v == 0) return {400, envelope("badRequest", "bad Count", "null")};
-        count = *v;
-    }
-    if (auto it = params.find("Offset"); it != params.end()) {
-        const auto v = to_uint(it->second);
-        if (!v) return {400, envelope("badRequest", "bad Offset", "null")};
-        offset = *v;
-    }
-    count = std::min<std::uint64_t>(count, state.max_count);
-    std::vector<const SimTransfer*> matching;
-    const auto id = params.find("Id");
-    if (id != params.end()) ++state.lookups;
-    for (const SimTransfer& t : state.transfers) {
-        if (id == params.end() || id->second == t.id) matching.push_back(&t);
-    }
-    std::string items = "[";
-    for (std::uint64_t i = offset; i < matching.size() && i < offset + count; ++i) {
-        if (items.size() > 1) items += ',';
-        items += item_json(*matching[i]);
-    }
-    items += "]";
-    const bool more = offset + count < matching.size();
-    return {200, envelope("ok", "",
-                          "{\"items\":" + items + ",\"total\":" + std::to_string(matching.size()) +
-                              ",\"hasMorePages\":" + (more ? "true" : "false") + "}")};
-}
-
-void serve(tcp::acceptor& acceptor, SimState& state, std::atomic<bool>& stop) {
-    while (!stop.load()) {
-        boost::system::error_code ec;
-        tcp::socket socket(acceptor.get_executor());
-        acceptor.accept(socket, ec);
-        if (ec) {
-            if (stop.load()) return;
-            continue;
-        }
-        // One request at a time on this thread: a stalled client must not hold it.
-        timeval timeout{5, 0};
-        ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-        ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-        beast::flat_buffer buffer;
-        for (;;) {
-            http::request<http::string_body> req;
-            http::read(socket, buffer, req, ec);
-            if (ec) break;
-            const SimResponse r = handle(state, req.method(), req.target(), req["X-Client-Id"],
-                                         req["X-Client-Secret"]);
-            http::response<http::string_body> res{static_cast<http::status>(r.status), 11};
-            res.set(http::field::content_type, "application/json");
-            if (r.retry_after) res.set(http::field::retry_after, "1");
-            res.body() = r.body;
-            res.keep_alive(req.keep_alive());
-            res.prepare_payload();
-            http::write(socket, res, ec);
-            {
-                std::lock_guard lock(state.mutex);
-                ++state.answers[static_cast<int>(r.status)];
-            }
-            if (ec || !req.keep_alive()) break;
-        }
-        socket.shutdown(tcp::socket::shutdown_both, ec);
-        socket.close(ec);
-    }
-}
-
-constexpr const char* kControlHelp =
-    "Control channel (stdin, one command per line; each answered on stdout by\n"
-    "\"ok\" or \"error <reason>\"):\n"
-    "  transfer ID STATUS AMOUNT [KEY=VALUE...]\n"
-    "                 add or update a transfer. AMOUNT is JSON number text, served\n"
-    "                 verbatim (\"null\" for none). Keys: symbol, networkName, hash,\n"
-    "                 destinationAddress, userId, clientTransactionId, created\n"
-    "                 (unix seconds; default now), executed (unix seconds)\n"
-    "  stats          prints requests=N lookups=N (with the Id filter) and\n"
-    "                 answers=STATUS:N,...\n"
-    "  quit           stop (so does closing stdin, SIGINT or SIGTERM)\n";
-
-std::string run_command(SimState& state, const std::string& verb, std::istream& in) {
-    if (verb == "stats") {
-        std::lock_guard lock(state.mutex);
-        std::string out = "requests=" + std::to_string(state.requests) +
-                          " lookups=" + std::to_string(state.lookups) + " answers=";
-        bool first = true;
-        for (const auto& [status, n] : state.answers) {
-            out += (first ? "" : ",") + std::to_string(status) + ":" + std::to_string(n);
-            first = false;
-        }
-        return out;
-    }
-    if (verb == "transfer") {
-        SimTransfer t;
-        if (!(in >> t.id >> t.status >> t.amount)) {
-            return "error usage: transfer ID STATUS AMOUNT [KEY=VALUE...]";
-        }
-        if (t.amount == "null") t.amount.clear();
-        t.created_s = std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-        std::string kv;
-        while (in >> kv) {
-            const auto eq = kv.find('=');
-            if (eq == std::string::npos) return "error expected KEY=VALUE, got " + kv;
-            const std::string key = kv.substr(0, eq);
-            const std::string value = kv.substr(eq + 1);
-            if (key == "created" || key == "executed") {
-                const auto v = to_uint(value);
-                if (!v) return "error " + key + ": unix seconds";
-                (key == "created" ? t.created_s : t.executed_s) = static_cast<std::int64_t>(*v);
+// The scenario's webhooks minus those dropped (each with probability `drop`,
+// seeded): what Mesh's delivery would bring. Mesh's list knows them all.
+std::vector<Stream> without_dropped(const std::vector<Stream>& streams, double drop,
+                                    std::uint64_t seed, std::size_t& dropped) {
+    std::mt19937_64 rng(seed ^ 0x6d657368ULL);
+    std::bernoulli_distribution lose(drop);
+    std::vector<Stream> kept;
+    for (const Stream& stream : streams) {
+        Stream s;
+        for (const Delivery& d : stream) {
+            if (lose(rng)) {
+                ++dropped;
             } else {
-                t.fields[key] = value;
+                s.push_back(d);
             }
         }
-        std::lock_guard lock(state.mutex);
-        for (SimTransfer& existing : state.transfers) {
-            if (existing.id == t.id) {
-                t.created_s = existing.created_s;
-                existing = std::move(t);
-                return "ok";
-            }
-        }
-        state.transfers.push_back(std::move(t));
-        return "ok";
+        if (!s.empty()) kept.push_back(std::move(s));
     }
-    return "error unknown command: " + verb;
+    return kept;
 }
 
 }  // namespace
@@ -294,60 +51,106 @@ int mesh_main(int argc, const char* const* argv) {
         "envelope {status, message, displayMessage, errorType, errorData, content:{items,\n"
         "total, hasMorePages}}, paging (Count, Offset), the Id filter and the\n"
         "X-Client-Id / X-Client-Secret check (401 otherwise). Prints listen=HOST:PORT\n"
-        "once it accepts connections.\n\n" +
-            std::string(kControlHelp));
+        "once it accepts connections.\n\n"
+        "With --webhook-url it also drives a scenario (--scenario demo | random): its\n"
+        "transfers appear in the list with their final status, and their signed webhooks\n"
+        "go to the URL the way Mesh sends them (retries of an event with the same EventId,\n"
+        "duplicates, statuses out of order, non-200 answers retried with back-off), each\n"
+        "delivery dropped with probability --drop. Prints webhooks=<summary> dropped=N when\n"
+        "done; the list is served until stdin closes.\n\n" +
+            std::string(MeshSim::kControlHelp));
     settings.add({"listen", "MESHHOOK_MESH_LISTEN", "127.0.0.1:0", "address (port 0 picks one)"})
         .add({"client-id", "MESHHOOK_MESH_CLIENT_ID", "meshhook-dev", "the client id it accepts"})
         .add({"client-secret", "MESHHOOK_MESH_CLIENT_SECRET", "meshhook-dev-secret",
               "the client secret it accepts"})
         .add({"rate-limit-every", "MESHHOOK_MESH_RATE_LIMIT_EVERY", "0",
               "answer every Nth request 429 tooManyRequest (0: never)"})
-        .add({"max-count", "MESHHOOK_MESH_MAX_COUNT", "100", "largest page it serves"});
-    SimState state;
+        .add({"max-count", "MESHHOOK_MESH_MAX_COUNT", "100", "largest page it serves"})
+        .add({"webhook-url", "", "", "send the scenario's webhooks here (http://...)"})
+        .add({"webhook-secret", "MESH_WEBHOOK_SECRET", "",
+              "signs the webhooks (the first of a comma-separated list)"})
+        .add({"scenario", "", "random", "demo | random"})
+        .add({"transfers", "", "20", "transfers of --scenario random"})
+        .add({"seed", "", "1", "seed of the scenario and of the drops"})
+        .add({"drop", "", "0", "fraction of webhook deliveries never sent (0 to 1)"});
+    if (auto code = parse_or_exit(settings, kProgram, argc, argv)) return *code;
+    MeshSim::Options options;
+    std::optional<Url> webhook_url;
+    Scenario scenario;
+    double drop = 0;
+    std::uint64_t seed = 1;
     try {
-        if (settings.parse(argc, argv) == common::Settings::Outcome::kHelp) {
-            std::cout << settings.help_text();
-            return 0;
-        }
         const auto listen =
             common::parse_host_port(settings.describe("listen"), settings.get("listen"));
-        state.client_id = settings.get("client-id");
-        state.client_secret = settings.get("client-secret");
-        state.rate_limit_every = common::parse_uint(settings.describe("rate-limit-every"),
-                                                    settings.get("rate-limit-every"), 0, 1000000);
-        state.max_count = static_cast<std::size_t>(common::parse_uint(
+        options.host = listen.host;
+        options.port = listen.port;
+        options.client_id = settings.get("client-id");
+        options.client_secret = settings.get("client-secret");
+        options.rate_limit_every = common::parse_uint(settings.describe("rate-limit-every"),
+                                                      settings.get("rate-limit-every"), 0, 1000000);
+        options.max_count = static_cast<std::size_t>(common::parse_uint(
             settings.describe("max-count"), settings.get("max-count"), 1, 100000));
-
+        if (!settings.get("webhook-url").empty()) {
+            std::string error;
+            webhook_url = parse_url(settings.get("webhook-url"), error);
+            if (!webhook_url) throw common::ConfigError("--webhook-url: " + error);
+            if (first_secret(settings.get("webhook-secret")).empty()) {
+                throw common::ConfigError(settings.describe("webhook-secret") +
+                                          ": required with --webhook-url");
+            }
+            seed = common::parse_uint("--seed", settings.get("seed"), 0, UINT64_MAX);
+            const std::string& name = settings.get("scenario");
+            if (name == "demo") {
+                scenario = demo_scenario();
+            } else if (name == "random") {
+                scenario =
+                    random_scenario(static_cast<std::size_t>(common::parse_uint(
+                                        "--transfers", settings.get("transfers"), 1, 1000000)),
+                                    seed);
+            } else {
+                throw common::ConfigError("--scenario: expected demo or random, got \"" + name +
+                                          "\"");
+            }
+            const std::string& d = settings.get("drop");
+            std::size_t used = 0;
+            try {
+                drop = std::stod(d, &used);
+            } catch (const std::exception&) {
+                used = 0;
+            }
+            if (used != d.size() || !(drop >= 0 && drop <= 1)) {
+                throw common::ConfigError("--drop: expected a fraction from 0 to 1, got \"" + d +
+                                          "\"");
+            }
+        }
+    } catch (const common::ConfigError& e) {
+        common::fail_config(kProgram, e);
+    }
+    try {
         catch_stop_signals();
         ::signal(SIGPIPE, SIG_IGN);
-
-        asio::io_context ioc;
-        boost::system::error_code ec;
-        const auto address = asio::ip::make_address(listen.host, ec);
-        if (ec)
-            throw common::ConfigError(settings.describe("listen") + ": bad address " + listen.host);
-        tcp::acceptor acceptor(ioc);
-        const tcp::endpoint endpoint(address, listen.port);
-        acceptor.open(endpoint.protocol(), ec);
-        if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-        if (!ec) acceptor.bind(endpoint, ec);
-        if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-        if (ec) {
-            throw common::ConfigError(settings.describe("listen") + ": " + ec.message());
+        MeshSim sim(options);
+        std::cout << "listen=" << options.host << ":" << sim.port() << std::endl;
+        if (webhook_url) {
+            std::vector<std::string> bodies;
+            for (const Stream& s : scenario.streams) {
+                for (const Delivery& d : s) bodies.push_back(d.body);
+            }
+            sim.put_from_webhooks(bodies);
+            std::size_t dropped = 0;
+            const auto kept = without_dropped(scenario.streams, drop, seed, dropped);
+            SendOptions send;
+            send.url = *webhook_url;
+            send.secret = first_secret(settings.get("webhook-secret"));
+            std::ostringstream log;
+            const SendSummary summary = send_streams(kept, send, log);
+            std::cerr << log.str();
+            std::cout << "webhooks=" << format_summary(summary) << " dropped=" << dropped
+                      << std::endl;
         }
-        std::atomic<bool> stop{false};
-        std::thread server([&] { serve(acceptor, state, stop); });
-        std::cout << "listen=" << listen.host << ":" << acceptor.local_endpoint().port()
-                  << std::endl;
-
-        control_loop([&state](const std::string& verb, std::istream& args) {
-            return run_command(state, verb, args);
+        control_loop([&sim](const std::string& verb, std::istream& args) {
+            return sim.command(verb, args);
         });
-        stop.store(true);
-        // Wakes the blocking accept: shutdown makes it fail at once.
-        ::shutdown(acceptor.native_handle(), SHUT_RDWR);
-        acceptor.close(ec);
-        server.join();
         return 0;
     } catch (const common::ConfigError& e) {
         common::fail_config(kProgram, e);

@@ -11,6 +11,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -18,6 +19,7 @@
 #include "common/transfer_event.hpp"
 #include "tests/integration/tools/cli_harness.hpp"
 #include "tests/support/process.hpp"
+#include "tools/scenario.hpp"
 
 namespace meshhook::testing {
 namespace {
@@ -273,6 +275,86 @@ TEST(CliSend, BadScenarioAndHttpsUrlAreConfigErrors) {
     r = run_meshhook({"send", "--secret", kSecret, "--url", "https://x/", "--scenario", "demo"});
     EXPECT_EQ(r.code, 2);
     EXPECT_NE(r.err.find("--url"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace meshhook::testing
+
+namespace meshhook::testing {
+namespace {
+
+// GET over a real socket with Mesh's credential headers; the body.
+std::string mesh_list(std::uint16_t port, const std::string& target) {
+    const int fd = connect_loopback(port);
+    send_all(fd, "GET " + target +
+                     " HTTP/1.1\r\nHost: x\r\nX-Client-Id: cid\r\nX-Client-Secret: cs\r\n"
+                     "Connection: close\r\n\r\n");
+    std::string response;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) {
+        response.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    const auto body = response.find("\r\n\r\n");
+    return body == std::string::npos ? response : response.substr(body + 4);
+}
+
+TEST(CliMesh, DrivesAScenarioSignedLikeMeshDropsAFractionAndItsListKnowsEveryTransfer) {
+    ScriptedServer server({503});  // the first delivery is retried, same bytes
+    Process mesh({binary_path("meshhook").string(), "mesh", "--client-id", "cid", "--client-secret",
+                  "cs", "--webhook-url", server.url(), "--webhook-secret", kSecret, "--scenario",
+                  "random", "--transfers", "30", "--seed", "7", "--drop", "0.2"});
+    const auto listen = mesh.read_line(10s);
+    ASSERT_TRUE(listen && listen->starts_with("listen=")) << mesh.stderr_text();
+    const auto port = static_cast<std::uint16_t>(std::stoi(listen->substr(listen->rfind(':') + 1)));
+    const auto done = mesh.read_line(60s);
+    ASSERT_TRUE(done && done->starts_with("webhooks=")) << mesh.stderr_text();
+    const std::size_t dropped = std::stoul(done->substr(done->rfind("dropped=") + 8));
+
+    const auto requests = server.requests();
+    // Every delivery that was not dropped arrived once (the scenario's own
+    // duplicates included), signed over its exact bytes; the 503 made the
+    // first arrive twice, the same bytes.
+    const std::size_t total = tools::random_scenario(30, 7).deliveries;
+    const auto sent_at = done->find("deliveries ");
+    ASSERT_NE(sent_at, std::string::npos) << *done;
+    const std::size_t sent = std::stoul(done->substr(sent_at + 11));
+    EXPECT_NE(done->find(std::to_string(sent) + " delivered (200)"), std::string::npos) << *done;
+    EXPECT_EQ(sent + dropped, total) << *done;
+    EXPECT_EQ(requests.size(), sent + 1);
+    ASSERT_GE(requests.size(), 2U);
+    EXPECT_EQ(requests[0].body, requests[1].body);
+    // About a fifth dropped (seeded: the same every run).
+    EXPECT_GT(dropped, total / 10) << *done;
+    EXPECT_LT(dropped, total * 3 / 10) << *done;
+    std::map<std::string, int> best_rank;  // TransferId -> highest rank delivered
+    common::TransferEventParser parser;
+    for (const auto& r : requests) EXPECT_EQ(r.signature, common::sign(kSecret, r.body));
+
+    // The list knows all 30 transfers, dropped webhooks or not, each at the
+    // final status Mesh's webhooks would have ended on.
+    const std::string list = mesh_list(port, "/api/v1/transfers/managed/mesh?Count=1000&Offset=0");
+    EXPECT_NE(list.find(R"("total":30)"), std::string::npos) << list;
+    for (const auto& r : requests) {
+        const auto parsed = parser.parse(r.body);
+        ASSERT_TRUE(parsed.ok());
+        const std::string id(parsed.event.transfer_id.value);
+        const int rank = common::status_rank(parsed.event.status);
+        best_rank[id] = std::max(best_rank[id], rank);
+    }
+    for (const auto& [id, rank] : best_rank) {
+        const std::string one =
+            mesh_list(port, "/api/v1/transfers/managed/mesh?Id=" + id + "&Count=10&Offset=0");
+        EXPECT_NE(one.find(R"("total":1)"), std::string::npos) << one;
+        // Mesh's status is at least as far as any delivered one.
+        const auto status_at = one.find(R"("status":")", one.find(R"("items")"));
+        ASSERT_NE(status_at, std::string::npos) << one;
+        const std::string status =
+            one.substr(status_at + 10, one.find('"', status_at + 10) - status_at - 10);
+        EXPECT_GE(common::status_rank(common::parse_status(status)), rank) << id << " " << one;
+    }
+    mesh.close_stdin();
+    EXPECT_EQ(mesh.wait(10s), 0);
 }
 
 }  // namespace

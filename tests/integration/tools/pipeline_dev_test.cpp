@@ -106,7 +106,8 @@ private:
     std::vector<std::string> lines_;
 };
 
-TEST(DevDemo, ShowsExactlyOneCreditWithTheAmountUnchangedExitsZeroAndLeavesNothingRunning) {
+TEST(DevDemo,
+     DroppedSucceededIsRecoveredByReconciliationExactlyOnceAmountUnchangedNothingLeftRunning) {
     const auto r = run_meshhook({"dev", "--demo"}, {}, "", 180s);
     ASSERT_EQ(r.code, 0) << r.out << r.err;
     EXPECT_NE(r.out.find("credit commands on ledger.credit-commands: 1\n"), std::string::npos)
@@ -116,6 +117,17 @@ TEST(DevDemo, ShowsExactlyOneCreditWithTheAmountUnchangedExitsZeroAndLeavesNothi
     EXPECT_EQ(count(r.out, "\"amount\": \"250.000000000000000001\""), 1U) << r.out;
     EXPECT_EQ(count(r.out, "\"transferId\": \""), 1U) << r.out;
     EXPECT_NE(r.out.find("demo: ok"), std::string::npos);
+    // The succeeded webhooks were dropped on purpose: the credit came from
+    // reconciliation with the in-process Mesh simulator.
+    EXPECT_NE(r.out.find("the succeeded one and Mesh's retry of it are dropped"), std::string::npos)
+        << r.out;
+    EXPECT_EQ(r.out.find("03-succeeded.json: 200"), std::string::npos) << r.out;
+    EXPECT_EQ(count(r.out,
+                    "\"eventId\": \"reconcile:4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01:"
+                    "succeeded\""),
+              1U)
+        << r.out;
+    EXPECT_NE(r.out.find("recovered by reconciliation"), std::string::npos) << r.out;
     const auto pids = child_pids(r.out);
     ASSERT_EQ(pids.size(), 2U) << r.out;
     for (int pid : pids) EXPECT_FALSE(process_alive(pid)) << pid;
