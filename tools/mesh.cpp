@@ -58,7 +58,7 @@ int mesh_main(int argc, const char* const* argv) {
         "duplicates, statuses out of order, non-200 answers retried with back-off), each\n"
         "delivery dropped with probability --drop. Prints webhooks=<summary> dropped=N when\n"
         "done; the list is served until stdin closes.\n\n" +
-            std::string(MeshSim::kControlHelp));
+            std::string(kMeshControlHelp));
     settings.add({"listen", "MESHHOOK_MESH_LISTEN", "127.0.0.1:0", "address (port 0 picks one)"})
         .add({"client-id", "MESHHOOK_MESH_CLIENT_ID", "meshhook-dev", "the client id it accepts"})
         .add({"client-secret", "MESHHOOK_MESH_CLIENT_SECRET", "meshhook-dev-secret",

@@ -269,18 +269,6 @@ std::string run_command(SimState& state, const std::string& verb, std::istream& 
 
 }  // namespace
 
-const char* const MeshSim::kControlHelp =
-    "Control channel (stdin, one command per line; each answered on stdout by\n"
-    "\"ok\" or \"error <reason>\"):\n"
-    "  transfer ID STATUS AMOUNT [KEY=VALUE...]\n"
-    "                 add or update a transfer. AMOUNT is JSON number text, served\n"
-    "                 verbatim (\"null\" for none). Keys: symbol, networkName, hash,\n"
-    "                 destinationAddress, userId, clientTransactionId, created\n"
-    "                 (unix seconds; default now), executed (unix seconds)\n"
-    "  stats          prints requests=N lookups=N (with the Id filter) and\n"
-    "                 answers=STATUS:N,...\n"
-    "  quit           stop (so does closing stdin, SIGINT or SIGTERM)\n";
-
 struct MeshSim::Impl {
     SimState state;
     asio::io_context ioc;

@@ -8,9 +8,23 @@
 #include <iosfwd>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace meshhook::tools {
+
+// The control commands, for `meshhook mesh`'s stdin.
+inline constexpr std::string_view kMeshControlHelp =
+    "Control channel (stdin, one command per line; each answered on stdout by\n"
+    "\"ok\" or \"error <reason>\"):\n"
+    "  transfer ID STATUS AMOUNT [KEY=VALUE...]\n"
+    "                 add or update a transfer. AMOUNT is JSON number text, served\n"
+    "                 verbatim (\"null\" for none). Keys: symbol, networkName, hash,\n"
+    "                 destinationAddress, userId, clientTransactionId, created\n"
+    "                 (unix seconds; default now), executed (unix seconds)\n"
+    "  stats          prints requests=N lookups=N (with the Id filter) and\n"
+    "                 answers=STATUS:N,...\n"
+    "  quit           stop (so does closing stdin, SIGINT or SIGTERM)\n";
 
 class MeshSim {
 public:
@@ -29,13 +43,11 @@ public:
     MeshSim& operator=(const MeshSim&) = delete;
 
     std::uint16_t port() const;
-    // One control command (kControlHelp): "ok", an answer, or "error <reason>".
+    // One control command (kMeshControlHelp): "ok", an answer, or "error <reason>".
     std::string command(const std::string& verb, std::istream& args);
     // What Mesh's list shows for the transfers these webhook bodies describe:
     // each transfer's highest-ranked status with that event's fields.
     void put_from_webhooks(const std::vector<std::string>& bodies);
-
-    static const char* const kControlHelp;
 
 private:
     struct Impl;
