@@ -1,20 +1,19 @@
 #include "consumer/address_format.hpp"
 
+#include <boost/algorithm/string/case_conv.hpp>
 #include <openssl/sha.h>
 
 #include <algorithm>
 #include <cstring>
+#include <locale>
 
 namespace meshhook::consumer {
 
 namespace {
 
+// Case folding of ASCII only, whatever the global locale.
 std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    return out;
+    return boost::algorithm::to_lower_copy(std::string(s), std::locale::classic());
 }
 
 bool is_hex(char c) {

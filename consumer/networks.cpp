@@ -1,13 +1,15 @@
 #include "consumer/networks.hpp"
 
-#include <simdjson.h>
+#include <boost/algorithm/string/case_conv.hpp>
 
 #include <algorithm>
+#include <locale>
 #include <regex>
 
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "consumer/mesh_client.hpp"
+#include "consumer/mesh_json.hpp"
 
 namespace meshhook::consumer {
 
@@ -36,41 +38,15 @@ constexpr std::string_view kReviewsHelp = "Review records written, by reason.";
 constexpr std::size_t kMaxAddressLength = 128;
 
 std::string upper(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    }
-    return out;
+    return boost::algorithm::to_upper_copy(std::string(s), std::locale::classic());
 }
 
+// Case folding of ASCII only, whatever the global locale.
 std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    return out;
+    return boost::algorithm::to_lower_copy(std::string(s), std::locale::classic());
 }
 
 using simdjson::ondemand::json_type;
-
-// A string or number member as text; null and other types are "".
-bool text_of(simdjson::ondemand::value v, std::string& into) {
-    json_type type{};
-    if (v.type().get(type) != simdjson::SUCCESS) return false;
-    if (type == json_type::string) {
-        std::string_view s;
-        if (v.get_string().get(s) != simdjson::SUCCESS) return false;
-        into = std::string(s);
-    } else if (type == json_type::number) {
-        std::string_view raw = v.raw_json_token();
-        while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\n' || raw.back() == '\r' ||
-                                raw.back() == '\t')) {
-            raw.remove_suffix(1);
-        }
-        into = std::string(raw);
-    }
-    return true;
-}
 
 // `supportedTokens`: symbols, or objects with a `symbol` (liberal).
 bool read_tokens(simdjson::ondemand::value v, std::set<std::string>& tokens) {
@@ -91,8 +67,8 @@ bool read_tokens(simdjson::ondemand::value v, std::set<std::string>& tokens) {
             simdjson::ondemand::value s;
             if (token.get_object().get(object) != simdjson::SUCCESS) return false;
             if (object.find_field_unordered("symbol").get(s) != simdjson::SUCCESS) continue;
-            if (!text_of(s, symbol)) return false;
-        } else if (!text_of(token, symbol)) {
+            if (!json_text(s, symbol)) return false;
+        } else if (!json_text(token, symbol)) {
             return false;
         }
         if (!symbol.empty()) tokens.insert(upper(symbol));
@@ -101,13 +77,7 @@ bool read_tokens(simdjson::ondemand::value v, std::set<std::string>& tokens) {
 }
 
 bool read_network(simdjson::ondemand::object object, Network& out) {
-    for (auto member : object) {
-        std::string_view key;
-        simdjson::ondemand::value v;
-        if (member.unescaped_key().get(key) != simdjson::SUCCESS ||
-            member.value().get(v) != simdjson::SUCCESS) {
-            return false;
-        }
+    const bool ok = for_each_member(object, [&out](std::string_view key, auto v) {
         std::string* into = nullptr;
         if (key == "id") into = &out.id;
         if (key == "name") into = &out.name;
@@ -115,12 +85,11 @@ bool read_network(simdjson::ondemand::object object, Network& out) {
         if (key == "nativeSymbol") into = &out.native_symbol;
         if (key == "networkType") into = &out.network_type;
         if (key == "addressPattern" || key == "addressRegex") into = &out.address_pattern;
-        if (into != nullptr) {
-            if (!text_of(v, *into)) return false;
-        } else if (key == "supportedTokens") {
-            if (!read_tokens(v, out.tokens)) return false;
-        }
-    }
+        if (into != nullptr) return json_text(v, *into);
+        if (key == "supportedTokens") return read_tokens(v, out.tokens);
+        return true;
+    });
+    if (!ok) return false;
     if (!out.native_symbol.empty()) out.tokens.insert(upper(out.native_symbol));
     out.family = address_family(out.network_type);
     if (!out.address_pattern.empty()) {
@@ -218,59 +187,36 @@ const Network* NetworkCatalog::find(std::string_view chain) const {
 }
 
 std::optional<std::vector<Network>> parse_networks(std::string_view body, std::string& error) {
-    simdjson::ondemand::parser parser;
-    const simdjson::padded_string padded(body);
-    simdjson::ondemand::document doc;
-    simdjson::ondemand::object envelope;
-    if (parser.iterate(padded).get(doc) != simdjson::SUCCESS ||
-        doc.get_object().get(envelope) != simdjson::SUCCESS) {
-        error = "not a JSON object";
-        return std::nullopt;
-    }
-    std::string status;
-    std::string message;
-    bool has_status = false;
+    Envelope envelope;
     std::optional<std::vector<Network>> networks;
-    for (auto member : envelope) {
-        std::string_view key;
-        simdjson::ondemand::value v;
-        if (member.unescaped_key().get(key) != simdjson::SUCCESS ||
-            member.value().get(v) != simdjson::SUCCESS) {
-            error = "malformed envelope";
-            return std::nullopt;
-        }
-        if (key == "status") {
-            has_status = text_of(v, status);
-        } else if (key == "message") {
-            text_of(v, message);
-        } else if (key == "content") {
+    const bool ok = read_envelope(
+        body, envelope,
+        [&](simdjson::ondemand::value content) {
             json_type type{};
-            if (v.type().get(type) != simdjson::SUCCESS) {
+            if (content.type().get(type) != simdjson::SUCCESS) {
                 error = "malformed content";
-                return std::nullopt;
+                return false;
             }
-            std::vector<Network> list;
-            if (type == json_type::array) {
-                if (!read_list(v, list, error)) return std::nullopt;
-                networks = std::move(list);
-            } else if (type == json_type::object) {
-                simdjson::ondemand::object content;
-                simdjson::ondemand::value inner;
-                if (v.get_object().get(content) != simdjson::SUCCESS) {
+            simdjson::ondemand::object object;
+            simdjson::ondemand::value list = content;
+            if (type == json_type::object) {
+                if (content.get_object().get(object) != simdjson::SUCCESS) {
                     error = "malformed content";
-                    return std::nullopt;
+                    return false;
                 }
-                if (content.find_field_unordered("networks").get(inner) == simdjson::SUCCESS) {
-                    if (!read_list(inner, list, error)) return std::nullopt;
-                    networks = std::move(list);
+                if (object.find_field_unordered("networks").get(list) != simdjson::SUCCESS) {
+                    return true;
                 }
+            } else if (type != json_type::array) {
+                return true;  // null in failure envelopes
             }
-        }
-    }
-    if (!has_status) {
-        error = "no envelope status";
-        return std::nullopt;
-    }
+            networks.emplace();
+            return read_list(list, *networks, error);
+        },
+        error);
+    if (!ok) return std::nullopt;
+    const std::string& status = envelope.status;
+    const std::string& message = envelope.message;
     if (lower(status) != "ok") {
         error = "envelope status " + status + (message.empty() ? "" : ": " + message);
         return std::nullopt;
