@@ -7,13 +7,16 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <deque>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "common/metrics.hpp"
 #include "consumer/mesh_client.hpp"
+#include "tests/support/process.hpp"
 
 namespace meshhook::consumer {
 namespace {
@@ -265,13 +268,16 @@ double sample(const common::Registry& registry, const std::string& name,
     return -1000;
 }
 
-// Answers from a script, one per fetch; the last repeats.
+// Answers from a script, one per fetch; the last repeats. Called from the
+// directory's thread in the periodic test, hence the lock.
 struct ScriptedMesh {
+    std::mutex mutex;
     std::deque<ApiResult> answers;
-    int calls = 0;
+    std::atomic<int> calls{0};
     NetworkDirectory::Fetch fetch() {
         return [this](const MeshEnvironment&, const std::string& target) {
             EXPECT_EQ(target, kNetworksPath);
+            std::lock_guard lock(mutex);
             ++calls;
             ApiResult r = answers.front();
             if (answers.size() > 1) answers.pop_front();
@@ -382,6 +388,35 @@ TEST(NetworkDirectory, FetchFirstRetriesUntilAListArrivesAndGivesUpAtOnceOn401) 
         EXPECT_LE(mesh.calls, 4);
         EXPECT_EQ(fresh->catalog("production"), nullptr);
     }
+}
+
+TEST(NetworkDirectory, ItsThreadRefreshesPeriodicallyAndAFailureInBetweenKeepsTheList) {
+    auto screen = std::make_shared<NetworkScreen>(std::vector<std::string>{"production"});
+    const MeshEnvironment env{"production", "id", "secret", "http://127.0.0.1:1"};
+    NetworksConfig config;
+    config.refresh = std::chrono::seconds(1);
+    config.retry = std::chrono::seconds(1);
+    ScriptedMesh mesh;
+    mesh.answers = {answer(200, kList), answer(502, ""),
+                    answer(200, R"({"status":"ok","content":{"networks":[{"name":"Polygon",
+                        "networkType":"evm","supportedTokens":["USDC"]}]}})")};
+    NetworkDirectory directory({env}, config, screen, nullptr, mesh.fetch());
+    const std::atomic<bool> stop{false};
+    directory.fetch_first(stop);
+    const auto first = screen->catalog("production");
+    ASSERT_NE(first, nullptr);
+    directory.start();
+    // The 502 leaves the first list in place; the next refresh replaces it.
+    ASSERT_TRUE(
+        testing::wait_until([&] { return mesh.calls.load() >= 2; }, std::chrono::seconds(30)));
+    ASSERT_TRUE(testing::wait_until(
+        [&] { return screen->catalog("production")->find("Polygon") != nullptr; },
+        std::chrono::seconds(30)));
+    directory.stop();
+    const int calls = mesh.calls.load();
+    EXPECT_GE(calls, 3);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    EXPECT_EQ(mesh.calls.load(), calls) << "fetched after stop()";
 }
 
 }  // namespace
