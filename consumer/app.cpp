@@ -147,9 +147,11 @@ std::unique_ptr<Reconciler> start_reconciler(const ConsumerConfig& config,
 // then every --networks-refresh-s. nullptr without credentials.
 std::unique_ptr<NetworkDirectory> start_networks(ConsumerConfig& config,
                                                  common::Registry& registry) {
-    if (!config.reconcile.enabled()) {
+    if (!config.reconcile.enabled() || !config.networks.enabled) {
         common::log_info(
-            "network checks: off (no MESH_CLIENT_ID[_<ENV>]); --allowed-assets alone applies");
+            std::string("network checks: off (") +
+            (config.networks.enabled ? "no MESH_CLIENT_ID[_<ENV>]" : "--network-checks off") +
+            "); --allowed-assets alone applies");
         return nullptr;
     }
     std::vector<std::string> names;
@@ -216,6 +218,10 @@ void declare_settings(common::Settings& s) {
               "webhook gets that long to arrive)"})
         .add({"reconcile-lookback-s", "CONSUMER_RECONCILE_LOOKBACK_S", "259200",
               "Each reconciliation pass lists the transfers Mesh created within this window"})
+        .add({"network-checks", "CONSUMER_NETWORK_CHECKS", "on",
+              "on: where Mesh API credentials are set, succeeded transfers are checked against "
+              "Mesh's network list (chain, token, address format) before a credit; off: not "
+              "fetched, --allowed-assets alone applies"})
         .add({"networks-refresh-s", "CONSUMER_NETWORKS_REFRESH_S", "600",
               "With Mesh API credentials: seconds between fetches of Mesh's network list (a "
               "failed fetch keeps the last good list and is retried after 30 s)"})
@@ -282,6 +288,12 @@ ConsumerConfig load_config(const common::Settings& s) {
         }
     }
     c.reconcile = load_reconcile_config(s);
+    if (const std::string& checks = s.get("network-checks"); checks == "off") {
+        c.networks.enabled = false;
+    } else if (checks != "on") {
+        throw ConfigError(s.describe("network-checks") + ": expected on or off, got \"" + checks +
+                          "\"");
+    }
     c.networks.refresh = std::chrono::seconds(common::parse_uint(
         s.describe("networks-refresh-s"), s.get("networks-refresh-s"), 1, 86400));
     c.networks.retry = std::min(c.networks.retry, c.networks.refresh);

@@ -23,8 +23,8 @@ namespace {
 
 constexpr std::string_view kFetches = "meshhook_consumer_networks_fetches_total";
 constexpr std::string_view kFetchesHelp =
-    "Fetches of Mesh's network list by environment and outcome: ok, unauthorized, http_error, "
-    "failure_envelope, transport_error, bad_response.";
+    "Fetches of Mesh's network list by environment and outcome: ok, unauthorized, rate_limited, "
+    "server_error, client_error, failure_envelope, transport_error, bad_response.";
 constexpr std::string_view kKnown = "meshhook_consumer_networks_known";
 constexpr std::string_view kKnownHelp = "Networks in the last good list (0 before one).";
 constexpr std::string_view kAge = "meshhook_consumer_networks_list_age_seconds";
@@ -296,7 +296,9 @@ std::string_view to_string(NetworkDirectory::FetchOutcome outcome) {
     switch (outcome) {
         case O::kOk: return "ok";
         case O::kUnauthorized: return "unauthorized";
-        case O::kHttpError: return "http_error";
+        case O::kRateLimited: return "rate_limited";
+        case O::kServerError: return "server_error";
+        case O::kClientError: return "client_error";
         case O::kFailureEnvelope: return "failure_envelope";
         case O::kTransportError: return "transport_error";
         case O::kBadResponse: return "bad_response";
@@ -331,8 +333,9 @@ NetworkDirectory::NetworkDirectory(std::vector<MeshEnvironment> environments, Ne
     if (registry_ == nullptr) return;
     using O = FetchOutcome;
     for (const MeshEnvironment& env : environments_) {
-        for (const O o : {O::kOk, O::kUnauthorized, O::kHttpError, O::kFailureEnvelope,
-                          O::kTransportError, O::kBadResponse}) {
+        for (const O o :
+             {O::kOk, O::kUnauthorized, O::kRateLimited, O::kServerError, O::kClientError,
+              O::kFailureEnvelope, O::kTransportError, O::kBadResponse}) {
             registry_->counter(kFetches, kFetchesHelp,
                                {{"environment", env.name}, {"outcome", std::string(to_string(o))}});
         }
@@ -371,7 +374,10 @@ NetworkDirectory::FetchOutcome NetworkDirectory::refresh(const MeshEnvironment& 
         why = "Mesh refused the API credentials (HTTP " + std::to_string(result.response->status) +
               "); check MESH_CLIENT_ID/MESH_CLIENT_SECRET for this environment";
     } else if (result.response->status != 200) {
-        outcome = FetchOutcome::kHttpError;
+        const int status = result.response->status;
+        outcome = status == 429   ? FetchOutcome::kRateLimited
+                  : status >= 500 ? FetchOutcome::kServerError
+                                  : FetchOutcome::kClientError;
         why = "HTTP " + std::to_string(result.response->status);
     } else {
         networks = parse_networks(result.response->body, why);
@@ -424,7 +430,8 @@ void NetworkDirectory::fetch_first(const std::atomic<bool>& stop) {
     while (!pending.empty() && !stop.load()) {
         std::erase_if(pending, [this](const MeshEnvironment* env) {
             const FetchOutcome o = refresh(*env);
-            return o == FetchOutcome::kOk || o == FetchOutcome::kUnauthorized;
+            return o == FetchOutcome::kOk || o == FetchOutcome::kUnauthorized ||
+                   o == FetchOutcome::kClientError || o == FetchOutcome::kBadResponse;
         });
         if (pending.empty() || std::chrono::steady_clock::now() >= deadline) break;
         for (int i = 0; i < 10 && !stop.load(); ++i) {

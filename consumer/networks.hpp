@@ -125,6 +125,7 @@ private:
 };
 
 struct NetworksConfig {
+    bool enabled = true;                  // --network-checks off: not fetched, nothing screened
     std::chrono::seconds refresh{600};    // between good fetches
     std::chrono::seconds retry{30};       // after a failed one
     std::chrono::seconds start_wait{30};  // at start, before consuming
@@ -146,8 +147,10 @@ public:
 
     enum class FetchOutcome : std::uint8_t {
         kOk,
-        kUnauthorized,
-        kHttpError,
+        kUnauthorized,  // 401, 403
+        kRateLimited,   // 429
+        kServerError,   // 5xx
+        kClientError,   // any other status but 200
         kFailureEnvelope,
         kTransportError,
         kBadResponse
@@ -156,8 +159,10 @@ public:
     // keeps the previous list, is logged and counted.
     FetchOutcome refresh(const MeshEnvironment& env);
 
-    // Before consuming: fetches every environment until each has a list or
-    // refused the credentials, for at most `start_wait` (or until `stop`).
+    // Before consuming: fetches every environment until each has a list or an
+    // answer that waiting will not change (401/403, another 4xx, a body that
+    // is not a list), for at most `start_wait` (or until `stop`). Transport
+    // errors, 429, 5xx and failure envelopes are retried every second.
     void fetch_first(const std::atomic<bool>& stop);
     // The periodic refresh, on its own thread.
     void start();

@@ -203,5 +203,27 @@ TEST_F(Networks, WithoutAListNothingIsCreditedUncheckedAndTheFailuresAreCounted)
     EXPECT_NE(consumer_->stderr_text().find("no list yet"), std::string::npos);
 }
 
+TEST_F(Networks, NetworkChecksOffLeavesTheStaticPolicyAlone) {
+    Process mesh({binary_path("meshhook").string(), "mesh", "--client-id", kClientId,
+                  "--client-secret", kClientSecret});
+    const auto listen = mesh.read_line(10s);
+    ASSERT_TRUE(listen && listen->starts_with("listen=")) << mesh.stderr_text();
+    run_.extra_args.insert(run_.extra_args.end(), {"--network-checks", "off"});
+    start("http://" + listen->substr(7), "30");
+    {
+        Feeder feeder(broker_.bootstrap());
+        feeder.send("n-off", succeeded("n-off", "USDC", "Narnia", "not-an-address"));
+        feeder.flush();
+    }
+    auto store = consumer::open_store(run_.store_url);
+    TopicReader reader(broker_.bootstrap());
+    ASSERT_TRUE(wait_until([&] { return caught_up(*store, reader); }, 60s))
+        << consumer_->stderr_text();
+    EXPECT_TRUE(records(kCreditTopic).contains("n-off"));
+    EXPECT_TRUE(records(kReviewTopic).empty());
+    EXPECT_EQ(sample(run_.metrics_port, "meshhook_consumer_networks_fetches_total", "outcome"),
+              -1000);  // never fetched
+}
+
 }  // namespace
 }  // namespace meshhook::testing

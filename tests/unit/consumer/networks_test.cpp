@@ -313,12 +313,16 @@ TEST(NetworkDirectory, AFailedFetchKeepsTheLastGoodListAndIsCounted) {
                     answer(200, "not json"),
                     answer(200, R"({"status":"ok","content":{"networks":[]}})"),
                     ApiResult{std::nullopt, "connection refused"},
+                    answer(429, ""),
+                    answer(404, ""),
                     answer(401, "")};
-    EXPECT_EQ(directory.refresh(env), O::kHttpError);
+    EXPECT_EQ(directory.refresh(env), O::kServerError);
     EXPECT_EQ(directory.refresh(env), O::kFailureEnvelope);
     EXPECT_EQ(directory.refresh(env), O::kBadResponse);
     EXPECT_EQ(directory.refresh(env), O::kBadResponse);
     EXPECT_EQ(directory.refresh(env), O::kTransportError);
+    EXPECT_EQ(directory.refresh(env), O::kRateLimited);
+    EXPECT_EQ(directory.refresh(env), O::kClientError);
     EXPECT_EQ(directory.refresh(env), O::kUnauthorized);
     EXPECT_EQ(screen->catalog("production"), first);  // the same list, untouched
 
@@ -328,7 +332,9 @@ TEST(NetworkDirectory, AFailedFetchKeepsTheLastGoodListAndIsCounted) {
                       env_label + ",outcome=\"" + outcome + "\"");
     };
     EXPECT_EQ(fetches("ok"), 1);
-    EXPECT_EQ(fetches("http_error"), 1);
+    EXPECT_EQ(fetches("server_error"), 1);
+    EXPECT_EQ(fetches("rate_limited"), 1);
+    EXPECT_EQ(fetches("client_error"), 1);
     EXPECT_EQ(fetches("failure_envelope"), 1);
     EXPECT_EQ(fetches("bad_response"), 2);
     EXPECT_EQ(fetches("transport_error"), 1);
@@ -348,29 +354,34 @@ TEST(NetworkDirectory, AFailedFetchKeepsTheLastGoodListAndIsCounted) {
     EXPECT_EQ(screen->catalog("production")->find("Ethereum"), nullptr);
 }
 
-TEST(NetworkDirectory, FetchFirstRetriesUntilAListArrivesAndGivesUpAtOnceOn401) {
+TEST(NetworkDirectory, FetchFirstRetriesTransientFailuresAndGivesUpAtOnceOnFinalAnswers) {
     auto screen = std::make_shared<NetworkScreen>(std::vector<std::string>{"production"});
     const MeshEnvironment env{"production", "id", "secret", "http://127.0.0.1:1"};
     NetworksConfig config;
     config.start_wait = std::chrono::seconds(30);
     {
         ScriptedMesh mesh;
-        mesh.answers = {ApiResult{std::nullopt, "refused"}, answer(500, ""), answer(200, kList)};
+        mesh.answers = {ApiResult{std::nullopt, "refused"}, answer(500, ""), answer(429, ""),
+                        answer(200, kList)};
         NetworkDirectory directory({env}, config, screen, nullptr, mesh.fetch());
         const std::atomic<bool> stop{false};
         directory.fetch_first(stop);
-        EXPECT_EQ(mesh.calls, 3);
+        EXPECT_EQ(mesh.calls, 4);
         EXPECT_NE(screen->catalog("production"), nullptr);
     }
-    {
+    // Answers that waiting will not change end the wait at once: a refused
+    // key, a route that is not there, a body that is not a list.
+    for (const ApiResult& final_answer :
+         {answer(401, ""), answer(404, ""),
+          answer(200, R"({"status":"ok","content":{"items":[]}})")}) {
         auto fresh = std::make_shared<NetworkScreen>(std::vector<std::string>{"production"});
         ScriptedMesh mesh;
-        mesh.answers = {answer(401, "")};
+        mesh.answers = {final_answer};
         NetworkDirectory directory({env}, config, fresh, nullptr, mesh.fetch());
         const std::atomic<bool> stop{false};
         const auto started = std::chrono::steady_clock::now();
         directory.fetch_first(stop);
-        EXPECT_EQ(mesh.calls, 1);
+        EXPECT_EQ(mesh.calls, 1) << final_answer.response->status;
         EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
         EXPECT_EQ(fresh->catalog("production"), nullptr);
     }
