@@ -27,6 +27,14 @@ std::string hex(const std::array<std::uint8_t, 32>& bytes) {
 const std::vector<BitcoinNet> kMain = {BitcoinNet::kMain};
 const std::vector<BitcoinNet> kBoth = {BitcoinNet::kMain, BitcoinNet::kTest};
 
+// `address` is refused by its family's check (main-net forms for Bitcoin),
+// with a reason that contains `why`.
+void expect_refused(AddressFamily family, const std::string& address, const std::string& why) {
+    const auto problem = check_address(family, address, kMain);
+    ASSERT_TRUE(problem.has_value()) << address;
+    EXPECT_NE(problem->find(why), std::string::npos) << address << ": " << *problem;
+}
+
 // ---------------------------------------------------------------- Keccak-256
 
 TEST(Keccak256, KnownAnswersDifferFromSha3) {
@@ -81,9 +89,7 @@ TEST(EvmAddress, AcceptsEip55VectorsAllLowerAndAllUpper) {
 
 TEST(EvmAddress, RefusesWrongChecksumLengthAlphabetAndPrefix) {
     const auto refused = [](const std::string& a, const std::string& why) {
-        const auto problem = check_evm_address(a);
-        ASSERT_TRUE(problem.has_value()) << a;
-        EXPECT_NE(problem->find(why), std::string::npos) << a << ": " << *problem;
+        expect_refused(AddressFamily::kEvm, a, why);
     };
     // One letter's case flipped: the checksum no longer holds.
     refused("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD", "checksum");
@@ -113,9 +119,7 @@ TEST(SolanaAddress, AcceptsBase58ThatDecodesTo32Bytes) {
 
 TEST(SolanaAddress, RefusesWrongAlphabetAndLength) {
     const auto refused = [](const std::string& a, const std::string& why) {
-        const auto problem = check_solana_address(a);
-        ASSERT_TRUE(problem.has_value()) << a;
-        EXPECT_NE(problem->find(why), std::string::npos) << a << ": " << *problem;
+        expect_refused(AddressFamily::kSolana, a, why);
     };
     // 0, O, I and l are not in base58.
     refused("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt10", "not base58");
@@ -178,9 +182,7 @@ TEST(BitcoinAddress, RefusesBip350InvalidSegwitVectors) {
 
 TEST(BitcoinAddress, RefusesWrongChecksumLengthAlphabetAndPrefix) {
     const auto refused = [](const std::string& a, const std::string& why) {
-        const auto problem = check_bitcoin_address(a, kMain);
-        ASSERT_TRUE(problem.has_value()) << a;
-        EXPECT_NE(problem->find(why), std::string::npos) << a << ": " << *problem;
+        expect_refused(AddressFamily::kBitcoin, a, why);
     };
     refused("1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNb", "wrong checksum");
     refused("3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLz", "wrong checksum");
