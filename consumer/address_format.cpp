@@ -213,23 +213,20 @@ std::optional<std::vector<std::uint8_t>> base58_decode(std::string_view text) {
         "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
     std::size_t zeros = 0;
     while (zeros < text.size() && text[zeros] == '1') ++zeros;
-    std::vector<std::uint8_t> value;  // big-endian, without the leading zeros
+    std::vector<std::uint8_t> value;  // little-endian, without the leading zeros
     for (std::size_t i = zeros; i < text.size(); ++i) {
         const auto digit = kAlphabet.find(text[i]);
         if (digit == std::string_view::npos) return std::nullopt;
         auto carry = static_cast<std::uint32_t>(digit);
-        for (auto it = value.rbegin(); it != value.rend(); ++it) {
-            carry += static_cast<std::uint32_t>(*it) * 58U;
-            *it = static_cast<std::uint8_t>(carry & 0xffU);
+        for (std::uint8_t& byte : value) {
+            carry += static_cast<std::uint32_t>(byte) * 58U;
+            byte = static_cast<std::uint8_t>(carry & 0xffU);
             carry >>= 8U;
         }
-        while (carry > 0) {
-            value.insert(value.begin(), static_cast<std::uint8_t>(carry & 0xffU));
-            carry >>= 8U;
-        }
+        for (; carry > 0; carry >>= 8U) value.push_back(static_cast<std::uint8_t>(carry & 0xffU));
     }
     std::vector<std::uint8_t> out(zeros, 0);
-    out.insert(out.end(), value.begin(), value.end());
+    out.insert(out.end(), value.rbegin(), value.rend());
     return out;
 }
 
