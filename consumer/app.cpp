@@ -126,6 +126,29 @@ std::unique_ptr<Reconciler> start_reconciler(const ConsumerConfig& config,
     return reconciler;
 }
 
+// Mesh's network list (consumer/networks.hpp) screens succeeded transfers of
+// every environment with API credentials; fetched before the first batch,
+// then every --networks-refresh-s. nullptr without credentials.
+std::unique_ptr<NetworkDirectory> start_networks(ConsumerConfig& config,
+                                                 common::Registry& registry) {
+    if (!config.reconcile.enabled() || !config.networks.enabled) {
+        common::log_info(
+            std::string("network checks: off (") +
+            (config.networks.enabled ? "no MESH_CLIENT_ID[_<ENV>]" : "--network-checks off") +
+            "); --allowed-assets alone applies");
+        return nullptr;
+    }
+    std::vector<std::string> names;
+    for (const auto& env : config.reconcile.environments) names.push_back(env.name);
+    auto screen = std::make_shared<NetworkScreen>(names);
+    config.policy.set_screen(screen);
+    auto directory = std::make_unique<NetworkDirectory>(config.reconcile.environments,
+                                                        config.networks, screen, &registry);
+    directory->fetch_first(g_stop);
+    directory->start();
+    return directory;
+}
+
 }  // namespace
 
 void declare_settings(common::Settings& s) {
@@ -171,8 +194,18 @@ void declare_settings(common::Settings& s) {
               "(the group's offsets); unset, it refuses to start when the output topics already "
               "hold records. Ignored once the store has offsets"});
     declare_reconcile_settings(s, true);
-    s.add({"ready-file", "CONSUMER_READY_FILE", "",
-           "once ready, write metrics_listen=HOST:PORT and pid=N here (atomically)"})
+    s.add({"network-checks", "CONSUMER_NETWORK_CHECKS", "on",
+           "on: where Mesh API credentials are set, succeeded transfers are checked against "
+           "Mesh's network list (chain, token, address format) before a credit; off: not "
+           "fetched, --allowed-assets alone applies"})
+        .add({"networks-refresh-s", "CONSUMER_NETWORKS_REFRESH_S", "600",
+              "With Mesh API credentials: seconds between fetches of Mesh's network list (a "
+              "failed fetch keeps the last good list and is retried after 30 s)"})
+        .add({"networks-start-wait-s", "CONSUMER_NETWORKS_START_WAIT_S", "30",
+              "At start, longest wait for Mesh's network list before consuming; without one, "
+              "succeeded transfers of that environment go to review (network_list_unavailable)"})
+        .add({"ready-file", "CONSUMER_READY_FILE", "",
+              "once ready, write metrics_listen=HOST:PORT and pid=N here (atomically)"})
         .add({"log-format", "LOG_FORMAT", "text", "text or json"})
         .add({"log-level", "LOG_LEVEL", "info", "trace, debug, info, warn or error"});
     common::declare_client_properties(s);
@@ -231,6 +264,17 @@ ConsumerConfig load_config(const common::Settings& s) {
         }
     }
     c.reconcile = load_reconcile_config(s, true);
+    if (const std::string& checks = s.get("network-checks"); checks == "off") {
+        c.networks.enabled = false;
+    } else if (checks != "on") {
+        throw ConfigError(s.describe("network-checks") + ": expected on or off, got \"" + checks +
+                          "\"");
+    }
+    c.networks.refresh = std::chrono::seconds(common::parse_uint(
+        s.describe("networks-refresh-s"), s.get("networks-refresh-s"), 1, 86400));
+    c.networks.retry = std::min(c.networks.retry, c.networks.refresh);
+    c.networks.start_wait = std::chrono::seconds(common::parse_uint(
+        s.describe("networks-start-wait-s"), s.get("networks-start-wait-s"), 0, 3600));
     return c;
 }
 
@@ -353,6 +397,7 @@ int run(int argc, char** argv) {
     loop_options.topics = config.topics;
     loop_options.batch_max = config.batch_max;
     loop_options.batch_wait = config.batch_wait;
+    const std::unique_ptr<NetworkDirectory> networks = start_networks(config, registry);
     BatchApplier applier(config.policy, config.topics);
 
     std::unique_ptr<ConsumeLoop> loop;

@@ -11,6 +11,7 @@
 #include "common/config.hpp"
 #include "common/kafka.hpp"
 #include "common/log.hpp"
+#include "consumer/networks.hpp"
 #include "consumer/reconcile.hpp"
 #include "consumer/start_from.hpp"
 #include "consumer/state_machine.hpp"
@@ -43,6 +44,8 @@ struct ConsumerConfig {
     std::optional<StartFrom> start_from;
     // Reconciliation with Mesh's API: on when MESH_CLIENT_ID[_<ENV>] is set.
     ReconcileConfig reconcile;
+    // Mesh's network list, fetched where reconciliation has credentials.
+    NetworksConfig networks;
 };
 
 void declare_settings(common::Settings& settings);

@@ -14,6 +14,7 @@
 #include "common/transfer_event.hpp"
 #include "common/wire.hpp"
 #include "consumer/mesh_client.hpp"
+#include "consumer/mesh_json.hpp"
 #include "consumer/metrics.hpp"
 #include "consumer/store.hpp"
 
@@ -277,40 +278,9 @@ std::optional<std::int64_t> parse_mesh_timestamp(std::string_view text, bool is_
 
 std::optional<ListPage> parse_list_page(std::string_view body, std::string& error) {
     using simdjson::ondemand::json_type;
-    simdjson::ondemand::parser parser;
-    const simdjson::padded_string padded(body);
-    simdjson::ondemand::document doc;
-    simdjson::ondemand::object envelope;
-    if (parser.iterate(padded).get(doc) != simdjson::SUCCESS ||
-        doc.get_object().get(envelope) != simdjson::SUCCESS) {
-        error = "not a JSON object";
-        return std::nullopt;
-    }
     ListPage page;
-    bool has_status = false;
-    // Reads a string or number member as text; null and other types are empty.
-    auto text_of = [](simdjson::ondemand::value v, std::string& into, bool* was_number = nullptr) {
-        json_type type{};
-        if (v.type().get(type) != simdjson::SUCCESS) return false;
-        if (type == json_type::string) {
-            std::string_view s;
-            if (v.get_string().get(s) != simdjson::SUCCESS) return false;
-            into = std::string(s);
-        } else if (type == json_type::number) {
-            into = std::string(trim_ws(v.raw_json_token()));
-            if (was_number != nullptr) *was_number = true;
-            return is_json_number(into);
-        }
-        return true;
-    };
-    auto parse_item = [&](simdjson::ondemand::object item, ListItem& out) {
-        for (auto member : item) {
-            std::string_view key;
-            simdjson::ondemand::value v;
-            if (member.unescaped_key().get(key) != simdjson::SUCCESS ||
-                member.value().get(v) != simdjson::SUCCESS) {
-                return false;
-            }
+    auto parse_item = [](simdjson::ondemand::object item, ListItem& out) {
+        const bool ok = for_each_member(item, [&out](std::string_view key, auto v) {
             std::string* into = nullptr;
             if (key == "id") into = &out.id;
             if (key == "clientTransactionId") into = &out.client_transaction_id;
@@ -320,98 +290,79 @@ std::optional<ListPage> parse_list_page(std::string_view body, std::string& erro
             if (key == "networkName") into = &out.network_name;
             if (key == "hash") into = &out.hash;
             if (key == "destinationAddress") into = &out.destination_address;
-            if (into != nullptr) {
-                if (!text_of(v, *into)) return false;
-                continue;
-            }
+            if (into != nullptr) return json_text(v, *into);
             if (key == "destinationAmount") {
-                bool number = false;
-                if (!text_of(v, out.destination_amount, &number)) return false;
                 // A string is accepted only when it holds a number: the text
                 // goes into a JSON number as is.
-                if (!out.destination_amount.empty() && !is_json_number(out.destination_amount)) {
-                    return false;
-                }
-                continue;
+                return json_text(v, out.destination_amount) &&
+                       (out.destination_amount.empty() || is_json_number(out.destination_amount));
             }
             if (key == "createdTimestamp" || key == "executedTimestamp") {
                 std::string text;
                 bool number = false;
-                if (!text_of(v, text, &number)) return false;
-                if (text.empty()) continue;
+                if (!json_text(v, text, &number)) return false;
+                if (text.empty()) return true;
                 auto& field = key == "createdTimestamp" ? out.created_ms : out.executed_ms;
                 field = parse_mesh_timestamp(text, number);
             }
-        }
-        return !out.id.empty();
+            return true;
+        });
+        return ok && !out.id.empty();
     };
-    for (auto member : envelope) {
-        std::string_view key;
-        simdjson::ondemand::value v;
-        if (member.unescaped_key().get(key) != simdjson::SUCCESS ||
-            member.value().get(v) != simdjson::SUCCESS) {
-            error = "malformed envelope";
-            return std::nullopt;
+    auto read_items = [&](simdjson::ondemand::value v) {
+        simdjson::ondemand::array items;
+        if (v.get_array().get(items) != simdjson::SUCCESS) {
+            error = "content.items is not an array";
+            return false;
         }
-        if (key == "status") {
-            if (!text_of(v, page.status)) {
-                error = "malformed status";
-                return std::nullopt;
+        for (auto element : items) {
+            simdjson::ondemand::object item;
+            ListItem parsed;
+            if (element.get_object().get(item) != simdjson::SUCCESS || !parse_item(item, parsed)) {
+                error = "content.items[" + std::to_string(page.items.size()) +
+                        "] is not a transfer with an id";
+                return false;
             }
-            has_status = true;
-        } else if (key == "message") {
-            text_of(v, page.message);
-        } else if (key == "content") {
+            page.items.push_back(std::move(parsed));
+        }
+        return true;
+    };
+    Envelope envelope;
+    const bool ok = read_envelope(
+        body, envelope,
+        [&](simdjson::ondemand::value v) {
             json_type type{};
             if (v.type().get(type) != simdjson::SUCCESS) {
                 error = "malformed content";
-                return std::nullopt;
+                return false;
             }
-            if (type != json_type::object) continue;  // null in failure envelopes
+            if (type != json_type::object) return true;  // null in failure envelopes
             simdjson::ondemand::object content;
-            if (v.get_object().get(content) != simdjson::SUCCESS) {
-                error = "malformed content";
-                return std::nullopt;
-            }
-            for (auto c : content) {
-                std::string_view ckey;
-                simdjson::ondemand::value cv;
-                if (c.unescaped_key().get(ckey) != simdjson::SUCCESS ||
-                    c.value().get(cv) != simdjson::SUCCESS) {
-                    error = "malformed content";
-                    return std::nullopt;
-                }
-                if (ckey == "items") {
-                    simdjson::ondemand::array items;
-                    if (cv.get_array().get(items) != simdjson::SUCCESS) {
-                        error = "content.items is not an array";
-                        return std::nullopt;
-                    }
-                    for (auto element : items) {
-                        simdjson::ondemand::object item;
-                        ListItem parsed;
-                        if (element.get_object().get(item) != simdjson::SUCCESS ||
-                            !parse_item(item, parsed)) {
-                            error = "content.items[" + std::to_string(page.items.size()) +
-                                    "] is not a transfer with an id";
-                            return std::nullopt;
-                        }
-                        page.items.push_back(std::move(parsed));
-                    }
-                } else if (ckey == "total") {
-                    std::int64_t total = 0;
-                    if (cv.get_int64().get(total) == simdjson::SUCCESS) page.total = total;
-                } else if (ckey == "hasMorePages") {
-                    bool more = false;
-                    if (cv.get_bool().get(more) == simdjson::SUCCESS) page.has_more_pages = more;
-                }
-            }
-        }
-    }
-    if (!has_status) {
-        error = "no envelope status";
-        return std::nullopt;
-    }
+            bool items_failed = false;
+            const bool read = v.get_object().get(content) == simdjson::SUCCESS &&
+                              for_each_member(content, [&](std::string_view key, auto cv) {
+                                  if (key == "items") {
+                                      items_failed = !read_items(cv);
+                                      return !items_failed;
+                                  }
+                                  if (key == "total") {
+                                      std::int64_t total = 0;
+                                      if (cv.get_int64().get(total) == simdjson::SUCCESS)
+                                          page.total = total;
+                                  } else if (key == "hasMorePages") {
+                                      bool more = false;
+                                      if (cv.get_bool().get(more) == simdjson::SUCCESS)
+                                          page.has_more_pages = more;
+                                  }
+                                  return true;
+                              });
+            if (!read && !items_failed) error = "malformed content";
+            return read;
+        },
+        error);
+    if (!ok) return std::nullopt;
+    page.status = std::move(envelope.status);
+    page.message = std::move(envelope.message);
     return page;
 }
 

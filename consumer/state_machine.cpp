@@ -260,6 +260,9 @@ std::optional<std::string_view> Policy::review_reason(const TransferEvent& event
             return kReasonAssetNotAllowed;
         }
     }
+    if (screen_) {
+        if (const auto reason = screen_->review_reason(event)) return reason;
+    }
     if (destinations_configured_) {
         if (!event.destination_address ||
             !destinations_.contains({event.environment, *event.destination_address})) {

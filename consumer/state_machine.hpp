@@ -4,6 +4,7 @@
 // can be replayed in a unit test and the decision compared byte for byte.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -114,6 +115,15 @@ inline constexpr std::string_view kReasonDestinationNotAllowed = "destination_no
 inline constexpr std::string_view kReasonAmountMissing = "amount_missing";
 inline constexpr std::string_view kReasonAmountNotPositive = "amount_not_positive";
 
+// A check of a succeeded transfer against facts kept outside the decision
+// (Mesh's network list: consumer/networks.hpp). It answers from memory, with
+// no I/O, so decide() stays pure; the returned reason has static storage.
+class TransferScreen {
+public:
+    virtual ~TransferScreen() = default;
+    virtual std::optional<std::string_view> review_reason(const TransferEvent& event) const = 0;
+};
+
 // What may be credited: (token, chain) pairs compared case-insensitively
 // (empty = every pair), and, when a destination list was configured,
 // per-environment destination addresses (exact match: Solana addresses are
@@ -123,6 +133,8 @@ public:
     void allow_asset(std::string_view token, std::string_view chain);
     void allow_destination(std::string_view environment, std::string_view address);
     void require_destination_list() { destinations_configured_ = true; }
+    // Consulted after the (token, chain) pairs, before the destination list.
+    void set_screen(std::shared_ptr<const TransferScreen> screen) { screen_ = std::move(screen); }
 
     // "USDC:Ethereum,ETH:Ethereum"; throws common::ConfigError naming `setting`.
     void parse_allowed_assets(std::string_view setting, std::string_view text);
@@ -136,6 +148,7 @@ private:
     std::set<std::pair<std::string, std::string>> assets_;  // upper-cased
     std::set<std::pair<std::string, std::string>> destinations_;
     bool destinations_configured_ = false;
+    std::shared_ptr<const TransferScreen> screen_;  // null: no screen
 };
 
 struct Decision {

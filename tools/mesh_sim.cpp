@@ -30,6 +30,7 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 constexpr std::string_view kListPath = "/api/v1/transfers/managed/mesh";
+constexpr std::string_view kNetworksPath = "/api/v1/transfers/managed/networks";
 
 struct SimTransfer {
     std::string id;
@@ -131,12 +132,32 @@ struct SimResponse {
     bool retry_after = false;
 };
 
+// GET /api/v1/transfers/managed/networks: a fixed list in Mesh's shape, one
+// network per address family the consumer checks, and one (Tron) with an
+// address pattern, as newer Mesh answers carry.
+SimResponse networks_answer() {
+    static constexpr std::string_view kNetworks = R"([
+{"id":"e3c7fdd8-b1fc-4e51-85ae-bb276e075611","name":"Ethereum","chainId":"1","nativeSymbol":"ETH",
+ "networkType":"evm","supportedTokens":["ETH","USDC","USDT"]},
+{"id":"7b1c4a0e-3d52-4c2b-9a51-2f0c5e8d9b21","name":"Polygon","chainId":"137","nativeSymbol":"POL",
+ "networkType":"evm","supportedTokens":["POL","USDC","USDT"]},
+{"id":"0291810a-5947-424d-9a59-e88bb33e999d","name":"Solana","chainId":"101","nativeSymbol":"SOL",
+ "networkType":"solana","supportedTokens":["SOL","USDC","USDT"]},
+{"id":"a2a6ab44-8e6b-4d3a-9c46-5b8e1f2b6c11","name":"Bitcoin",
+ "chainId":"000000000019d6689c085ae165831e93","nativeSymbol":"BTC","networkType":"bitcoin",
+ "supportedTokens":["BTC"]},
+{"id":"7436e9d0-ba42-4d2b-b4c0-8e4e606b2c12","name":"Tron","chainId":"728126428",
+ "nativeSymbol":"TRX","networkType":"tron","supportedTokens":["TRX","USDT"],
+ "addressPattern":"^T[1-9A-HJ-NP-Za-km-z]{33}$"}])";
+    return {200, envelope("ok", "", "{\"networks\":" + std::string(kNetworks) + "}")};
+}
+
 SimResponse handle(SimState& state, http::verb method, std::string_view target,
                    std::string_view client_id, std::string_view client_secret) {
     std::lock_guard lock(state.mutex);
     ++state.requests;
     const std::string_view path = target.substr(0, target.find('?'));
-    if (path != kListPath) {
+    if (path != kListPath && path != kNetworksPath) {
         return {404, envelope("notFound", "no such route in the simulator", "null")};
     }
     if (method != http::verb::get) {
@@ -145,6 +166,7 @@ SimResponse handle(SimState& state, http::verb method, std::string_view target,
     if (client_id != state.client_id || client_secret != state.client_secret) {
         return {401, envelope("permissionDenied", "Invalid client credentials", "null")};
     }
+    if (path == kNetworksPath) return networks_answer();
     if (state.rate_limit_every > 0 && state.requests % state.rate_limit_every == 0) {
         return {429, envelope("tooManyRequest", "Too many requests", "null"), true};
     }

@@ -7,6 +7,7 @@
 
 #include "common/signature.hpp"
 #include "common/transfer_event.hpp"
+#include "consumer/address_format.hpp"
 #include "tests/support/process.hpp"
 #include "tools/fixtures.hpp"
 
@@ -114,6 +115,37 @@ TEST(Scenario, AmountsKeepMoreDigitsThanADoubleHolds) {
         if (c.amount.size() > 17 + 1) long_amount = true;
     }
     EXPECT_TRUE(long_amount);
+}
+
+}  // namespace
+}  // namespace meshhook::tools
+
+namespace meshhook::tools {
+namespace {
+
+// The consumer's network check (consumer/networks.hpp) reviews an address
+// that does not fit its chain: generated transfers carry real-shaped ones,
+// so a scenario run against `meshhook mesh`'s network list credits them.
+TEST(Scenario, RandomAddressesFitTheirChainsFormat) {
+    const auto s = random_scenario(300, 3);
+    common::TransferEventParser parser;
+    std::set<std::string> chains;
+    for (const auto& stream : s.streams) {
+        for (const auto& delivery : stream) {
+            const common::ParseResult r = parser.parse(delivery.body);
+            ASSERT_TRUE(r.ok()) << delivery.body;
+            const std::string chain(r.event.chain.value);
+            const auto family = chain == "Solana" ? consumer::AddressFamily::kSolana
+                                                  : consumer::AddressFamily::kEvm;
+            const std::string address(r.event.destination_address.value);
+            EXPECT_EQ(consumer::check_address(family, address, {consumer::BitcoinNet::kMain}),
+                      std::nullopt)
+                << chain << " " << address;
+            chains.insert(chain);
+        }
+    }
+    EXPECT_TRUE(chains.contains("Solana"));
+    EXPECT_TRUE(chains.contains("Ethereum"));
 }
 
 }  // namespace
