@@ -202,7 +202,7 @@ std::string event(const std::string& tid, std::size_t transfer, int step) {
            (done ? "\"0x5c1e0f2a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e\""
                  : "null") +
            ",\"Chain\":\"Ethereum\",\"Token\":\"USDC\",\"DestinationAddress\":"
-           "\"0x9f2b6A1c3D4e5F60718293a4B5c6D7e8F9012345\",\"SourceAccountProvider\":"
+           "\"0x9f2b6A1c3d4E5F60718293A4B5c6d7e8f9012345\",\"SourceAccountProvider\":"
            "\"Coinbase\",\"SourceAmount\":250.75,\"DestinationAmount\":" +
            (done ? "250.000000000000000001" : "null") +
            ",\"RefundAddress\":null,\"Timestamp\":1764317099000}";

@@ -86,7 +86,7 @@ std::string body_for(const std::string& transfer_id, const std::string& event_id
       << "\",\"" << name("TransferStatus") << "\":\"" << status_text << "\",\"" << name("TxHash")
       << "\":" << (status == "succeeded" ? "\"0xabc\"" : "null") << ",\"" << name("Chain")
       << "\":\"Ethereum\",\"" << name("Token") << "\":\"USDC\",\"" << name("DestinationAddress")
-      << "\":\"0x9f2b6A1c3D4e5F60718293a4B5c6D7e8F9012345\",\"" << name("SourceAccountProvider")
+      << "\":\"0x9f2b6A1c3d4E5F60718293A4B5c6d7e8f9012345\",\"" << name("SourceAccountProvider")
       << "\":\"Coinbase\",\"" << name("SourceAmount") << "\":" << amount << ",\""
       << name("DestinationAmount") << "\":" << (status == "succeeded" ? amount : "null") << ",\""
       << name("Timestamp") << "\":1764316799000}";

@@ -158,7 +158,7 @@ TEST(CliSend, DemoScenarioSendsFixturesOneToFiveInOrderSignedLikeMesh) {
         EXPECT_EQ(requests[i].signature, common::sign(kSecret, requests[i].body)) << names[i];
     }
     // The documented value for 03, not just self-consistency.
-    EXPECT_EQ(requests[2].signature, "O19yL0ASsiN6mYuj/xfe+kztlcTgLDMNbap/TVtPP8E=");
+    EXPECT_EQ(requests[2].signature, "+USHqMn1BKTQbXdliClRAc/TzIa8hxuzELNeZzBGd38=");
     EXPECT_NE(r.out.find("deliveries 5: 5 delivered (200), 0 given up"), std::string::npos)
         << r.out;
     EXPECT_NE(r.out.find("latency ms p50"), std::string::npos) << r.out;

@@ -8,7 +8,7 @@ namespace meshhook::testing {
 namespace {
 
 const std::string kSecret = "whsec_test_fixture_secret";
-const std::string kSucceededSignature = "O19yL0ASsiN6mYuj/xfe+kztlcTgLDMNbap/TVtPP8E=";
+const std::string kSucceededSignature = "+USHqMn1BKTQbXdliClRAc/TzIa8hxuzELNeZzBGd38=";
 
 TEST(CliSign, PrintsTheDocumentedSignatureOfAFixture) {
     const auto r =

@@ -14,10 +14,10 @@ const std::string kSecret = "whsec_test_fixture_secret";
 // The signatures listed in tests/fixtures/README.md, computed by Mesh's
 // documented scheme with `openssl dgst -sha256 -hmac ... | base64`.
 const std::map<std::string, std::string> kFixtureSignatures = {
-    {"01-pending.json", "JRNfho5fgok3jXDSa/bKHx0Ywf28R7fnpQRnWo9fHr4="},
-    {"02-processing.json", "Js4EcKauN/AAOOSKaroG0nuYD3j21Pa4FQKkq04K/+8="},
-    {"03-succeeded.json", "O19yL0ASsiN6mYuj/xfe+kztlcTgLDMNbap/TVtPP8E="},
-    {"04-succeeded-retry.json", "Vo7NoRFx9UZtJUZyBgwGUSnLqKcI/AsXmN6goIRSjOw="},
+    {"01-pending.json", "mUideJ7JQkpT/VX8GG9cnKV9ExazKGHBk7kzTHeYObI="},
+    {"02-processing.json", "AHqNVI2Y3YASv+PI3WiSbKvhw53DpAeOnr4h495PhEs="},
+    {"03-succeeded.json", "+USHqMn1BKTQbXdliClRAc/TzIa8hxuzELNeZzBGd38="},
+    {"04-succeeded-retry.json", "UseW3+VKHLbBFIhxo3mljVdaDQEI1ZuzADepEInFmKQ="},
     {"05-failed-other-transfer.json", "TopAAueBRsTnoUVPVqvGLch3QBw6CQvc1Jpe+tfotvk="},
     {"06-camelcase-succeeded.json", "yKev10I8YA9FB8XhcbDsKvV80jgkReFUQxgxEXm7Qho="},
     {"90-malformed-truncated.json", "PvmXY6U0yEHqTaF9sEMkJjwhVxy6j1WJbSGUN8rd0U0="},

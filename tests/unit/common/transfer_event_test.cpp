@@ -30,7 +30,7 @@ TEST(TransferEvent, ParsesPendingFixtureWithEveryField) {
     EXPECT_TRUE(e.tx_hash.is_null());
     EXPECT_EQ(e.chain.value, "Ethereum");
     EXPECT_EQ(e.token.value, "USDC");
-    EXPECT_EQ(e.destination_address.value, "0x9f2b6A1c3D4e5F60718293a4B5c6D7e8F9012345");
+    EXPECT_EQ(e.destination_address.value, "0x9f2b6A1c3d4E5F60718293A4B5c6d7e8f9012345");
     EXPECT_EQ(e.source_account_provider.value, "Coinbase");
     EXPECT_EQ(e.source_amount.value, "250.75");
     EXPECT_TRUE(e.destination_amount.is_null());

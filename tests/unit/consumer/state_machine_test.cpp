@@ -245,7 +245,7 @@ TEST(StateMachine, CreditCommandFromFixtureCarriesExactAmountTextAndEveryField) 
         "\",\"transferId\":\"4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01\",\"environment\":"
         "\"production\",\"userId\":\"user-42\",\"transactionId\":\"order-88213\",\"token\":"
         "\"USDC\",\"chain\":\"Ethereum\",\"amount\":\"250.000000000000000001\","
-        "\"destinationAddress\":\"0x9f2b6A1c3D4e5F60718293a4B5c6D7e8F9012345\",\"txHash\":"
+        "\"destinationAddress\":\"0x9f2b6A1c3d4E5F60718293A4B5c6d7e8f9012345\",\"txHash\":"
         "\"0x5c1e0f2a9b8d7c6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e\","
         "\"sourceAccountProvider\":\"Coinbase\",\"eventId\":"
         "\"7d3e5f10-1111-4a2b-9c3d-000000000003\",\"occurredAt\":\"2025-11-28T08:04:59.000Z\"}";

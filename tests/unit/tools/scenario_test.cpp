@@ -20,7 +20,7 @@ TEST(Fixtures, EmbeddedBodiesAreTheFixtureFilesByteForByte) {
         EXPECT_EQ(f.body, testing::fixture(std::string(f.name))) << f.name;
     }
     EXPECT_EQ(common::sign("whsec_test_fixture_secret", embedded_fixture("03-succeeded.json")),
-              "O19yL0ASsiN6mYuj/xfe+kztlcTgLDMNbap/TVtPP8E=");
+              "+USHqMn1BKTQbXdliClRAc/TzIa8hxuzELNeZzBGd38=");
 }
 
 TEST(Scenario, DemoIsFixturesOneToFiveInOrderInOneStream) {
