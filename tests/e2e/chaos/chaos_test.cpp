@@ -243,7 +243,7 @@ std::vector<std::pair<std::string, std::string>> read_topic(const std::string& b
     wait_until(
         [&] {
             auto m = c.poll(200ms);
-            if (m && m.error_code() == 0) {
+            if (m && !m.error()) {
                 out.emplace_back(std::string(m.key().value_or("")), std::string(m.value()));
             }
             return static_cast<std::int64_t>(out.size()) >= expected;
