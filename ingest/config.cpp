@@ -204,4 +204,11 @@ IngestConfig load_config(const common::Settings& s,
     return c;
 }
 
+IngestConfig default_config(const std::string& brokers, const std::string& production_secret) {
+    common::Settings s{std::string(kProgram), ""};
+    declare_settings(s);
+    s.set("brokers", brokers).set("webhook-secret", production_secret);
+    return load_config(s, {});
+}
+
 }  // namespace meshhook::ingest
