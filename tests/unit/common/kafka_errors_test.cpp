@@ -2,9 +2,8 @@
 // closed loopback port): what a caller sees without librdkafka's numbers.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
-#include <mutex>
+#include <future>
 #include <string>
 
 #include "common/kafka.hpp"
@@ -19,36 +18,25 @@ std::string nowhere() {
     return "127.0.0.1:" + std::to_string(testing::free_port());
 }
 
-class LastReport final : public DeliveryHandler {
+// The one report a produce gets (its message is librdkafka's static text).
+class OneReport final : public DeliveryHandler {
 public:
-    void on_delivery(const DeliveryReport& report) noexcept override {
-        std::lock_guard lock(mutex_);
-        report_ = report;
-        done_ = true;
-    }
-    bool done() const {
-        std::lock_guard lock(mutex_);
-        return done_;
-    }
-    DeliveryReport report() const {
-        std::lock_guard lock(mutex_);
-        return report_;
-    }
+    void on_delivery(const DeliveryReport& report) noexcept override { promise_.set_value(report); }
+    std::future<DeliveryReport> future() { return promise_.get_future(); }
 
 private:
-    mutable std::mutex mutex_;
-    DeliveryReport report_;
-    bool done_ = false;
+    std::promise<DeliveryReport> promise_;
 };
 
 TEST(KafkaErrors, ARecordNoBrokerAcknowledgedIsARetryableDeliveryError) {
-    LastReport handler;
+    OneReport handler;
+    auto reported = handler.future();
     {
         Producer producer({{"bootstrap.servers", nowhere()}, {"message.timeout.ms", "300"}});
         ASSERT_EQ(producer.produce("t", "k", "v", {}, &handler), ProduceStatus::kEnqueued);
-        ASSERT_TRUE(testing::wait_until([&] { return handler.done(); }, 30s));
+        ASSERT_EQ(reported.wait_for(30s), std::future_status::ready);
     }
-    const DeliveryReport report = handler.report();
+    const DeliveryReport report = reported.get();
     EXPECT_FALSE(report.ok());
     ASSERT_TRUE(report.error);
     EXPECT_EQ(report.error.kind(), RecordError::Kind::kRetryable);
