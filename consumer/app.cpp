@@ -196,9 +196,8 @@ void declare_settings(common::Settings& s) {
         .add({"reconcile-lookback-s", "CONSUMER_RECONCILE_LOOKBACK_S", "259200",
               "Each reconciliation pass lists the transfers Mesh created within this window"})
         .add({"ready-file", "CONSUMER_READY_FILE", "",
-              "once ready, write metrics_listen=HOST:PORT and pid=N here (atomically)"})
-        .add({"log-format", "LOG_FORMAT", "text", "text or json"})
-        .add({"log-level", "LOG_LEVEL", "info", "trace, debug, info, warn or error"});
+              "once ready, write metrics_listen=HOST:PORT and pid=N here (atomically)"});
+    common::declare_log_settings(s);
     common::declare_client_properties(s);
 }
 
@@ -244,8 +243,9 @@ ConsumerConfig load_config(const common::Settings& s) {
         common::parse_uint(s.describe("park-after"), s.get("park-after"), 1, 1000));
     c.stall_after = std::chrono::seconds(
         common::parse_uint(s.describe("stall-after-s"), s.get("stall-after-s"), 5, 86400));
-    c.log_format = common::parse_log_format(s.get("log-format"));
-    c.log_level = s.get("log-level");
+    const auto log = common::log_settings(s);
+    c.log_format = log.format;
+    c.log_level = log.level;
     c.ready_file = s.get("ready-file");
     if (const std::string& from = s.get("start-from"); !from.empty()) {
         c.start_from = parse_start_from(from);

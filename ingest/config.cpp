@@ -95,9 +95,8 @@ void declare_settings(common::Settings& s) {
         .add({"max-queued-messages", "INGEST_MAX_QUEUED_MESSAGES", "100000",
               "Records the producer may hold unacknowledged; beyond it webhooks get 503"})
         .add({"ready-file", "INGEST_READY_FILE", "",
-              "once listening, write listen=HOST:PORT and pid=N here (atomically)"})
-        .add({"log-format", "LOG_FORMAT", "text", "text or json"})
-        .add({"log-level", "LOG_LEVEL", "info", "trace, debug, info, warn or error"});
+              "once listening, write listen=HOST:PORT and pid=N here (atomically)"});
+    common::declare_log_settings(s);
     common::declare_client_properties(s);
 }
 
@@ -188,19 +187,10 @@ IngestConfig load_config(const common::Settings& s,
     }
     c.max_queued_messages = common::parse_uint(s.describe("max-queued-messages"),
                                                s.get("max-queued-messages"), 1, 10000000);
-    try {
-        c.log_format = common::parse_log_format(s.get("log-format"));
-    } catch (const ConfigError& e) {
-        throw ConfigError(s.describe("log-format") + ": " + e.what());
-    }
-    c.log_level = s.get("log-level");
+    const auto log = common::log_settings(s);
+    c.log_format = log.format;
+    c.log_level = log.level;
     c.ready_file = s.get("ready-file");
-    constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
-    if (std::find(std::begin(kLevels), std::end(kLevels), c.log_level) == std::end(kLevels)) {
-        throw ConfigError(s.describe("log-level") +
-                          ": expected trace, debug, info, warn or error, got \"" + c.log_level +
-                          "\"");
-    }
     return c;
 }
 
