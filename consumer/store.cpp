@@ -208,8 +208,8 @@ constexpr std::string_view kSelectAnomaliesByTransfer = "SELECT " MESHHOOK_ANOMA
                                                         "FROM anomalies WHERE transfer_id = $1 "
                                                         "ORDER BY id";
 constexpr std::string_view kCountByStatus =
-    "SELECT environment, status, COUNT(*), SUM(credited) FROM transfers "
-    "GROUP BY environment, status ORDER BY 1, 2";
+    "SELECT environment, COALESCE(status, ''), COUNT(*), SUM(credited) FROM transfers "
+    "GROUP BY environment, status ORDER BY 1, 2";  // '' first on both stores (NULL is not)
 constexpr std::string_view kCountTransferFlags =
     "SELECT COALESCE(SUM(CASE WHEN review_reason IS NOT NULL AND review_reason <> '' "
     "THEN 1 ELSE 0 END), 0), "

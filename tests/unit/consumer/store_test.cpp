@@ -194,11 +194,18 @@ TEST_P(StoreSuite, ReaderGivesATransfersHistoryAndTheSummaryAsTypedRows) {
     other.credited = false;
     other.review_reason = "asset_not_allowed";
     other.conflict_status = "failed";
+    TransferRow unknown = sample_row("production");  // only an unknown status seen so far
+    unknown.transfer_id = "t-3";
+    unknown.status.clear();
+    unknown.rank = 0;
+    unknown.credited = false;
+    unknown.last_unknown_status = "RefundPending";
     {
         auto tx = store_->begin();
         tx->put_transfer(credited);
         tx->put_transfer(sandbox);
         tx->put_transfer(other);
+        tx->put_transfer(unknown);
         ASSERT_TRUE(
             tx->add_outbox({"ledger.credit-commands", "t-1", "{}", "credit:production:t-1"}, kNow));
         ASSERT_TRUE(tx->add_outbox({"ledger.credit-review", "t-2", "{}", "review:production:t-2"},
@@ -238,16 +245,18 @@ TEST_P(StoreSuite, ReaderGivesATransfersHistoryAndTheSummaryAsTypedRows) {
     ASSERT_EQ(one.transfers.size(), 1U);
     EXPECT_EQ(one.transfers[0], sandbox);
     EXPECT_TRUE(reader->history("t-nobody", "").empty());
-    EXPECT_EQ(reader->transfers(), (std::vector<TransferRow>{credited, other, sandbox}));
+    EXPECT_EQ(reader->transfers(), (std::vector<TransferRow>{credited, other, unknown, sandbox}));
 
     const StoreSummary s = reader->summary(kNow - 3600 * 1000, 20);
-    ASSERT_EQ(s.by_status.size(), 2U);
-    EXPECT_EQ(s.by_status[0].environment, "production");
-    EXPECT_EQ(s.by_status[0].status, "succeeded");
-    EXPECT_EQ(s.by_status[0].transfers, 2);
-    EXPECT_EQ(s.by_status[0].credited, 1);
-    EXPECT_EQ(s.by_status[1].environment, "sandbox");
-    EXPECT_EQ(s.by_status[1].status, "pending");
+    ASSERT_EQ(s.by_status.size(), 3U);
+    EXPECT_EQ(s.by_status[0].environment, "production");  // no status yet sorts first
+    EXPECT_EQ(s.by_status[0].status, "");
+    EXPECT_EQ(s.by_status[0].transfers, 1);
+    EXPECT_EQ(s.by_status[1].status, "succeeded");
+    EXPECT_EQ(s.by_status[1].transfers, 2);
+    EXPECT_EQ(s.by_status[1].credited, 1);
+    EXPECT_EQ(s.by_status[2].environment, "sandbox");
+    EXPECT_EQ(s.by_status[2].status, "pending");
     EXPECT_EQ(s.in_review, 1);
     EXPECT_EQ(s.conflicts, 1);
     EXPECT_EQ(s.silent, 1);
