@@ -2,7 +2,8 @@
 // summary of the whole store.
 #include <iomanip>
 #include <iostream>
-#include <sstream>
+#include <optional>
+#include <string>
 
 #include "consumer/store.hpp"
 #include "tools/commands.hpp"
