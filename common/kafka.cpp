@@ -228,6 +228,19 @@ KafkaConfig client_properties(const Settings& settings) {
     return load_client_properties(settings.describe("kafka-config-file"), path);
 }
 
+Settings& declare_brokers(Settings& settings) {
+    return settings.add(
+        {"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...); required"});
+}
+
+std::string bootstrap_servers(const Settings& settings) {
+    const std::string& brokers = settings.get("brokers");
+    if (split_list(brokers).empty()) {
+        throw ConfigError(settings.describe("brokers") + ": required (host:port,...)");
+    }
+    return brokers;
+}
+
 // ---------------------------------------------------------------- Producer
 
 namespace {

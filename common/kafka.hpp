@@ -37,6 +37,10 @@ class Settings;
 // (KAFKA_CONFIG_FILE). client_properties() loads it, empty when unset.
 void declare_client_properties(Settings& settings);
 KafkaConfig client_properties(const Settings& settings);
+// --brokers (KAFKA_BROKERS), the same in every binary that talks to Kafka.
+// bootstrap_servers() throws ConfigError naming it when it lists no server.
+Settings& declare_brokers(Settings& settings);
+std::string bootstrap_servers(const Settings& settings);
 
 struct KafkaError : std::runtime_error {
     using std::runtime_error::runtime_error;

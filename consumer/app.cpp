@@ -145,7 +145,7 @@ std::unique_ptr<Reconciler> start_reconciler(const ConsumerConfig& config,
 }  // namespace
 
 void declare_settings(common::Settings& s) {
-    s.add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...); required"})
+    common::declare_brokers(s)
         .add({"group-id", "CONSUMER_GROUP_ID", "meshhook-consumer", "Kafka consumer group"})
         .add({"input-topic", "CONSUMER_INPUT_TOPIC", std::string(wire::kTransferEventsTopic),
               "Topic of transfer-status events"})
@@ -203,10 +203,7 @@ void declare_settings(common::Settings& s) {
 
 ConsumerConfig load_config(const common::Settings& s) {
     ConsumerConfig c;
-    c.brokers = s.get("brokers");
-    if (c.brokers.empty()) {
-        throw ConfigError(s.describe("brokers") + ": required (host:port,...)");
-    }
+    c.brokers = common::bootstrap_servers(s);
     c.kafka_properties = common::client_properties(s);
     c.group_id = s.get("group-id");
     if (c.group_id.empty()) {

@@ -56,8 +56,8 @@ std::optional<std::size_t> IngestConfig::environment_index(std::string_view name
 void declare_settings(common::Settings& s) {
     const auto cores = std::max(1U, std::thread::hardware_concurrency());
     s.add({"listen", "INGEST_LISTEN", "0.0.0.0:8080",
-           "Address to listen on (host:port; port 0 picks one)"})
-        .add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...); required"})
+           "Address to listen on (host:port; port 0 picks one)"});
+    common::declare_brokers(s)
         .add({"webhook-secret", std::string(kSecretEnv), "",
               "Comma-separated active secrets for /webhooks/mesh (environment production); "
               "prefer the variable. MESH_WEBHOOK_SECRET_<ENV> adds /webhooks/mesh/<env>",
@@ -105,10 +105,7 @@ IngestConfig load_config(const common::Settings& s,
     IngestConfig c;
     c.listen = common::parse_host_port(s.describe("listen"), s.get("listen"));
 
-    c.brokers = s.get("brokers");
-    if (common::split_list(c.brokers).empty()) {
-        throw ConfigError(s.describe("brokers") + ": required (host:port,...)");
-    }
+    c.brokers = common::bootstrap_servers(s);
 
     if (s.is_set("webhook-secret")) {
         c.environments.push_back(

@@ -100,3 +100,27 @@ TEST(ClientProperties, AnUnreadableFileIsOneLineNamingTheSetting) {
 
 }  // namespace
 }  // namespace meshhook::common
+
+namespace meshhook::common {
+namespace {
+
+// --brokers is declared once for every binary that talks to Kafka, and a list
+// with no server in it is refused at start naming the setting, in each alike.
+TEST(Brokers, AListWithoutAServerIsRefusedNamingTheSetting) {
+    for (const std::string value : {"", " , ,", ","}) {
+        Settings settings("meshhook-test", "");
+        declare_brokers(settings).set("brokers", value);
+        try {
+            bootstrap_servers(settings);
+            ADD_FAILURE() << "accepted \"" << value << "\"";
+        } catch (const ConfigError& e) {
+            EXPECT_STREQ(e.what(), "--brokers (KAFKA_BROKERS): required (host:port,...)");
+        }
+    }
+    Settings settings("meshhook-test", "");
+    declare_brokers(settings).set("brokers", "a:9092,b:9092");
+    EXPECT_EQ(bootstrap_servers(settings), "a:9092,b:9092");
+}
+
+}  // namespace
+}  // namespace meshhook::common
