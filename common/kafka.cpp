@@ -241,6 +241,20 @@ std::string bootstrap_servers(const Settings& settings) {
     return brokers;
 }
 
+std::string topic_name(const Settings& settings, std::string_view flag) {
+    const std::string& t = settings.get(flag);
+    const bool ok = !t.empty() && t.size() <= 249 && t != "." && t != ".." &&
+                    std::all_of(t.begin(), t.end(), [](char c) {
+                        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                               (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+                    });
+    if (!ok) {
+        throw ConfigError(settings.describe(flag) + ": not a valid Kafka topic name: \"" + t +
+                          "\"");
+    }
+    return t;
+}
+
 // ---------------------------------------------------------------- Producer
 
 namespace {

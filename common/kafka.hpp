@@ -41,6 +41,9 @@ KafkaConfig client_properties(const Settings& settings);
 // bootstrap_servers() throws ConfigError naming it when it lists no server.
 Settings& declare_brokers(Settings& settings);
 std::string bootstrap_servers(const Settings& settings);
+// The topic a setting names, checked as Kafka checks names ([a-zA-Z0-9._-],
+// at most 249 characters, not "." or ".."); throws ConfigError naming `flag`.
+std::string topic_name(const Settings& settings, std::string_view flag);
 
 struct KafkaError : std::runtime_error {
     using std::runtime_error::runtime_error;

@@ -44,19 +44,6 @@ std::int64_t steady_now_ms() {
         .count();
 }
 
-std::string topic(const common::Settings& s, std::string_view flag) {
-    const std::string& t = s.get(flag);
-    const bool ok = !t.empty() && t.size() <= 249 && t != "." && t != ".." &&
-                    std::all_of(t.begin(), t.end(), [](char c) {
-                        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                               (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-                    });
-    if (!ok) {
-        throw ConfigError(s.describe(flag) + ": not a valid Kafka topic name: \"" + t + "\"");
-    }
-    return t;
-}
-
 // --start-from, decided before consuming. Kafka not answering is waited out
 // (the consumer would wait for it anyway); a refusal ends the process.
 std::string prepare_start_or_exit(const common::Settings& settings, const ConsumerConfig& config,
@@ -209,10 +196,10 @@ ConsumerConfig load_config(const common::Settings& s) {
     if (c.group_id.empty()) {
         throw ConfigError(s.describe("group-id") + ": must not be empty");
     }
-    c.topics.input = topic(s, "input-topic");
-    c.topics.credits = topic(s, "credit-topic");
-    c.topics.reviews = topic(s, "review-topic");
-    c.topics.anomalies = topic(s, "anomaly-topic");
+    c.topics.input = common::topic_name(s, "input-topic");
+    c.topics.credits = common::topic_name(s, "credit-topic");
+    c.topics.reviews = common::topic_name(s, "review-topic");
+    c.topics.anomalies = common::topic_name(s, "anomaly-topic");
     c.store_url = s.get("store");
     if (!c.store_url.starts_with("sqlite://") && !c.store_url.starts_with("postgresql://") &&
         !c.store_url.starts_with("postgres://")) {

@@ -18,19 +18,6 @@ std::chrono::milliseconds millis(const common::Settings& s, std::string_view fla
         static_cast<std::int64_t>(common::parse_uint(s.describe(flag), s.get(flag), min, max)));
 }
 
-// A topic name as Kafka accepts it: [a-zA-Z0-9._-], at most 249 characters.
-void check_topic(const common::Settings& s, std::string_view flag) {
-    const auto& t = s.get(flag);
-    const bool ok = !t.empty() && t.size() <= 249 && t != "." && t != ".." &&
-                    std::all_of(t.begin(), t.end(), [](char c) {
-                        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                               (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-                    });
-    if (!ok) {
-        throw ConfigError(s.describe(flag) + ": not a valid Kafka topic name: \"" + t + "\"");
-    }
-}
-
 void check_readable(const common::Settings& s, std::string_view flag) {
     std::ifstream in(s.get(flag));
     if (!in) throw ConfigError(s.describe(flag) + ": cannot read \"" + s.get(flag) + "\"");
@@ -133,10 +120,8 @@ IngestConfig load_config(const common::Settings& s,
 
     c.kafka_properties = common::client_properties(s);
 
-    check_topic(s, "topic");
-    check_topic(s, "dlq-topic");
-    c.topic = s.get("topic");
-    c.dlq_topic = s.get("dlq-topic");
+    c.topic = common::topic_name(s, "topic");
+    c.dlq_topic = common::topic_name(s, "dlq-topic");
     if (c.topic == c.dlq_topic) {
         throw ConfigError(s.describe("dlq-topic") + ": must differ from --topic");
     }
