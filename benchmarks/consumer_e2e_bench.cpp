@@ -354,10 +354,10 @@ private:
     void read_credits(common::Consumer& credits, std::chrono::milliseconds timeout) {
         auto msg = credits.poll(timeout);
         for (int n = 0; msg && n < 10000; ++n) {
-            if (msg.error_code() != 0) {
+            if (msg.error()) {
                 if (!msg.is_partition_eof()) {
                     std::fprintf(stderr, "bench_consumer_e2e: credit topic: %s\n",
-                                 msg.error().c_str());
+                                 std::string(msg.error().message()).c_str());
                 }
             } else if (const auto key = msg.key()) {
                 const bool warm = key->ends_with("-warmup");

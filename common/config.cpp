@@ -78,6 +78,17 @@ Settings& Settings::add(SettingSpec spec) {
     return *this;
 }
 
+Settings& Settings::set(std::string_view flag, std::string value) {
+    for (auto& e : entries_) {
+        if (e.spec.flag == flag) {
+            e.value = std::move(value);
+            e.set = true;
+            return *this;
+        }
+    }
+    throw std::invalid_argument("Settings::set: no flag --" + std::string(flag));
+}
+
 Settings::Outcome Settings::parse(int argc, const char* const* argv) {
     // An empty variable counts as unset: container runtimes and compose files
     // commonly define `FOO=` to mean "not configured".

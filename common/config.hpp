@@ -41,6 +41,10 @@ public:
     // flags or a flag missing its value. Arguments not starting with "--" are
     // collected in positional().
     Outcome parse(int argc, const char* const* argv);
+    // As if given on the command line, without reading argv or the
+    // environment: for a config built in code from the declared defaults
+    // (tests, fuzzers). Throws std::invalid_argument if `flag` was never added.
+    Settings& set(std::string_view flag, std::string value);
 
     // The effective value (flag > env > default). Throws if `flag` was never added.
     const std::string& get(std::string_view flag) const;

@@ -228,6 +228,33 @@ KafkaConfig client_properties(const Settings& settings) {
     return load_client_properties(settings.describe("kafka-config-file"), path);
 }
 
+Settings& declare_brokers(Settings& settings) {
+    return settings.add(
+        {"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...); required"});
+}
+
+std::string bootstrap_servers(const Settings& settings) {
+    const std::string& brokers = settings.get("brokers");
+    if (split_list(brokers).empty()) {
+        throw ConfigError(settings.describe("brokers") + ": required (host:port,...)");
+    }
+    return brokers;
+}
+
+std::string topic_name(const Settings& settings, std::string_view flag) {
+    const std::string& t = settings.get(flag);
+    const bool ok = !t.empty() && t.size() <= 249 && t != "." && t != ".." &&
+                    std::all_of(t.begin(), t.end(), [](char c) {
+                        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                               (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+                    });
+    if (!ok) {
+        throw ConfigError(settings.describe(flag) + ": not a valid Kafka topic name: \"" + t +
+                          "\"");
+    }
+    return t;
+}
+
 // ---------------------------------------------------------------- Producer
 
 namespace {
@@ -247,6 +274,15 @@ bool record_rejected(rd_kafka_resp_err_t err) {
         case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC: return true;
         default: return false;
     }
+}
+
+RecordError record_error(rd_kafka_resp_err_t err, std::string_view message) {
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+    if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        return {RecordError::Kind::kEndOfPartition, message};
+    }
+    return {record_rejected(err) ? RecordError::Kind::kRejected : RecordError::Kind::kRetryable,
+            message};
 }
 
 // Throws the classified TransactionError for `error` (taking ownership).
@@ -286,11 +322,11 @@ struct Producer::Impl {
         auto* handler = static_cast<DeliveryHandler*>(msg->_private);
         if (handler == nullptr) return;
         DeliveryReport report;
-        report.error_code = msg->err;
-        if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) report.error = rd_kafka_err2str(msg->err);
+        if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            report.error = record_error(msg->err, rd_kafka_err2str(msg->err));
+        }
         report.partition = msg->partition;
         report.offset = msg->offset;
-        report.rejected = record_rejected(msg->err);
         handler->on_delivery(report);
     }
 };
@@ -466,12 +502,9 @@ Message& Message::operator=(Message&& other) noexcept {
     }
     return *this;
 }
-int Message::error_code() const {
-    return msg_->err;
-}
-std::string Message::error() const {
+RecordError Message::error() const {
     if (msg_->err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
-    return rd_kafka_message_errstr(msg_);
+    return record_error(msg_->err, rd_kafka_message_errstr(msg_));
 }
 bool Message::is_partition_eof() const {
     return msg_->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
@@ -708,38 +741,58 @@ void Consumer::close() {
 
 // ---------------------------------------------------------------- Admin
 
+namespace {
+
+template <auto Destroy>
+struct Destroyer {
+    template <typename T>
+    void operator()(T* p) const {
+        Destroy(p);
+    }
+};
+using QueuePtr = std::unique_ptr<rd_kafka_queue_t, Destroyer<rd_kafka_queue_destroy>>;
+using AdminOptionsPtr =
+    std::unique_ptr<rd_kafka_AdminOptions_t, Destroyer<rd_kafka_AdminOptions_destroy>>;
+using EventPtr = std::unique_ptr<rd_kafka_event_t, Destroyer<rd_kafka_event_destroy>>;
+using NewTopicPtr = std::unique_ptr<rd_kafka_NewTopic_t, Destroyer<rd_kafka_NewTopic_destroy>>;
+
+}  // namespace
+
 void create_topics(const KafkaConfig& config, const std::vector<NewTopic>& topics,
                    std::chrono::milliseconds timeout) {
     ConfPtr conf = make_conf(config, {});
     char err[512];
     HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err));
     if (!rk) throw KafkaError(std::string("kafka admin: ") + err);
-    (void)conf.release();
+    (void)conf.release();  // rd_kafka_new() took it
 
+    std::vector<NewTopicPtr> owned;
     std::vector<rd_kafka_NewTopic_t*> new_topics;
     for (const auto& t : topics) {
-        rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(t.name.c_str(), t.partitions,
-                                                        t.replication_factor, err, sizeof err);
-        if (nt == nullptr) {
-            for (auto* p : new_topics) rd_kafka_NewTopic_destroy(p);
-            throw KafkaError("topic " + t.name + ": " + err);
-        }
-        new_topics.push_back(nt);
+        owned.emplace_back(rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, t.replication_factor,
+                                                 err, sizeof err));
+        if (!owned.back()) throw KafkaError("topic " + t.name + ": " + err);
+        new_topics.push_back(owned.back().get());
     }
-    rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
-    rd_kafka_AdminOptions_t* options =
-        rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_request_timeout(options, static_cast<int>(timeout.count()), err,
-                                              sizeof err);
-    rd_kafka_CreateTopics(rk.get(), new_topics.data(), new_topics.size(), options, queue);
-    rd_kafka_event_t* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()) + 1000);
+    const QueuePtr queue(rd_kafka_queue_new(rk.get()));
+    const AdminOptionsPtr options(
+        rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS));
+    if (rd_kafka_AdminOptions_set_request_timeout(options.get(), static_cast<int>(timeout.count()),
+                                                  err, sizeof err) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        throw KafkaError(std::string("create topics: ") + err);
+    }
+    rd_kafka_CreateTopics(rk.get(), new_topics.data(), new_topics.size(), options.get(),
+                          queue.get());
+    const EventPtr event(
+        rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000));
     std::string failure;
-    if (event == nullptr) {
+    if (!event) {
         failure = "CreateTopics timed out";
-    } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        failure = rd_kafka_event_error_string(event);
+    } else if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        failure = rd_kafka_event_error_string(event.get());
     } else {
-        const rd_kafka_CreateTopics_result_t* result = rd_kafka_event_CreateTopics_result(event);
+        const rd_kafka_CreateTopics_result_t* result =
+            rd_kafka_event_CreateTopics_result(event.get());
         std::size_t n = 0;
         const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(result, &n);
         for (std::size_t i = 0; i < n; ++i) {
@@ -750,10 +803,6 @@ void create_topics(const KafkaConfig& config, const std::vector<NewTopic>& topic
             }
         }
     }
-    if (event != nullptr) rd_kafka_event_destroy(event);
-    rd_kafka_AdminOptions_destroy(options);
-    rd_kafka_queue_destroy(queue);
-    for (auto* p : new_topics) rd_kafka_NewTopic_destroy(p);
     if (!failure.empty()) throw KafkaError("create topics: " + failure);
 }
 

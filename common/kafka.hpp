@@ -37,6 +37,13 @@ class Settings;
 // (KAFKA_CONFIG_FILE). client_properties() loads it, empty when unset.
 void declare_client_properties(Settings& settings);
 KafkaConfig client_properties(const Settings& settings);
+// --brokers (KAFKA_BROKERS), the same in every binary that talks to Kafka.
+// bootstrap_servers() throws ConfigError naming it when it lists no server.
+Settings& declare_brokers(Settings& settings);
+std::string bootstrap_servers(const Settings& settings);
+// The topic a setting names, checked as Kafka checks names ([a-zA-Z0-9._-],
+// at most 249 characters, not "." or ".."); throws ConfigError naming `flag`.
+std::string topic_name(const Settings& settings, std::string_view flag);
 
 struct KafkaError : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -47,15 +54,43 @@ struct Header {
     std::string_view value;
 };
 
+// What went wrong with one record, a produced one (its delivery report) or
+// a consumed one, classified here once so that no caller needs librdkafka's
+// error numbers. Like std::error_code, it converts to true when it is an error.
+class RecordError {
+public:
+    enum class Kind : std::uint8_t {
+        kNone,
+        // The record itself is refused and would be again as it is (too
+        // large, topic missing, not authorised, invalid): retrying cannot help.
+        kRejected,
+        // Timed out, purged, a broker or the network in trouble, the producer
+        // fenced or failed: the same record can succeed later (through a new
+        // producer when this one is fatally failed: Producer::fatal_error()).
+        kRetryable,
+        // Consumer only: the end of a partition was reached. Not a failure.
+        kEndOfPartition,
+    };
+    RecordError() = default;
+    // `message` must outlive the error: librdkafka's static text, or a
+    // consumed Message's own text (valid while that Message lives).
+    RecordError(Kind kind, std::string_view message) : kind_(kind), message_(message) {}
+
+    explicit operator bool() const { return kind_ != Kind::kNone; }
+    Kind kind() const { return kind_; }
+    bool retryable() const { return kind_ == Kind::kRetryable; }
+    std::string_view message() const { return message_; }
+
+private:
+    Kind kind_ = Kind::kNone;
+    std::string_view message_;
+};
+
 struct DeliveryReport {
-    int error_code = 0;      // rd_kafka_resp_err_t; 0 = the broker has it (acks=all)
-    std::string_view error;  // librdkafka's text when error_code != 0
+    RecordError error;  // none: the broker has the record (acks=all)
     std::int32_t partition = -1;
     std::int64_t offset = -1;
-    // The record itself is refused and would be again as it is (too large,
-    // topic missing, not authorised, invalid): retrying cannot help.
-    bool rejected = false;
-    bool ok() const { return error_code == 0; }
+    bool ok() const { return !error; }
 };
 
 // A transactional call's failure, classified as librdkafka classifies it.
@@ -165,8 +200,9 @@ public:
     Message& operator=(const Message&) = delete;
 
     explicit operator bool() const { return msg_ != nullptr; }
-    int error_code() const;  // 0 for a record; partition EOF is reported as an error code
-    std::string error() const;
+    // None for a record; the end of a partition comes as kEndOfPartition. Its
+    // message is valid while this Message lives.
+    RecordError error() const;
     bool is_partition_eof() const;
     std::string_view topic() const;
     std::int32_t partition() const;

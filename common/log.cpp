@@ -143,6 +143,27 @@ LogFormat parse_log_format(std::string_view text) {
                       "\"");
 }
 
+void declare_log_settings(Settings& settings) {
+    settings.add({"log-format", "LOG_FORMAT", "text", "text or json"})
+        .add({"log-level", "LOG_LEVEL", "info", "trace, debug, info, warn or error"});
+}
+
+LogSettings log_settings(const Settings& settings) {
+    LogSettings out;
+    try {
+        out.format = parse_log_format(settings.get("log-format"));
+    } catch (const ConfigError& e) {
+        throw ConfigError(settings.describe("log-format") + ": " + e.what());
+    }
+    out.level = settings.get("log-level");
+    try {
+        parse_level(out.level);
+    } catch (const ConfigError& e) {
+        throw ConfigError(settings.describe("log-level") + ": " + e.what());
+    }
+    return out;
+}
+
 void log_debug(std::string_view message) {
     log_at(spdlog::level::debug, message);
 }

@@ -2,6 +2,7 @@
 // Logging at boundaries (start, stop, config, rejected requests), never per
 // message on the hot path. Backed by spdlog; the header stays light.
 
+#include <string>
 #include <string_view>
 
 namespace meshhook::common {
@@ -12,6 +13,17 @@ enum class LogFormat { kText, kJson };
 // Throws ConfigError on a bad level.
 void init_logging(std::string_view program, LogFormat format, std::string_view level = "info");
 LogFormat parse_log_format(std::string_view text);  // "text" | "json"; throws ConfigError
+
+class Settings;
+// --log-format (LOG_FORMAT) and --log-level (LOG_LEVEL), declared once for
+// every service; log_settings() reads and checks them, throwing ConfigError
+// with one line naming the setting.
+void declare_log_settings(Settings& settings);
+struct LogSettings {
+    LogFormat format = LogFormat::kText;
+    std::string level;
+};
+LogSettings log_settings(const Settings& settings);
 
 void log_debug(std::string_view message);
 void log_info(std::string_view message);

@@ -45,19 +45,6 @@ std::int64_t steady_now_ms() {
         .count();
 }
 
-std::string topic(const common::Settings& s, std::string_view flag) {
-    const std::string& t = s.get(flag);
-    const bool ok = !t.empty() && t.size() <= 249 && t != "." && t != ".." &&
-                    std::all_of(t.begin(), t.end(), [](char c) {
-                        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                               (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-                    });
-    if (!ok) {
-        throw ConfigError(s.describe(flag) + ": not a valid Kafka topic name: \"" + t + "\"");
-    }
-    return t;
-}
-
 // --start-from, decided before consuming. Kafka not answering is waited out
 // (the consumer would wait for it anyway); a refusal ends the process.
 std::string prepare_start_or_exit(const common::Settings& settings, const ConsumerConfig& config,
@@ -152,7 +139,7 @@ std::unique_ptr<NetworkDirectory> start_networks(ConsumerConfig& config,
 }  // namespace
 
 void declare_settings(common::Settings& s) {
-    s.add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...); required"})
+    common::declare_brokers(s)
         .add({"group-id", "CONSUMER_GROUP_ID", "meshhook-consumer", "Kafka consumer group"})
         .add({"input-topic", "CONSUMER_INPUT_TOPIC", std::string(wire::kTransferEventsTopic),
               "Topic of transfer-status events"})
@@ -205,27 +192,23 @@ void declare_settings(common::Settings& s) {
               "At start, longest wait for Mesh's network list before consuming; without one, "
               "succeeded transfers of that environment go to review (network_list_unavailable)"})
         .add({"ready-file", "CONSUMER_READY_FILE", "",
-              "once ready, write metrics_listen=HOST:PORT and pid=N here (atomically)"})
-        .add({"log-format", "LOG_FORMAT", "text", "text or json"})
-        .add({"log-level", "LOG_LEVEL", "info", "trace, debug, info, warn or error"});
+              "once ready, write metrics_listen=HOST:PORT and pid=N here (atomically)"});
+    common::declare_log_settings(s);
     common::declare_client_properties(s);
 }
 
 ConsumerConfig load_config(const common::Settings& s) {
     ConsumerConfig c;
-    c.brokers = s.get("brokers");
-    if (c.brokers.empty()) {
-        throw ConfigError(s.describe("brokers") + ": required (host:port,...)");
-    }
+    c.brokers = common::bootstrap_servers(s);
     c.kafka_properties = common::client_properties(s);
     c.group_id = s.get("group-id");
     if (c.group_id.empty()) {
         throw ConfigError(s.describe("group-id") + ": must not be empty");
     }
-    c.topics.input = topic(s, "input-topic");
-    c.topics.credits = topic(s, "credit-topic");
-    c.topics.reviews = topic(s, "review-topic");
-    c.topics.anomalies = topic(s, "anomaly-topic");
+    c.topics.input = common::topic_name(s, "input-topic");
+    c.topics.credits = common::topic_name(s, "credit-topic");
+    c.topics.reviews = common::topic_name(s, "review-topic");
+    c.topics.anomalies = common::topic_name(s, "anomaly-topic");
     c.store_url = s.get("store");
     if (!c.store_url.starts_with("sqlite://") && !c.store_url.starts_with("postgresql://") &&
         !c.store_url.starts_with("postgres://")) {
@@ -253,8 +236,9 @@ ConsumerConfig load_config(const common::Settings& s) {
         common::parse_uint(s.describe("park-after"), s.get("park-after"), 1, 1000));
     c.stall_after = std::chrono::seconds(
         common::parse_uint(s.describe("stall-after-s"), s.get("stall-after-s"), 5, 86400));
-    c.log_format = common::parse_log_format(s.get("log-format"));
-    c.log_level = s.get("log-level");
+    const auto log = common::log_settings(s);
+    c.log_format = log.format;
+    c.log_level = log.level;
     c.ready_file = s.get("ready-file");
     if (const std::string& from = s.get("start-from"); !from.empty()) {
         c.start_from = parse_start_from(from);

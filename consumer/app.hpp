@@ -26,18 +26,19 @@ struct ConsumerConfig {
     std::string group_id;
     Topics topics;
     std::string store_url;
-    std::size_t batch_max = 500;
-    std::chrono::milliseconds batch_wait{100};
+    // Settings' defaults are declared once, in declare_settings(); every field
+    // below is set by load_config().
+    std::size_t batch_max{};
+    std::chrono::milliseconds batch_wait{};
     Policy policy;
     common::HostPort metrics_listen;
-    std::chrono::milliseconds session_timeout{10000};
-    std::chrono::milliseconds drain_timeout{10000};
+    std::chrono::milliseconds session_timeout{};
+    std::chrono::milliseconds drain_timeout{};
     std::string relay_transactional_id;  // default: meshhook-relay.<group>.<credit topic>
-    std::chrono::seconds stall_after{120};
-    int park_after = 3;  // refusals of one record alone before the relay parks it  // /healthz
-                         // fails past this without a heartbeat
-    common::LogFormat log_format = common::LogFormat::kText;
-    std::string log_level = "info";
+    std::chrono::seconds stall_after{};  // /healthz fails past this without a heartbeat
+    int park_after{};                    // refusals of one record alone before the relay parks it
+    common::LogFormat log_format{};
+    std::string log_level;
     std::string ready_file;  // --ready-file: bound addresses for supervisors and tests
     // --start-from: where an empty store starts; unset = refuse when the
     // output topics already hold records.

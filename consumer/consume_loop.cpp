@@ -176,9 +176,9 @@ void ConsumeLoop::collect(const std::atomic<bool>& stop) {
             }
             continue;
         }
-        if (m.error_code() != 0) {
+        if (const auto error = m.error()) {
             if (!m.is_partition_eof()) {
-                common::log_warn("consume: " + m.error());
+                common::log_warn("consume: " + std::string(error.message()));
             }
             continue;
         }

@@ -4,6 +4,7 @@
 
 #include <libpq-fe.h>
 
+#include <array>
 #include <unordered_map>
 
 #include "consumer/sql.hpp"
@@ -60,18 +61,19 @@ private:
 
 class PostgresConnection final : public Connection {
 public:
-    explicit PostgresConnection(const std::string& url) : conn_(PQconnectdb(url.c_str())) {
-        if (conn_ == nullptr) {
-            throw StoreError("cannot connect to PostgreSQL: out of memory");
-        }
-        if (PQstatus(conn_) != CONNECTION_OK) {
-            std::string message = first_line(PQerrorMessage(conn_));
+    PostgresConnection(const std::string& url, Access access)
+        : conn_(connect(url, access)), read_only_(access == Access::kReadOnly) {
+        if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
+            std::string message =
+                conn_ != nullptr ? first_line(PQerrorMessage(conn_)) : "out of memory";
             PQfinish(conn_);
             conn_ = nullptr;
-            throw StoreError("cannot connect to PostgreSQL: " + message);
+            throw StoreError("cannot connect to PostgreSQL store " + redact_store_url(url) + ": " +
+                             message);
         }
         // "relation already exists, skipping" and friends are not news.
         PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
+        session_started();
     }
 
     ~PostgresConnection() override { PQfinish(conn_); }
@@ -166,6 +168,25 @@ public:
     std::string_view kind() const override { return "postgresql"; }
 
 private:
+    // The URL's own connect_timeout wins over the read-only default: keywords
+    // before the expanded "dbname" are overridden by the URL's.
+    static PGconn* connect(const std::string& url, Access access) {
+        if (access == Access::kReadWrite) {
+            return PQconnectdb(url.c_str());
+        }
+        const std::array<const char*, 3> keys{"connect_timeout", "dbname", nullptr};
+        const std::array<const char*, 3> values{"5", url.c_str(), nullptr};
+        return PQconnectdbParams(keys.data(), values.data(), 1);
+    }
+
+    // A read-only session's setting dies with the session, like prepared
+    // statements: set again on every (re)connection.
+    void session_started() {
+        if (read_only_) {
+            exec_script("SET default_transaction_read_only = on");
+        }
+    }
+
     // A dropped session is re-established on next use; prepared statements
     // (and any advisory lock) died with it.
     void ensure_connected() {
@@ -178,6 +199,7 @@ private:
         if (PQstatus(conn_) != CONNECTION_OK) {
             throw StoreError("PostgreSQL connection lost: " + first_line(PQerrorMessage(conn_)));
         }
+        session_started();
     }
 
     const std::string& prepare(std::string_view sql, std::size_t param_count) {
@@ -212,6 +234,7 @@ private:
     }
 
     PGconn* conn_;
+    bool read_only_;
     std::unordered_map<std::string, std::string, SqlHash, std::equal_to<>> statements_;
     bool relay_locked_ = false;
     bool reset_since_lock_ = false;
@@ -219,8 +242,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Connection> open_postgres(const std::string& url) {
-    return std::make_unique<PostgresConnection>(url);
+std::unique_ptr<Connection> open_postgres(const std::string& url, Access access) {
+    return std::make_unique<PostgresConnection>(url, access);
 }
 
 }  // namespace meshhook::consumer::sql

@@ -37,27 +37,23 @@ constexpr auto kParkAfterAtLeast = std::chrono::seconds(5);
 class OutboxRelay::Delivery final : public common::DeliveryHandler {
 public:
     void on_delivery(const common::DeliveryReport& report) noexcept override {
-        error_ = report.error_code;
-        rejected_ = report.rejected;
-        if (!report.ok()) {
-            error_text_ = report.error;  // librdkafka's static text
-        }
+        error_ = report.error;  // librdkafka's static text
         partition_ = report.partition;
         offset_ = report.offset;
         done_.store(true, std::memory_order_release);
     }
     bool done() const { return done_.load(std::memory_order_acquire); }
-    bool ok() const { return done() && error_ == 0; }
-    bool rejected() const { return done() && rejected_; }
-    std::string_view error() const { return error_text_; }
+    bool ok() const { return done() && !error_; }
+    bool rejected() const {
+        return done() && error_.kind() == common::RecordError::Kind::kRejected;
+    }
+    std::string_view error() const { return error_.message(); }
     std::int32_t partition() const { return partition_; }
     std::int64_t offset() const { return offset_; }
 
 private:
     std::atomic<bool> done_{false};
-    int error_ = 0;
-    bool rejected_ = false;
-    std::string_view error_text_;
+    common::RecordError error_;
     std::int32_t partition_ = -1;
     std::int64_t offset_ = -1;
 };
@@ -481,7 +477,7 @@ bool OutboxRelay::recover(Store& store) {
             if (!m) {
                 continue;
             }
-            if (m.error_code() != 0 && !m.is_partition_eof()) {
+            if (m.error() && !m.is_partition_eof()) {
                 continue;
             }
             std::pair<std::string, std::int32_t> where{std::string(m.topic()), m.partition()};

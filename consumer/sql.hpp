@@ -53,7 +53,14 @@ struct SqlHash {
 // or nullptr when the text can be stored.
 const char* unstorable_text(std::string_view text);
 
-std::unique_ptr<Connection> open_sqlite(const std::string& path);
-std::unique_ptr<Connection> open_postgres(const std::string& url);
+// kReadOnly: SQLite opens the file read-only (never creates it) and sets no
+// pragma; PostgreSQL gives up after 5 s unless the URL sets connect_timeout,
+// and every transaction of the session is read-only.
+enum class Access : std::uint8_t { kReadWrite, kReadOnly };
+
+std::unique_ptr<Connection> open_sqlite(const std::string& path,
+                                        Access access = Access::kReadWrite);
+std::unique_ptr<Connection> open_postgres(const std::string& url,
+                                          Access access = Access::kReadWrite);
 
 }  // namespace meshhook::consumer::sql

@@ -30,10 +30,10 @@ StoreError::Kind kind_of(int rc) {
 
 class SqliteConnection final : public Connection {
 public:
-    explicit SqliteConnection(const std::string& path) : path_(path) {
-        const int rc = sqlite3_open_v2(
-            path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-            nullptr);
+    SqliteConnection(const std::string& path, Access access) : path_(path) {
+        const int flags = access == Access::kReadOnly ? SQLITE_OPEN_READONLY
+                                                      : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+        const int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
         if (rc != SQLITE_OK) {
             std::string message = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
             sqlite3_close(db_);
@@ -42,7 +42,9 @@ public:
         }
         // Another connection (the relay's) may hold the write lock briefly.
         sqlite3_busy_timeout(db_, 10000);
-        exec_script("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
+        if (access == Access::kReadWrite) {
+            exec_script("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
+        }
     }
 
     ~SqliteConnection() override {
@@ -195,8 +197,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Connection> open_sqlite(const std::string& path) {
-    return std::make_unique<SqliteConnection>(path);
+std::unique_ptr<Connection> open_sqlite(const std::string& path, Access access) {
+    return std::make_unique<SqliteConnection>(path, access);
 }
 
 }  // namespace meshhook::consumer::sql

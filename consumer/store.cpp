@@ -7,6 +7,7 @@
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <utility>
@@ -104,34 +105,35 @@ CREATE TABLE published_keys (
 )sql",
 };
 
-// The column lists are spelled out in each statement: constexpr literals,
-// and every statement reads whole in a log or a profiler.
-constexpr std::string_view kSelectTransfer =
-    "SELECT environment, transfer_id, status, status_rank, credited, review_reason, "
-    "conflict_status, "
-    "user_id, transaction_id, token, chain, amount, destination_address, tx_hash, "
-    "source_account_provider, credit_event_id, last_event_id, last_unknown_status, "
+// Every statement is one constexpr literal that reads whole in a log or a
+// profiler; a row's column list, which its decoder below reads by position,
+// is spelled once (literal concatenation).
+#define MESHHOOK_TRANSFER_COLUMNS                                                               \
+    "environment, transfer_id, status, status_rank, credited, review_reason, conflict_status, " \
+    "user_id, transaction_id, token, chain, amount, destination_address, tx_hash, "             \
+    "source_account_provider, credit_event_id, last_event_id, last_unknown_status, "            \
     "first_seen_ms, last_seen_ms "
-    "FROM transfers WHERE environment = $1 AND transfer_id = $2";
+#define MESHHOOK_OUTBOX_COLUMNS                                                        \
+    "id, topic, record_key, payload, dedup_key, created_ms, sent_ms, sent_partition, " \
+    "sent_offset, parked_ms, park_reason "
+#define MESHHOOK_ANOMALY_COLUMNS \
+    "id, kind, environment, transfer_id, detail, dedup_key, created_ms "
+
+constexpr std::string_view kSelectTransfer = "SELECT " MESHHOOK_TRANSFER_COLUMNS
+                                             "FROM transfers WHERE environment = $1 AND "
+                                             "transfer_id = $2";
 
 // No index serves it: a pass reads the table once per interval (minutes),
 // and the non-final rows it looks for are few.
 constexpr std::string_view kSelectStaleTransfers =
-    "SELECT environment, transfer_id, status, status_rank, credited, review_reason, "
-    "conflict_status, "
-    "user_id, transaction_id, token, chain, amount, destination_address, tx_hash, "
-    "source_account_provider, credit_event_id, last_event_id, last_unknown_status, "
-    "first_seen_ms, last_seen_ms "
+    "SELECT " MESHHOOK_TRANSFER_COLUMNS
     "FROM transfers WHERE environment = $1 AND status_rank < $2 AND last_seen_ms <= $3 "
     "AND (last_seen_ms > $4 OR (last_seen_ms = $4 AND transfer_id > $5)) "
     "ORDER BY last_seen_ms, transfer_id LIMIT $6";
 
 constexpr std::string_view kUpsertTransfer =
-    "INSERT INTO transfers (environment, transfer_id, status, status_rank, credited, "
-    "review_reason, conflict_status, "
-    "user_id, transaction_id, token, chain, amount, destination_address, tx_hash, "
-    "source_account_provider, credit_event_id, last_event_id, last_unknown_status, "
-    "first_seen_ms, last_seen_ms) "
+    "INSERT INTO transfers (" MESHHOOK_TRANSFER_COLUMNS
+    ") "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
     "$19, $20) ON CONFLICT (environment, transfer_id) DO UPDATE SET status = excluded.status, "
     "status_rank = excluded.status_rank, credited = excluded.credited, "
@@ -174,9 +176,7 @@ constexpr std::string_view kSelectUnsent =
     "WHERE p.parked_ms IS NOT NULL AND p.sent_ms IS NULL AND p.topic = o.topic "
     "AND p.record_key = o.record_key) ORDER BY o.id LIMIT $1";
 constexpr std::string_view kSelectOutbox =
-    "SELECT id, topic, record_key, payload, dedup_key, created_ms, sent_ms, sent_partition, "
-    "sent_offset, parked_ms, park_reason "
-    "FROM outbox ORDER BY id";
+    "SELECT " MESHHOOK_OUTBOX_COLUMNS "FROM outbox ORDER BY id";
 constexpr std::string_view kMarkSent =
     "UPDATE outbox SET sent_ms = $1, sent_partition = $2, sent_offset = $3 "
     "WHERE id = $4 AND sent_ms IS NULL";
@@ -203,7 +203,48 @@ constexpr std::string_view kOutboxStats =
     "COALESCE(SUM(CASE WHEN parked_ms IS NULL THEN 0 ELSE 1 END), 0) "
     "FROM outbox WHERE sent_ms IS NULL";
 constexpr std::string_view kSelectAnomalies =
-    "SELECT kind, environment, transfer_id, detail, dedup_key FROM anomalies ORDER BY id";
+    "SELECT " MESHHOOK_ANOMALY_COLUMNS "FROM anomalies ORDER BY id";
+
+// Read-only queries (StoreReader): what operators and tests read.
+constexpr std::string_view kSelectSchemaVersion = "SELECT version FROM meshhook_schema";
+constexpr std::string_view kSelectTransfers =
+    "SELECT " MESHHOOK_TRANSFER_COLUMNS "FROM transfers ORDER BY environment, transfer_id";
+constexpr std::string_view kSelectTransfersById = "SELECT " MESHHOOK_TRANSFER_COLUMNS
+                                                  "FROM transfers WHERE transfer_id = $1 "
+                                                  "ORDER BY environment";
+constexpr std::string_view kSelectOutboxByKey =
+    "SELECT " MESHHOOK_OUTBOX_COLUMNS "FROM outbox WHERE record_key = $1 ORDER BY id";
+constexpr std::string_view kSelectAnomaliesByTransfer = "SELECT " MESHHOOK_ANOMALY_COLUMNS
+                                                        "FROM anomalies WHERE transfer_id = $1 "
+                                                        "ORDER BY id";
+constexpr std::string_view kCountByStatus =
+    "SELECT environment, COALESCE(status, ''), COUNT(*), SUM(credited) FROM transfers "
+    "GROUP BY environment, status ORDER BY 1, 2";  // '' first on both stores (NULL is not)
+constexpr std::string_view kCountTransferFlags =
+    "SELECT COALESCE(SUM(CASE WHEN review_reason IS NOT NULL AND review_reason <> '' "
+    "THEN 1 ELSE 0 END), 0), "
+    "COALESCE(SUM(CASE WHEN conflict_status IS NOT NULL AND conflict_status <> '' "
+    "THEN 1 ELSE 0 END), 0), "
+    "COALESCE(SUM(CASE WHEN status_rank < 3 AND last_seen_ms < $1 THEN 1 ELSE 0 END), 0) "
+    "FROM transfers";
+constexpr std::string_view kSelectSilent = "SELECT " MESHHOOK_TRANSFER_COLUMNS
+                                           "FROM transfers WHERE status_rank < 3 AND "
+                                           "last_seen_ms < $1 ORDER BY last_seen_ms LIMIT $2";
+constexpr std::string_view kOutboxByTopic =
+    "SELECT topic, COUNT(*), SUM(CASE WHEN sent_ms IS NULL THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN sent_ms IS NULL AND parked_ms IS NOT NULL THEN 1 ELSE 0 END), "
+    "MIN(CASE WHEN sent_ms IS NULL THEN created_ms END) "
+    "FROM outbox GROUP BY topic ORDER BY topic";
+constexpr std::string_view kAnomaliesByKind =
+    "SELECT kind, COUNT(*) FROM anomalies GROUP BY kind ORDER BY kind";
+constexpr std::string_view kSelectAllOffsets =
+    "SELECT topic, partition_id, next_offset FROM partition_offsets ORDER BY topic, partition_id";
+constexpr std::string_view kSelectAllPositions =
+    "SELECT topic, partition_id, next_offset FROM relay_positions ORDER BY topic, partition_id";
+
+#undef MESHHOOK_TRANSFER_COLUMNS
+#undef MESHHOOK_OUTBOX_COLUMNS
+#undef MESHHOOK_ANOMALY_COLUMNS
 
 // Empty strings are stored as NULL: operators see "no value", not "".
 Param text(const std::string& s) {
@@ -283,6 +324,24 @@ OutboxRow to_outbox(const std::vector<sql::Cell>& c) {
             SentMark{row.id, row.topic, static_cast<std::int32_t>(integer(c[11])), integer(c[12])};
     }
     return row;
+}
+
+AnomalyRow to_anomaly(const std::vector<sql::Cell>& c) {
+    return {integer(c[0]), {str(c[1]), str(c[2]), str(c[3]), str(c[4]), str(c[5])}, integer(c[6])};
+}
+
+PartitionPosition to_position(const std::vector<sql::Cell>& c) {
+    return {str(c[0]), static_cast<std::int32_t>(integer(c[1])), integer(c[2])};
+}
+
+template <typename Decode>
+auto decode_all(const sql::Result& r, Decode decode) {
+    std::vector<decltype(decode(r.rows.front()))> out;
+    out.reserve(r.rows.size());
+    for (const auto& row : r.rows) {
+        out.push_back(decode(row));
+    }
+    return out;
 }
 
 std::map<std::int32_t, std::int64_t> partition_map(const sql::Result& r) {
@@ -389,12 +448,21 @@ std::int64_t wall_ms() {
 
 class SqlStore final : public Store {
 public:
-    explicit SqlStore(std::unique_ptr<sql::Connection> conn) : conn_(std::move(conn)) { migrate(); }
+    // kReadWrite migrates the schema to this binary's version; kReadOnly
+    // only checks that it is this binary's version.
+    SqlStore(std::unique_ptr<sql::Connection> conn, sql::Access access, std::string_view url)
+        : conn_(std::move(conn)) {
+        if (access == sql::Access::kReadWrite) {
+            migrate();
+        } else {
+            check_version(url);
+        }
+    }
 
     std::string_view kind() const override { return conn_->kind(); }
 
     int schema_version() override {
-        const sql::Result r = conn_->query("SELECT version FROM meshhook_schema", {});
+        const sql::Result r = conn_->query(kSelectSchemaVersion, {});
         return r.rows.empty() ? 0 : static_cast<int>(integer(r.rows[0][0]));
     }
 
@@ -435,20 +503,12 @@ public:
         const std::string_view from_id = after ? std::string_view(after->transfer_id) : "";
         const std::array<Param, 6> p{environment, terminal, quiet_before_ms,
                                      from_ms,     from_id,  static_cast<std::int64_t>(limit)};
-        std::vector<TransferRow> rows;
-        for (const auto& row : conn_->query(kSelectStaleTransfers, p).rows) {
-            rows.push_back(to_transfer(row));
-        }
-        return rows;
+        return decode_all(conn_->query(kSelectStaleTransfers, p), to_transfer);
     }
 
     std::vector<OutboxRow> unsent(std::size_t limit) override {
         const std::array<Param, 1> p{static_cast<std::int64_t>(limit)};
-        std::vector<OutboxRow> rows;
-        for (const auto& row : conn_->query(kSelectUnsent, p).rows) {
-            rows.push_back(to_outbox(row));
-        }
-        return rows;
+        return decode_all(conn_->query(kSelectUnsent, p), to_outbox);
     }
 
     void mark_sent(const std::vector<SentMark>& marks, std::int64_t now_ms) override {
@@ -546,19 +606,58 @@ public:
     bool try_acquire_relay_lock() override { return conn_->try_relay_lock(); }
 
     std::vector<OutboxRow> outbox_rows() override {
-        std::vector<OutboxRow> rows;
-        for (const auto& row : conn_->query(kSelectOutbox, {}).rows) {
-            rows.push_back(to_outbox(row));
-        }
-        return rows;
+        return decode_all(conn_->query(kSelectOutbox, {}), to_outbox);
     }
 
     std::vector<AnomalyRecord> anomalies() override {
         std::vector<AnomalyRecord> out;
         for (const auto& c : conn_->query(kSelectAnomalies, {}).rows) {
-            out.push_back({str(c[0]), str(c[1]), str(c[2]), str(c[3]), str(c[4])});
+            out.push_back(to_anomaly(c).record);
         }
         return out;
+    }
+
+    std::vector<TransferRow> transfers() override {
+        return decode_all(conn_->query(kSelectTransfers, {}), to_transfer);
+    }
+
+    TransferHistory history(std::string_view transfer_id, std::string_view environment) override {
+        TransferHistory h;
+        const std::array<Param, 1> id{transfer_id};
+        if (environment.empty()) {
+            h.transfers = decode_all(conn_->query(kSelectTransfersById, id), to_transfer);
+        } else if (auto row = transfer(environment, transfer_id)) {
+            h.transfers.push_back(std::move(*row));
+        }
+        h.outbox = decode_all(conn_->query(kSelectOutboxByKey, id), to_outbox);
+        h.anomalies = decode_all(conn_->query(kSelectAnomaliesByTransfer, id), to_anomaly);
+        return h;
+    }
+
+    StoreSummary summary(std::int64_t silent_before_ms, std::size_t silent_limit) override {
+        StoreSummary s;
+        for (const auto& c : conn_->query(kCountByStatus, {}).rows) {
+            s.by_status.push_back({str(c[0]), str(c[1]), integer(c[2]), integer(c[3])});
+        }
+        const std::array<Param, 1> cutoff{silent_before_ms};
+        if (const auto r = conn_->query(kCountTransferFlags, cutoff); !r.rows.empty()) {
+            s.in_review = integer(r.rows[0][0]);
+            s.conflicts = integer(r.rows[0][1]);
+            s.silent = integer(r.rows[0][2]);
+        }
+        const std::array<Param, 2> silent{silent_before_ms,
+                                          static_cast<std::int64_t>(silent_limit)};
+        s.silent_oldest = decode_all(conn_->query(kSelectSilent, silent), to_transfer);
+        for (const auto& c : conn_->query(kOutboxByTopic, {}).rows) {
+            s.outbox.push_back(
+                {str(c[0]), integer(c[1]), integer(c[2]), integer(c[3]), opt_integer(c[4])});
+        }
+        for (const auto& c : conn_->query(kAnomaliesByKind, {}).rows) {
+            s.anomalies.push_back({str(c[0]), integer(c[1])});
+        }
+        s.offsets = decode_all(conn_->query(kSelectAllOffsets, {}), to_position);
+        s.relay_positions = decode_all(conn_->query(kSelectAllPositions, {}), to_position);
+        return s;
     }
 
 private:
@@ -568,13 +667,37 @@ private:
         conn_->query(kAdvancePosition, p);
     }
 
+    void check_version(std::string_view url) {
+        const std::string where = redact_store_url(url);
+        sql::Result r;
+        try {
+            r = conn_->query(kSelectSchemaVersion, {});
+        } catch (const StoreError&) {
+            throw StoreError(where + " is not a meshhook store (no meshhook_schema table)");
+        }
+        if (r.rows.empty() || !r.rows[0][0]) {
+            throw StoreError(where + " is not a meshhook store (empty meshhook_schema)");
+        }
+        const std::int64_t version = integer(r.rows[0][0]);
+        if (version > kSchemaVersion) {
+            throw StoreError(where + " has schema version " + std::to_string(version) +
+                             ", newer than this binary's (" + std::to_string(kSchemaVersion) +
+                             "): run a newer meshhook");
+        }
+        if (version < kSchemaVersion) {
+            throw StoreError(where + " has schema version " + std::to_string(version) +
+                             ", older than this binary's (" + std::to_string(kSchemaVersion) +
+                             "): start meshhook-consumer of this release on it to migrate");
+        }
+    }
+
     void migrate() {
         conn_->begin();
         try {
             conn_->lock_migrations();
             conn_->exec_script(
                 "CREATE TABLE IF NOT EXISTS meshhook_schema (version INTEGER NOT NULL)");
-            const sql::Result r = conn_->query("SELECT version FROM meshhook_schema", {});
+            const sql::Result r = conn_->query(kSelectSchemaVersion, {});
             const int current = r.rows.empty() ? 0 : static_cast<int>(integer(r.rows[0][0]));
             if (current > kSchemaVersion) {
                 throw StoreError("store schema version " + std::to_string(current) +
@@ -608,19 +731,41 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Store> open_store(std::string_view url) {
+namespace {
+
+// sqlite://PATH or postgresql:// / postgres:// (a libpq URL), one way for both
+// accesses.
+std::unique_ptr<SqlStore> open_sql_store(std::string_view url, sql::Access access) {
     if (url.starts_with("sqlite://")) {
         const std::string path(url.substr(9));
         if (path.empty()) {
             throw StoreError("store URL 'sqlite://' names no file");
         }
-        return std::make_unique<SqlStore>(sql::open_sqlite(path));
+        if (access == sql::Access::kReadOnly) {
+            std::error_code ec;
+            if (!std::filesystem::is_regular_file(path, ec)) {
+                throw StoreError("no SQLite store at " + path + " (" +
+                                 (ec ? ec.message() : std::string("no such file")) + ")");
+            }
+        }
+        return std::make_unique<SqlStore>(sql::open_sqlite(path, access), access, url);
     }
     if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
-        return std::make_unique<SqlStore>(sql::open_postgres(std::string(url)));
+        return std::make_unique<SqlStore>(sql::open_postgres(std::string(url), access), access,
+                                          url);
     }
     throw StoreError("store URL must start with sqlite:// or postgresql://, got '" +
                      redact_store_url(url) + "'");
+}
+
+}  // namespace
+
+std::unique_ptr<Store> open_store(std::string_view url) {
+    return open_sql_store(url, sql::Access::kReadWrite);
+}
+
+std::unique_ptr<StoreReader> open_store_reader(std::string_view url) {
+    return open_sql_store(url, sql::Access::kReadOnly);
 }
 
 std::string redact_store_url(std::string_view url) {

@@ -18,19 +18,6 @@ std::chrono::milliseconds millis(const common::Settings& s, std::string_view fla
         static_cast<std::int64_t>(common::parse_uint(s.describe(flag), s.get(flag), min, max)));
 }
 
-// A topic name as Kafka accepts it: [a-zA-Z0-9._-], at most 249 characters.
-void check_topic(const common::Settings& s, std::string_view flag) {
-    const auto& t = s.get(flag);
-    const bool ok = !t.empty() && t.size() <= 249 && t != "." && t != ".." &&
-                    std::all_of(t.begin(), t.end(), [](char c) {
-                        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                               (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-                    });
-    if (!ok) {
-        throw ConfigError(s.describe(flag) + ": not a valid Kafka topic name: \"" + t + "\"");
-    }
-}
-
 void check_readable(const common::Settings& s, std::string_view flag) {
     std::ifstream in(s.get(flag));
     if (!in) throw ConfigError(s.describe(flag) + ": cannot read \"" + s.get(flag) + "\"");
@@ -56,8 +43,8 @@ std::optional<std::size_t> IngestConfig::environment_index(std::string_view name
 void declare_settings(common::Settings& s) {
     const auto cores = std::max(1U, std::thread::hardware_concurrency());
     s.add({"listen", "INGEST_LISTEN", "0.0.0.0:8080",
-           "Address to listen on (host:port; port 0 picks one)"})
-        .add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...); required"})
+           "Address to listen on (host:port; port 0 picks one)"});
+    common::declare_brokers(s)
         .add({"webhook-secret", std::string(kSecretEnv), "",
               "Comma-separated active secrets for /webhooks/mesh (environment production); "
               "prefer the variable. MESH_WEBHOOK_SECRET_<ENV> adds /webhooks/mesh/<env>",
@@ -95,9 +82,8 @@ void declare_settings(common::Settings& s) {
         .add({"max-queued-messages", "INGEST_MAX_QUEUED_MESSAGES", "100000",
               "Records the producer may hold unacknowledged; beyond it webhooks get 503"})
         .add({"ready-file", "INGEST_READY_FILE", "",
-              "once listening, write listen=HOST:PORT and pid=N here (atomically)"})
-        .add({"log-format", "LOG_FORMAT", "text", "text or json"})
-        .add({"log-level", "LOG_LEVEL", "info", "trace, debug, info, warn or error"});
+              "once listening, write listen=HOST:PORT and pid=N here (atomically)"});
+    common::declare_log_settings(s);
     common::declare_client_properties(s);
 }
 
@@ -106,10 +92,7 @@ IngestConfig load_config(const common::Settings& s,
     IngestConfig c;
     c.listen = common::parse_host_port(s.describe("listen"), s.get("listen"));
 
-    c.brokers = s.get("brokers");
-    if (common::split_list(c.brokers).empty()) {
-        throw ConfigError(s.describe("brokers") + ": required (host:port,...)");
-    }
+    c.brokers = common::bootstrap_servers(s);
 
     if (s.is_set("webhook-secret")) {
         c.environments.push_back(
@@ -137,10 +120,8 @@ IngestConfig load_config(const common::Settings& s,
 
     c.kafka_properties = common::client_properties(s);
 
-    check_topic(s, "topic");
-    check_topic(s, "dlq-topic");
-    c.topic = s.get("topic");
-    c.dlq_topic = s.get("dlq-topic");
+    c.topic = common::topic_name(s, "topic");
+    c.dlq_topic = common::topic_name(s, "dlq-topic");
     if (c.topic == c.dlq_topic) {
         throw ConfigError(s.describe("dlq-topic") + ": must differ from --topic");
     }
@@ -188,20 +169,18 @@ IngestConfig load_config(const common::Settings& s,
     }
     c.max_queued_messages = common::parse_uint(s.describe("max-queued-messages"),
                                                s.get("max-queued-messages"), 1, 10000000);
-    try {
-        c.log_format = common::parse_log_format(s.get("log-format"));
-    } catch (const ConfigError& e) {
-        throw ConfigError(s.describe("log-format") + ": " + e.what());
-    }
-    c.log_level = s.get("log-level");
+    const auto log = common::log_settings(s);
+    c.log_format = log.format;
+    c.log_level = log.level;
     c.ready_file = s.get("ready-file");
-    constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
-    if (std::find(std::begin(kLevels), std::end(kLevels), c.log_level) == std::end(kLevels)) {
-        throw ConfigError(s.describe("log-level") +
-                          ": expected trace, debug, info, warn or error, got \"" + c.log_level +
-                          "\"");
-    }
     return c;
+}
+
+IngestConfig default_config(const std::string& brokers, const std::string& production_secret) {
+    common::Settings s{std::string(kProgram), ""};
+    declare_settings(s);
+    s.set("brokers", brokers).set("webhook-secret", production_secret);
+    return load_config(s, {});
 }
 
 }  // namespace meshhook::ingest

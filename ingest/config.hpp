@@ -28,31 +28,35 @@ struct EnvironmentSecrets {
     std::vector<std::string> secrets;  // every active secret (rotation)
 };
 
+// Every field with a setting gets its value, default included, from the one
+// declaration of that setting in declare_settings(): load_config() sets them
+// all, and code without a command line (tests, the fuzzer) starts from
+// default_config(). So the fields carry no default of their own.
 struct IngestConfig {
-    common::HostPort listen{"0.0.0.0", 8080};
+    common::HostPort listen;
     std::string brokers;
     std::vector<std::pair<std::string, std::string>> kafka_properties;  // --kafka-config-file
     std::vector<EnvironmentSecrets> environments;  // production first when configured
-    std::string topic{wire::kTransferEventsTopic};
-    std::string dlq_topic{wire::kDeadLetterTopic};
-    unsigned threads = 1;
-    std::size_t max_body_bytes = std::size_t{64} * 1024;
-    std::chrono::milliseconds ack_timeout{150};
-    std::size_t max_connections = 10000;
+    std::string topic;
+    std::string dlq_topic;
+    unsigned threads{};
+    std::size_t max_body_bytes{};
+    std::chrono::milliseconds ack_timeout{};
+    std::size_t max_connections{};
     std::vector<IpNetwork> allow_ips;                  // empty: every client address is allowed
     std::vector<IpNetwork> trusted_proxies;            // whose X-Forwarded-For is believed
     std::optional<std::chrono::seconds> max_sent_age;  // replay window; nullopt = off
     std::string tls_cert;
     std::string tls_key;
     std::string ready_file;  // --ready-file: bound address for supervisors and tests
-    common::LogFormat log_format = common::LogFormat::kText;
-    std::string log_level = "info";
-    std::chrono::milliseconds read_timeout{5000};   // first byte of a request to its last
-    std::chrono::milliseconds idle_timeout{60000};  // keep-alive wait for the next request
-    std::chrono::milliseconds drain_timeout{10000};
-    std::chrono::milliseconds kafka_message_timeout{10000};
-    std::chrono::milliseconds kafka_linger{1};  // librdkafka linger.ms: batching against latency
-    std::size_t max_queued_messages = 100000;   // producer queue; beyond it: 503 queue_full
+    common::LogFormat log_format{};
+    std::string log_level;
+    std::chrono::milliseconds read_timeout{};  // first byte of a request to its last
+    std::chrono::milliseconds idle_timeout{};  // keep-alive wait for the next request
+    std::chrono::milliseconds drain_timeout{};
+    std::chrono::milliseconds kafka_message_timeout{};
+    std::chrono::milliseconds kafka_linger{};  // librdkafka linger.ms: batching against latency
+    std::size_t max_queued_messages{};         // producer queue; beyond it: 503 queue_full
 
     bool tls() const { return !tls_cert.empty(); }
     // Index of `name` in environments, or nullopt.
@@ -67,5 +71,9 @@ void declare_settings(common::Settings& settings);
 // Throws common::ConfigError with one line naming the bad setting.
 IngestConfig load_config(const common::Settings& settings,
                          const std::vector<std::pair<std::string, std::string>>& env_secrets);
+
+// Every setting at its declared default, with the two that have none given:
+// the configuration the binary runs with when nothing else is set.
+IngestConfig default_config(const std::string& brokers, const std::string& production_secret);
 
 }  // namespace meshhook::ingest

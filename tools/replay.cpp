@@ -127,7 +127,7 @@ int replay_main(int argc, const char* const* argv) {
         "(2026-11-28T10:00:00Z) or epoch milliseconds;\n"
         "--since is inclusive, --until exclusive. The source is read up to its end as at\n"
         "start; nothing is deleted from it.");
-    settings.add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...)"})
+    common::declare_brokers(settings)
         .add({"from", "", "dlq", "dlq | anomalies"})
         .add({"source", "", "",
               "source topic (default: " + std::string(wire::kDeadLetterTopic) + " or " +
@@ -154,9 +154,7 @@ int replay_main(int argc, const char* const* argv) {
             throw common::ConfigError("unexpected argument '" + settings.positional().front() +
                                       "'");
         }
-        if (settings.get("brokers").empty()) {
-            throw common::ConfigError(settings.describe("brokers") + ": missing value");
-        }
+        common::bootstrap_servers(settings);
         kafka = common::client_properties(settings);
         const auto& from = settings.get("from");
         if (from != "dlq" && from != "anomalies") {

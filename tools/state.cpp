@@ -2,10 +2,11 @@
 // summary of the whole store.
 #include <iomanip>
 #include <iostream>
-#include <sstream>
+#include <optional>
+#include <string>
 
+#include "consumer/store.hpp"
 #include "tools/commands.hpp"
-#include "tools/store_reader.hpp"
 #include "tools/util.hpp"
 
 namespace meshhook::tools {
@@ -13,157 +14,108 @@ namespace {
 
 constexpr std::string_view kProgram = "meshhook state";
 
-std::string text(const Cell& c, std::string_view none = "-") {
-    return c && !c->empty() ? *c : std::string(none);
+std::string text(const std::string& s, std::string_view none = "-") {
+    return s.empty() ? std::string(none) : s;
 }
 
-std::string when(const Cell& ms) {
-    if (!ms) return "-";
-    try {
-        return format_utc_ms(std::stoll(*ms));
-    } catch (const std::exception&) {
-        return *ms;
-    }
+template <typename T>
+std::string text(const std::optional<T>& v) {
+    return v ? std::to_string(*v) : "-";
+}
+
+std::string when(std::optional<std::int64_t> ms) {
+    return ms ? format_utc_ms(*ms) : "-";
 }
 
 void field(std::string_view name, const std::string& value) {
     std::cout << "  " << std::left << std::setw(24) << name << value << "\n";
 }
 
-int show_transfer(StoreReader& store, const std::string& transfer_id,
+int show_transfer(consumer::StoreReader& store, const std::string& transfer_id,
                   const std::string& environment) {
-    std::string sql =
-        "SELECT environment, status, status_rank, credited, review_reason, conflict_status, "
-        "user_id, "
-        "transaction_id, token, chain, amount, destination_address, tx_hash, "
-        "source_account_provider, "
-        "credit_event_id, last_event_id, last_unknown_status, first_seen_ms, last_seen_ms "
-        "FROM transfers WHERE transfer_id = $1";
-    std::vector<std::string> params{transfer_id};
-    if (!environment.empty()) {
-        sql += " AND environment = $2";
-        params.push_back(environment);
-    }
-    sql += " ORDER BY environment";
-    const auto transfers = store.query(sql, params);
-    const auto outbox = store.query(
-        "SELECT id, topic, dedup_key, created_ms, sent_ms, sent_partition, sent_offset, payload, "
-        "parked_ms, park_reason FROM outbox WHERE record_key = $1 ORDER BY id",
-        {transfer_id});
-    const auto anomalies = store.query(
-        "SELECT id, kind, environment, detail, created_ms FROM anomalies WHERE transfer_id = $1 "
-        "ORDER BY id",
-        {transfer_id});
-    if (transfers.empty() && outbox.empty() && anomalies.empty()) {
+    const consumer::TransferHistory h = store.history(transfer_id, environment);
+    if (h.empty()) {
         return fail(kProgram, "the store knows nothing about transfer " + transfer_id +
                                   (environment.empty() ? "" : " in environment " + environment));
     }
-    for (const auto& t : transfers) {
-        std::cout << "transfer " << transfer_id << " (environment " << text(t[0]) << ")\n";
-        field("status", text(t[1], "(none yet)") + " (rank " + text(t[2]) + ")");
-        if (t[16] && !t[16]->empty()) field("unknown status seen", *t[16]);
-        const bool credited = t[3] && *t[3] != "0";
-        field("credited", credited ? "yes: a credit command went to the outbox" : "no");
-        if (t[4] && !t[4]->empty()) field("sent to review", *t[4]);
-        if (t[5] && !t[5]->empty())
-            field("conflict", "a " + *t[5] + " event contradicted " + text(t[1]));
-        if (t[10] && !t[10]->empty()) {
-            field("amount", *t[10] + " " + text(t[8], "?") + " on " + text(t[9], "?"));
-            field("destination", text(t[11]));
-            field("tx hash", text(t[12]));
-            field("user / transaction", text(t[6]) + " / " + text(t[7]));
-            field("source provider", text(t[13]));
-            field("credit event", text(t[14]));
+    for (const auto& t : h.transfers) {
+        std::cout << "transfer " << transfer_id << " (environment " << text(t.environment) << ")\n";
+        field("status", text(t.status, "(none yet)") + " (rank " + std::to_string(t.rank) + ")");
+        if (!t.last_unknown_status.empty()) field("unknown status seen", t.last_unknown_status);
+        field("credited", t.credited ? "yes: a credit command went to the outbox" : "no");
+        if (!t.review_reason.empty()) field("sent to review", t.review_reason);
+        if (!t.conflict_status.empty())
+            field("conflict", "a " + t.conflict_status + " event contradicted " + text(t.status));
+        if (!t.amount.empty()) {
+            field("amount", t.amount + " " + text(t.token, "?") + " on " + text(t.chain, "?"));
+            field("destination", text(t.destination_address));
+            field("tx hash", text(t.tx_hash));
+            field("user / transaction", text(t.user_id) + " / " + text(t.transaction_id));
+            field("source provider", text(t.source_account_provider));
+            field("credit event", text(t.credit_event_id));
         }
-        field("last event", text(t[15]));
-        field("first seen", when(t[17]));
-        field("last seen", when(t[18]));
+        field("last event", text(t.last_event_id));
+        field("first seen", when(t.first_seen_ms));
+        field("last seen", when(t.last_seen_ms));
     }
-    std::cout << "outbox (" << outbox.size() << " row" << (outbox.size() == 1 ? "" : "s") << ")\n";
-    for (const auto& o : outbox) {
-        std::string sent =
-            o[4]   ? "sent " + when(o[4]) + " to partition " + text(o[5]) + " offset " + text(o[6])
-            : o[8] ? "PARKED " + when(o[8]) + ": Kafka refuses it (" + text(o[9]) +
-                         "); see docs/RUNBOOK.md#meshhookoutboxrowparked"
-                   : std::string("NOT SENT yet");
-        std::cout << "  #" << text(o[0]) << " " << text(o[1]) << " created " << when(o[3]) << ", "
-                  << sent << "\n";
-        std::cout << "      " << text(o[2]) << "\n";
-        std::cout << "      " << text(o[7]) << "\n";
+    std::cout << "outbox (" << h.outbox.size() << " row" << (h.outbox.size() == 1 ? "" : "s")
+              << ")\n";
+    for (const auto& o : h.outbox) {
+        std::string sent = o.sent_ms ? "sent " + when(o.sent_ms) + " to partition " +
+                                           text(o.sent_partition) + " offset " + text(o.sent_offset)
+                           : o.parked_ms ? "PARKED " + when(o.parked_ms) + ": Kafka refuses it (" +
+                                               text(o.park_reason) +
+                                               "); see docs/RUNBOOK.md#meshhookoutboxrowparked"
+                                         : std::string("NOT SENT yet");
+        std::cout << "  #" << o.id << " " << text(o.topic) << " created " << when(o.created_ms)
+                  << ", " << sent << "\n";
+        std::cout << "      " << text(o.dedup_key) << "\n";
+        std::cout << "      " << text(o.payload) << "\n";
     }
-    std::cout << "anomalies (" << anomalies.size() << ")\n";
-    for (const auto& a : anomalies) {
-        std::cout << "  #" << text(a[0]) << " " << text(a[1]) << " (" << text(a[2]) << ") at "
-                  << when(a[4]) << ": " << text(a[3]) << "\n";
+    std::cout << "anomalies (" << h.anomalies.size() << ")\n";
+    for (const auto& a : h.anomalies) {
+        std::cout << "  #" << a.id << " " << text(a.record.kind) << " ("
+                  << text(a.record.environment) << ") at " << when(a.created_ms) << ": "
+                  << text(a.record.detail) << "\n";
     }
     return 0;
 }
 
-int show_summary(StoreReader& store, std::int64_t older_than_s) {
+int show_summary(consumer::StoreReader& store, std::int64_t older_than_s) {
+    const consumer::StoreSummary s = store.summary(now_ms() - older_than_s * 1000, 20);
     std::cout << "transfers by environment and status:\n";
-    const auto by_status = store.query(
-        "SELECT environment, COALESCE(status, ''), COUNT(*), SUM(credited) FROM transfers "
-        "GROUP BY environment, status ORDER BY 1, 2",
-        {});
-    if (by_status.empty()) std::cout << "  (none)\n";
-    for (const auto& r : by_status) {
-        std::cout << "  " << std::left << std::setw(14) << text(r[0]) << std::setw(14)
-                  << text(r[1], "(none)") << std::right << std::setw(8) << text(r[2])
-                  << "   credited " << text(r[3], "0") << "\n";
+    if (s.by_status.empty()) std::cout << "  (none)\n";
+    for (const auto& r : s.by_status) {
+        std::cout << "  " << std::left << std::setw(14) << text(r.environment) << std::setw(14)
+                  << text(r.status, "(none)") << std::right << std::setw(8) << r.transfers
+                  << "   credited " << r.credited << "\n";
     }
-    const auto review = store.query(
-        "SELECT COUNT(*) FROM transfers WHERE review_reason IS NOT NULL AND review_reason <> ''",
-        {});
-    const auto conflict = store.query(
-        "SELECT COUNT(*) FROM transfers WHERE conflict_status IS NOT NULL AND conflict_status <> "
-        "''",
-        {});
-    std::cout << "sent to review: " << text(review[0][0], "0")
-              << ", conflicts: " << text(conflict[0][0], "0") << "\n";
-
-    const std::string cutoff = std::to_string(now_ms() - older_than_s * 1000);
-    const auto stuck_count = store.query(
-        "SELECT COUNT(*) FROM transfers WHERE status_rank < 3 AND last_seen_ms < $1", {cutoff});
-    std::cout << "not final and silent for over " << older_than_s
-              << " s: " << text(stuck_count[0][0], "0") << "\n";
-    const auto stuck = store.query(
-        "SELECT environment, transfer_id, COALESCE(status, ''), last_seen_ms FROM transfers "
-        "WHERE status_rank < 3 AND last_seen_ms < $1 ORDER BY last_seen_ms LIMIT 20",
-        {cutoff});
-    for (const auto& r : stuck) {
-        std::cout << "  " << text(r[1]) << " (" << text(r[0]) << ") " << text(r[2], "(none)")
-                  << " since " << when(r[3]) << "\n";
+    std::cout << "sent to review: " << s.in_review << ", conflicts: " << s.conflicts << "\n";
+    std::cout << "not final and silent for over " << older_than_s << " s: " << s.silent << "\n";
+    for (const auto& t : s.silent_oldest) {
+        std::cout << "  " << text(t.transfer_id) << " (" << text(t.environment) << ") "
+                  << text(t.status, "(none)") << " since " << when(t.last_seen_ms) << "\n";
     }
 
     std::cout << "outbox by topic:\n";
-    const auto outbox = store.query(
-        "SELECT topic, COUNT(*), SUM(CASE WHEN sent_ms IS NULL THEN 1 ELSE 0 END), "
-        "MIN(CASE WHEN sent_ms IS NULL THEN created_ms END), "
-        "SUM(CASE WHEN sent_ms IS NULL AND parked_ms IS NOT NULL THEN 1 ELSE 0 END) "
-        "FROM outbox GROUP BY topic ORDER BY topic",
-        {});
-    if (outbox.empty()) std::cout << "  (none)\n";
-    for (const auto& r : outbox) {
-        std::cout << "  " << std::left << std::setw(26) << text(r[0]) << std::right << std::setw(8)
-                  << text(r[1]) << " rows, " << text(r[2], "0") << " unsent";
-        if (r[4] && *r[4] != "0") std::cout << " (" << *r[4] << " parked)";
-        if (r[3]) std::cout << " (oldest " << when(r[3]) << ")";
+    if (s.outbox.empty()) std::cout << "  (none)\n";
+    for (const auto& r : s.outbox) {
+        std::cout << "  " << std::left << std::setw(26) << text(r.topic) << std::right
+                  << std::setw(8) << r.rows << " rows, " << r.unsent << " unsent";
+        if (r.parked != 0) std::cout << " (" << r.parked << " parked)";
+        if (r.oldest_unsent_created_ms)
+            std::cout << " (oldest " << when(r.oldest_unsent_created_ms) << ")";
         std::cout << "\n";
     }
     std::cout << "anomalies by kind:\n";
-    const auto anomalies =
-        store.query("SELECT kind, COUNT(*) FROM anomalies GROUP BY kind ORDER BY kind", {});
-    if (anomalies.empty()) std::cout << "  (none)\n";
-    for (const auto& r : anomalies)
-        std::cout << "  " << std::left << std::setw(26) << text(r[0]) << text(r[1]) << "\n";
+    if (s.anomalies.empty()) std::cout << "  (none)\n";
+    for (const auto& r : s.anomalies)
+        std::cout << "  " << std::left << std::setw(26) << text(r.kind) << r.count << "\n";
     std::cout << "consumed offsets:\n";
-    const auto offsets = store.query(
-        "SELECT topic, partition_id, next_offset FROM partition_offsets ORDER BY topic, "
-        "partition_id",
-        {});
-    if (offsets.empty()) std::cout << "  (none)\n";
-    for (const auto& r : offsets) {
-        std::cout << "  " << text(r[0]) << "[" << text(r[1]) << "] next " << text(r[2]) << "\n";
+    if (s.offsets.empty()) std::cout << "  (none)\n";
+    for (const auto& r : s.offsets) {
+        std::cout << "  " << text(r.topic) << "[" << r.partition << "] next " << r.next_offset
+                  << "\n";
     }
     return 0;
 }
@@ -205,7 +157,7 @@ int state_main(int argc, const char* const* argv) {
         return 2;
     }
     try {
-        auto store = open_store_reader(settings.get("store"));
+        auto store = consumer::open_store_reader(settings.get("store"));
         if (summary) return show_summary(*store, older_than_s);
         return show_transfer(*store, settings.positional().front(), settings.get("environment"));
     } catch (const std::exception& e) {

@@ -38,7 +38,7 @@ int tail_main(int argc, const char* const* argv) {
         "Reads without a consumer group: nothing is committed, nobody's offsets move.\n"
         "Reads committed records only (isolation.level=read_committed), as the ledger does:\n"
         "records of open or aborted transactions are not shown without --read-uncommitted.");
-    settings.add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...)"})
+    common::declare_brokers(settings)
         .add({"from", "", "beginning", "where to start: beginning | end"})
         .add({"follow", "", "", "keep printing new records until Ctrl-C", false, true})
         .add({"pretty", "", "", "pretty-print JSON values (number text kept exactly)", false, true})
@@ -58,9 +58,7 @@ int tail_main(int argc, const char* const* argv) {
         if (settings.positional().size() != 1) {
             throw common::ConfigError("expected exactly one TOPIC (see --help)");
         }
-        if (settings.get("brokers").empty()) {
-            throw common::ConfigError(settings.describe("brokers") + ": missing value");
-        }
+        common::bootstrap_servers(settings);
         const auto& from = settings.get("from");
         if (from != "beginning" && from != "end") {
             throw common::ConfigError("--from: expected beginning or end, got \"" + from + "\"");

@@ -70,7 +70,7 @@ common::Message TopicReader::next(std::chrono::milliseconds timeout) {
             deadline - std::chrono::steady_clock::now());
         auto msg = consumer_->poll(std::max(left, std::chrono::milliseconds(0)));
         if (!msg) return msg;
-        if (msg.error_code() == 0) {
+        if (!msg.error()) {
             position_[msg.partition()] = msg.offset() + 1;
             return msg;
         }
@@ -78,7 +78,7 @@ common::Message TopicReader::next(std::chrono::milliseconds timeout) {
             auto& position = position_[msg.partition()];
             position = std::max(position, msg.offset());
         } else {
-            last_error_ = msg.error();
+            last_error_ = msg.error().message();
         }
         if (std::chrono::steady_clock::now() >= deadline) return common::Message();
     }

@@ -38,6 +38,7 @@ struct World {
     World() {
         // Rejected requests are logged one line each; the fuzzer makes millions.
         common::init_logging("fuzz", common::LogFormat::kText, "error");
+        config = ingest::default_config("127.0.0.1:9092", "whsec_test_fixture_secret");
         config.environments = {{"production", {"whsec_test_fixture_secret"}},
                                {"sandbox", {"whsec_sandbox"}}};
         config.max_body_bytes = 64 * 1024;

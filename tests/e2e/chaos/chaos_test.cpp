@@ -11,7 +11,6 @@
 // eventually answered 200.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -32,6 +31,7 @@
 
 #include "common/kafka.hpp"
 #include "common/signature.hpp"
+#include "consumer/store.hpp"
 #include "tests/support/process.hpp"
 
 namespace meshhook {
@@ -203,33 +203,26 @@ struct Services {
 
 // ------------------------------------------------------------ the store
 
+// Read through the store's own read-only API; a store that cannot be read
+// yet (PostgreSQL restarting) reads as empty and the caller waits.
 std::map<std::string, std::pair<std::string, bool>> store_state(const std::string& url) {
     std::map<std::string, std::pair<std::string, bool>> out;  // transfer -> (status, credited)
-    PGconn* conn = PQconnectdb(url.c_str());
-    if (PQstatus(conn) == CONNECTION_OK) {
-        PGresult* r = PQexec(conn, "SELECT transfer_id, status, credited FROM transfers");
-        if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-            for (int i = 0; i < PQntuples(r); ++i) {
-                out[PQgetvalue(r, i, 0)] = {PQgetvalue(r, i, 1),
-                                            std::string(PQgetvalue(r, i, 2)) != "0"};
-            }
+    try {
+        for (const auto& t : consumer::open_store_reader(url)->transfers()) {
+            out[t.transfer_id] = {t.status, t.credited};
         }
-        PQclear(r);
+    } catch (const consumer::StoreError&) {
     }
-    PQfinish(conn);
     return out;
 }
 
 long unsent_outbox_rows(const std::string& url) {
-    long n = -1;
-    PGconn* conn = PQconnectdb(url.c_str());
-    if (PQstatus(conn) == CONNECTION_OK) {
-        PGresult* r = PQexec(conn, "SELECT count(*) FROM outbox WHERE sent_ms IS NULL");
-        if (PQresultStatus(r) == PGRES_TUPLES_OK) n = std::atol(PQgetvalue(r, 0, 0));
-        PQclear(r);
+    try {
+        const auto stats = consumer::open_store_reader(url)->outbox_stats();
+        return static_cast<long>(stats.unsent + stats.parked);
+    } catch (const consumer::StoreError&) {
+        return -1;
     }
-    PQfinish(conn);
-    return n;
 }
 
 // Every record of the topic, read by partition from the beginning to the high watermark.
@@ -250,7 +243,7 @@ std::vector<std::pair<std::string, std::string>> read_topic(const std::string& b
     wait_until(
         [&] {
             auto m = c.poll(200ms);
-            if (m && m.error_code() == 0) {
+            if (m && !m.error()) {
                 out.emplace_back(std::string(m.key().value_or("")), std::string(m.value()));
             }
             return static_cast<std::int64_t>(out.size()) >= expected;

@@ -195,7 +195,7 @@ protected:
                          std::max<std::int64_t>(0, *row.sent_offset - 3)}});
             for (int i = 0; i < 30; ++i) {
                 const common::Message m = raw.poll(200ms);
-                if (!m || m.error_code() != 0) {
+                if (!m || m.error()) {
                     continue;
                 }
                 out += "\n    uncommitted " + std::to_string(m.offset()) + " " +
@@ -221,7 +221,7 @@ protected:
                     out += " EOF@" + std::to_string(m.offset());
                     break;
                 }
-                if (m.error_code() == 0) {
+                if (!m.error()) {
                     out += " " + std::to_string(m.offset());
                 }
             }

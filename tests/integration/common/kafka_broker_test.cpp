@@ -29,7 +29,7 @@ public:
             ++ok_;
         } else {
             ++failed_;
-            last_error_ = report.error;
+            last_error_ = report.error.message();
         }
     }
     std::string last_error() const {
@@ -63,7 +63,7 @@ std::map<std::string, std::string> consume_all(const std::string& bootstrap,
     wait_until(
         [&] {
             auto msg = consumer.poll(200ms);
-            if (msg && msg.error_code() == 0) {
+            if (msg && !msg.error()) {
                 ++records;
                 seen[std::string(msg.key().value_or(""))] = std::string(msg.value());
             }
@@ -100,7 +100,7 @@ TEST(KafkaBroker, ProducedRecordsAreConsumedWithKeysValuesAndHeaders) {
     wait_until(
         [&] {
             auto msg = consumer.poll(200ms);
-            if (msg && msg.error_code() == 0) {
+            if (msg && !msg.error()) {
                 const std::string key(msg.key().value_or(""));
                 EXPECT_EQ(msg.value(), "v" + key.substr(1));
                 EXPECT_EQ(msg.header("event-id").value_or(""), "e" + key.substr(1));
@@ -293,7 +293,7 @@ TEST(KafkaBroker, ApacheReadCommittedSeesEveryCommittedRecordOnceAndNoAbortedOne
                 open.erase(m.partition());
                 continue;
             }
-            if (m.error_code() != 0) {
+            if (m.error()) {
                 continue;
             }
             const std::string key(m.key().value_or(""));
@@ -396,7 +396,7 @@ TEST(KafkaBroker, ApacheTakeoverAbortsTheKilledProducersTransactionForReadCommit
             eof = true;
             continue;
         }
-        if (m.error_code() != 0) {
+        if (m.error()) {
             continue;
         }
         const std::string key(m.key().value_or(""));

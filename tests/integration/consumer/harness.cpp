@@ -89,7 +89,7 @@ std::vector<TopicRecord> TopicReader::read_all(const std::string& topic) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (!ends.empty() && std::chrono::steady_clock::now() < deadline) {
         const common::Message m = reader.poll(std::chrono::milliseconds(200));
-        if (!m || (m.error_code() != 0 && !m.is_partition_eof())) {
+        if (!m || (m.error() && !m.is_partition_eof())) {
             continue;
         }
         const auto it = ends.find(m.partition());

@@ -265,7 +265,7 @@ std::vector<Record> read_topic(const std::string& bootstrap, const std::string& 
     wait_until(
         [&] {
             auto msg = consumer.poll(std::chrono::milliseconds(100));
-            if (msg && msg.error_code() == 0 && msg.offset() < end[msg.partition()]) {
+            if (msg && !msg.error() && msg.offset() < end[msg.partition()]) {
                 Record r;
                 r.partition = msg.partition();
                 r.offset = msg.offset();

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "common/config.hpp"
 #include "common/kafka.hpp"
@@ -96,6 +97,53 @@ TEST(ClientProperties, AnUnreadableFileIsOneLineNamingTheSetting) {
         EXPECT_NE(message.find("/nonexistent/kafka.properties"), std::string::npos);
         EXPECT_EQ(message.find('\n'), std::string::npos);
     }
+}
+
+}  // namespace
+}  // namespace meshhook::common
+
+namespace meshhook::common {
+namespace {
+
+// --brokers is declared once for every binary that talks to Kafka, and a list
+// with no server in it is refused at start naming the setting, in each alike.
+TEST(Brokers, AListWithoutAServerIsRefusedNamingTheSetting) {
+    for (const std::string value : {"", " , ,", ","}) {
+        Settings settings("meshhook-test", "");
+        declare_brokers(settings).set("brokers", value);
+        try {
+            bootstrap_servers(settings);
+            ADD_FAILURE() << "accepted \"" << value << "\"";
+        } catch (const ConfigError& e) {
+            EXPECT_STREQ(e.what(), "--brokers (KAFKA_BROKERS): required (host:port,...)");
+        }
+    }
+    Settings settings("meshhook-test", "");
+    declare_brokers(settings).set("brokers", "a:9092,b:9092");
+    EXPECT_EQ(bootstrap_servers(settings), "a:9092,b:9092");
+}
+
+// Every topic setting (ingest's, the consumer's) is checked by one function.
+TEST(TopicName, KafkasNamingRulesAreCheckedNamingTheSetting) {
+    Settings settings("meshhook-test", "");
+    settings.add({"credit-topic", "CONSUMER_CREDIT_TOPIC", "ledger.credit-commands", ""});
+    EXPECT_EQ(topic_name(settings, "credit-topic"), "ledger.credit-commands");
+    for (const std::string& bad :
+         std::vector<std::string>{"", ".", "..", "has space", "ümlaut", std::string(250, 'a')}) {
+        settings.set("credit-topic", bad);
+        try {
+            topic_name(settings, "credit-topic");
+            ADD_FAILURE() << "accepted \"" << bad << "\"";
+        } catch (const ConfigError& e) {
+            EXPECT_EQ(
+                std::string(e.what()).rfind(
+                    "--credit-topic (CONSUMER_CREDIT_TOPIC): not a valid Kafka topic name", 0),
+                0U)
+                << e.what();
+        }
+    }
+    settings.set("credit-topic", std::string(249, 'a'));
+    EXPECT_EQ(topic_name(settings, "credit-topic").size(), 249U);
 }
 
 }  // namespace

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/config.hpp"
 
@@ -153,6 +155,35 @@ TEST(Log, BadLevelAndFormatThrowConfigError) {
         FAIL() << "no error";
     } catch (const ConfigError& e) {
         EXPECT_STREQ(e.what(), "log format: expected \"text\" or \"json\", got \"xml\"");
+    }
+}
+
+// Both services declare their log settings through declare_log_settings():
+// one flag, variable, default and check, and a bad value names its setting.
+TEST(Log, LogSettingsAreCheckedAndABadOneNamesItsSetting) {
+    const auto settings_with = [](std::vector<std::string> args) {
+        Settings s("meshhook-test", "");
+        declare_log_settings(s);
+        for (std::size_t i = 0; i + 1 < args.size(); i += 2) s.set(args[i], args[i + 1]);
+        return s;
+    };
+    const LogSettings defaults = log_settings(settings_with({}));
+    EXPECT_EQ(defaults.format, LogFormat::kText);
+    EXPECT_EQ(defaults.level, "info");
+    const LogSettings json =
+        log_settings(settings_with({"log-format", "json", "log-level", "warn"}));
+    EXPECT_EQ(json.format, LogFormat::kJson);
+    EXPECT_EQ(json.level, "warn");
+    for (const auto& [args, named] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+             {{"log-level", "loud"}, "--log-level (LOG_LEVEL): "},
+             {{"log-format", "xml"}, "--log-format (LOG_FORMAT): "}}) {
+        try {
+            log_settings(settings_with(args));
+            ADD_FAILURE() << "accepted " << args[1];
+        } catch (const ConfigError& e) {
+            EXPECT_EQ(std::string(e.what()).rfind(named, 0), 0U) << e.what();
+            EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+        }
     }
 }
 

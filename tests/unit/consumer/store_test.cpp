@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <memory>
 #include <span>
@@ -113,6 +114,171 @@ TEST_P(StoreSuite, RefusesASchemaNewerThanTheBinary) {
         EXPECT_NE(std::string(e.what()).find("newer than this binary"), std::string::npos)
             << e.what();
     }
+}
+
+// The read-only mode: `meshhook state` and the tests read through it.
+
+std::string one_line_error(const std::function<void()>& open) {
+    try {
+        open();
+    } catch (const StoreError& e) {
+        const std::string what = e.what();
+        EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+        return what;
+    }
+    ADD_FAILURE() << "opened";
+    return "";
+}
+
+TEST_P(StoreSuite, ReaderRefusesAnotherSchemaVersionWithOneLineAndMigratesNothing) {
+    store_.reset();
+    raw_connection()->exec_script("UPDATE meshhook_schema SET version = 99");
+    std::string what = one_line_error([&] { open_store_reader(url_); });
+    EXPECT_NE(what.find("has schema version 99, newer than this binary's (" +
+                        std::to_string(kSchemaVersion) + ")"),
+              std::string::npos)
+        << what;
+    raw_connection()->exec_script("UPDATE meshhook_schema SET version = 1");
+    what = one_line_error([&] { open_store_reader(url_); });
+    EXPECT_NE(what.find("has schema version 1, older than"), std::string::npos) << what;
+    // Nothing was migrated: the version is still the one written above.
+    const auto r = raw_connection()->query("SELECT version FROM meshhook_schema", {});
+    ASSERT_EQ(r.rows.size(), 1U);
+    EXPECT_EQ(r.rows[0][0], std::optional<std::string>("1"));
+}
+
+TEST_P(StoreSuite, ReaderOfADatabaseWithoutTheSchemaCreatesNothing) {
+    store_.reset();
+    std::string bare_url;
+    if (GetParam() == "sqlite") {
+        const auto path = dir_ / "bare.db";
+        sql::open_sqlite(path.string())->exec_script("CREATE TABLE other (x INTEGER)");
+        bare_url = "sqlite://" + path.string();
+        const std::string missing = (dir_ / "missing.db").string();
+        const std::string what = one_line_error([&] { open_store_reader("sqlite://" + missing); });
+        EXPECT_NE(what.find("no SQLite store at " + missing), std::string::npos) << what;
+        EXPECT_FALSE(std::filesystem::exists(missing));
+    } else {
+        static std::atomic<int> n{0};
+        bare_url = postgres().create_database("bare_" + std::to_string(n++));
+    }
+    for (int i = 0; i < 2; ++i) {  // the second open finds no table either
+        const std::string what = one_line_error([&] { open_store_reader(bare_url); });
+        EXPECT_NE(what.find("is not a meshhook store (no meshhook_schema table)"),
+                  std::string::npos)
+            << what;
+    }
+}
+
+TEST_P(StoreSuite, ReaderSessionCannotWrite) {
+    if (GetParam() == "sqlite") {
+        auto conn = sql::open_sqlite(url_.substr(9), sql::Access::kReadOnly);
+        EXPECT_THROW(conn->exec_script("DELETE FROM outbox"), StoreError);
+    } else {
+        auto conn = sql::open_postgres(url_, sql::Access::kReadOnly);
+        EXPECT_THROW(conn->exec_script("DELETE FROM outbox"), StoreError);
+    }
+    EXPECT_EQ(open_store_reader(url_)->schema_version(), kSchemaVersion);
+}
+
+TEST_P(StoreSuite, ReaderGivesATransfersHistoryAndTheSummaryAsTypedRows) {
+    TransferRow credited = sample_row("production");
+    TransferRow sandbox = sample_row("sandbox");
+    sandbox.status = "pending";
+    sandbox.rank = 1;
+    sandbox.credited = false;
+    sandbox.amount.clear();
+    sandbox.last_seen_ms = kNow - 7200 * 1000;
+    TransferRow other = sample_row("production");
+    other.transfer_id = "t-2";
+    other.credited = false;
+    other.review_reason = "asset_not_allowed";
+    other.conflict_status = "failed";
+    TransferRow unknown = sample_row("production");  // only an unknown status seen so far
+    unknown.transfer_id = "t-3";
+    unknown.status.clear();
+    unknown.rank = 0;
+    unknown.credited = false;
+    unknown.last_unknown_status = "RefundPending";
+    {
+        auto tx = store_->begin();
+        tx->put_transfer(credited);
+        tx->put_transfer(sandbox);
+        tx->put_transfer(other);
+        tx->put_transfer(unknown);
+        ASSERT_TRUE(
+            tx->add_outbox({"ledger.credit-commands", "t-1", "{}", "credit:production:t-1"}, kNow));
+        ASSERT_TRUE(tx->add_outbox({"ledger.credit-review", "t-2", "{}", "review:production:t-2"},
+                                   kNow + 1));
+        ASSERT_TRUE(
+            tx->add_outbox({"ledger.credit-review", "t-1", "{}", "review:sandbox:t-1"}, kNow + 2));
+        ASSERT_TRUE(tx->add_anomaly(
+            {"conflict", "sandbox", "t-1", "{\"kind\":\"conflict\"}", "anomaly:conflict:1"},
+            kNow + 3));
+        ASSERT_TRUE(tx->advance_offset(kInput, 1, std::nullopt, 7));
+        ASSERT_TRUE(tx->advance_offset(kInput, 0, std::nullopt, 5));
+        tx->commit();
+    }
+    const auto rows = store_->outbox_rows();
+    ASSERT_EQ(rows.size(), 3U);
+    store_->mark_sent({{rows[0].id, rows[0].topic, 2, 41}}, kNow + 10);
+    store_->park(rows[2], "MSG_SIZE_TOO_LARGE", kNow + 11);
+
+    auto reader = open_store_reader(url_);
+    const TransferHistory all = reader->history("t-1", "");
+    ASSERT_EQ(all.transfers.size(), 2U);
+    EXPECT_EQ(all.transfers[0], credited);
+    EXPECT_EQ(all.transfers[1], sandbox);
+    ASSERT_EQ(all.outbox.size(), 2U);
+    EXPECT_EQ(all.outbox[0].sent_ms, kNow + 10);
+    EXPECT_EQ(all.outbox[0].sent_partition, 2);
+    EXPECT_EQ(all.outbox[0].sent_offset, 41);
+    EXPECT_EQ(all.outbox[1].dedup_key, "review:sandbox:t-1");
+    EXPECT_EQ(all.outbox[1].parked_ms, kNow + 11);
+    EXPECT_EQ(all.outbox[1].park_reason, "MSG_SIZE_TOO_LARGE");
+    ASSERT_EQ(all.anomalies.size(), 1U);
+    EXPECT_EQ(all.anomalies[0].record.kind, "conflict");
+    EXPECT_EQ(all.anomalies[0].record.environment, "sandbox");
+    EXPECT_EQ(all.anomalies[0].created_ms, kNow + 3);
+    EXPECT_GT(all.anomalies[0].id, 0);
+    const TransferHistory one = reader->history("t-1", "sandbox");
+    ASSERT_EQ(one.transfers.size(), 1U);
+    EXPECT_EQ(one.transfers[0], sandbox);
+    EXPECT_TRUE(reader->history("t-nobody", "").empty());
+    EXPECT_EQ(reader->transfers(), (std::vector<TransferRow>{credited, other, unknown, sandbox}));
+
+    const StoreSummary s = reader->summary(kNow - 3600 * 1000, 20);
+    ASSERT_EQ(s.by_status.size(), 3U);
+    EXPECT_EQ(s.by_status[0].environment, "production");  // no status yet sorts first
+    EXPECT_EQ(s.by_status[0].status, "");
+    EXPECT_EQ(s.by_status[0].transfers, 1);
+    EXPECT_EQ(s.by_status[1].status, "succeeded");
+    EXPECT_EQ(s.by_status[1].transfers, 2);
+    EXPECT_EQ(s.by_status[1].credited, 1);
+    EXPECT_EQ(s.by_status[2].environment, "sandbox");
+    EXPECT_EQ(s.by_status[2].status, "pending");
+    EXPECT_EQ(s.in_review, 1);
+    EXPECT_EQ(s.conflicts, 1);
+    EXPECT_EQ(s.silent, 1);
+    ASSERT_EQ(s.silent_oldest.size(), 1U);
+    EXPECT_EQ(s.silent_oldest[0], sandbox);
+    ASSERT_EQ(s.outbox.size(), 2U);
+    EXPECT_EQ(s.outbox[0].topic, "ledger.credit-commands");
+    EXPECT_EQ(s.outbox[0].rows, 1);
+    EXPECT_EQ(s.outbox[0].unsent, 0);
+    EXPECT_FALSE(s.outbox[0].oldest_unsent_created_ms.has_value());
+    EXPECT_EQ(s.outbox[1].topic, "ledger.credit-review");
+    EXPECT_EQ(s.outbox[1].rows, 2);
+    EXPECT_EQ(s.outbox[1].unsent, 2);
+    EXPECT_EQ(s.outbox[1].parked, 1);
+    EXPECT_EQ(s.outbox[1].oldest_unsent_created_ms, kNow + 1);
+    ASSERT_EQ(s.anomalies.size(), 2U);
+    EXPECT_EQ(s.anomalies[0].kind, "conflict");
+    EXPECT_EQ(s.anomalies[1].kind, "outbox_row_parked");
+    EXPECT_EQ(s.anomalies[1].count, 1);
+    EXPECT_EQ(s.offsets, (std::vector<PartitionPosition>{{kInput, 0, 5}, {kInput, 1, 7}}));
+    EXPECT_EQ(s.relay_positions,
+              (std::vector<PartitionPosition>{{"ledger.credit-commands", 2, 42}}));
 }
 
 TEST_P(StoreSuite, TransferRowRoundTripsThroughATransaction) {
@@ -762,6 +928,13 @@ public:
     bool try_acquire_relay_lock() override { return inner_.try_acquire_relay_lock(); }
     std::vector<OutboxRow> outbox_rows() override { return inner_.outbox_rows(); }
     std::vector<AnomalyRecord> anomalies() override { return inner_.anomalies(); }
+    std::vector<TransferRow> transfers() override { return inner_.transfers(); }
+    TransferHistory history(std::string_view t, std::string_view e) override {
+        return inner_.history(t, e);
+    }
+    StoreSummary summary(std::int64_t before, std::size_t limit) override {
+        return inner_.summary(before, limit);
+    }
 
 private:
     Store& inner_;

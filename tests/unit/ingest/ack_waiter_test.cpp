@@ -24,8 +24,7 @@ common::DeliveryReport ok_report() {
 }
 common::DeliveryReport failed_report() {
     common::DeliveryReport r;
-    r.error_code = -192;  // RD_KAFKA_RESP_ERR__MSG_TIMED_OUT
-    r.error = "Local: Message timed out";
+    r.error = {common::RecordError::Kind::kRetryable, "Local: Message timed out"};
     return r;
 }
 

@@ -59,6 +59,36 @@ TEST_F(Config, DefaultsMatchTheIssue) {
     EXPECT_GE(c.threads, 1u);
 }
 
+// Tests and the fuzzer build their IngestConfig in code: it must be the
+// configuration the binary runs with by default, not a second set of
+// defaults (the struct used to say 1 thread where the table says one per core).
+TEST_F(Config, DefaultConfigInCodeIsTheDeclaredDefaults) {
+    const IngestConfig in_code = default_config("k:9092", "s1");
+    const IngestConfig binary = load({"--brokers", "k:9092", "--webhook-secret", "s1"});
+    common::Settings declared(std::string(kProgram), "test");
+    declare_settings(declared);
+    EXPECT_EQ(std::to_string(in_code.threads), declared.get("threads"));
+    EXPECT_EQ(in_code.threads, binary.threads);
+    EXPECT_EQ(std::to_string(in_code.max_body_bytes), declared.get("max-body-bytes"));
+    EXPECT_EQ(std::to_string(in_code.ack_timeout.count()), declared.get("ack-timeout-ms"));
+    EXPECT_EQ(in_code.listen.host + ":" + std::to_string(in_code.listen.port),
+              declared.get("listen"));
+    EXPECT_EQ(in_code.topic, declared.get("topic"));
+    EXPECT_EQ(in_code.dlq_topic, declared.get("dlq-topic"));
+    EXPECT_EQ(std::to_string(in_code.max_connections), declared.get("max-connections"));
+    EXPECT_EQ(std::to_string(in_code.read_timeout.count()), declared.get("read-timeout-ms"));
+    EXPECT_EQ(std::to_string(in_code.idle_timeout.count()), declared.get("idle-timeout-ms"));
+    EXPECT_EQ(std::to_string(in_code.drain_timeout.count()), declared.get("drain-timeout-ms"));
+    EXPECT_EQ(std::to_string(in_code.kafka_message_timeout.count()),
+              declared.get("kafka-message-timeout-ms"));
+    EXPECT_EQ(std::to_string(in_code.kafka_linger.count()), declared.get("kafka-linger-ms"));
+    EXPECT_EQ(std::to_string(in_code.max_queued_messages), declared.get("max-queued-messages"));
+    EXPECT_EQ(in_code.log_level, declared.get("log-level"));
+    ASSERT_EQ(in_code.environments.size(), 1U);
+    EXPECT_EQ(in_code.environments[0].name, "production");
+    EXPECT_EQ(in_code.brokers, "k:9092");
+}
+
 TEST_F(Config, SecretListIsProductionAndSuffixedVariablesAddEnvironments) {
     const auto c = load({"--brokers", "k:9092", "--webhook-secret", " new , old ,"},
                         {{"SANDBOX", "sbx"}, {"EU_WEST", "a,b"}});

@@ -24,8 +24,7 @@ constexpr std::string_view kSecret = "whsec_test_fixture_secret";
 constexpr std::string_view kSandboxSecret = "whsec_sandbox";
 
 IngestConfig test_config() {
-    IngestConfig c;
-    c.brokers = "127.0.0.1:9092";
+    IngestConfig c = default_config("127.0.0.1:9092", std::string(kSecret));
     c.environments = {{"production", {"whsec_rotated_in", std::string(kSecret)}},
                       {"sandbox", {std::string(kSandboxSecret)}}};
     return c;
