@@ -6,6 +6,7 @@
 #include <boost/beast/http/verb.hpp>
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -380,6 +381,26 @@ TEST_F(HandlerWithReplayWindow, AcceptsDeliveriesSentInsideTheWindowInSecondsOrM
         handle(signed_post("/webhooks/mesh", body_sent_at(1'795'860'000 - 299))).publication().kind,
         Publication::Kind::kEvent);
     EXPECT_EQ(handle(signed_post("/webhooks/mesh", body_sent_at(1'795'860'000'000 + 1000)))
+                  .publication()
+                  .kind,
+              Publication::Kind::kEvent);
+}
+
+// Untrusted signed integers: `now - sent` used to overflow. With sent =
+// now + INT64_MIN the age wrapped to INT64_MIN, both window checks passed and
+// the delivery was published as fresh.
+TEST_F(HandlerWithReplayWindow, DeadLettersTimestampsThatAreNotTimesWithoutOverflow) {
+    constexpr auto kMin = std::numeric_limits<std::int64_t>::min();
+    constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
+    for (const std::int64_t sent :
+         {std::int64_t{1'795'860'000} + kMin, kMin, kMax, std::int64_t{-1}, kMax - 1}) {
+        auto action = handle(signed_post("/webhooks/mesh", body_sent_at(sent)));
+        ASSERT_FALSE(action.is_response()) << sent;
+        EXPECT_EQ(action.publication().kind, Publication::Kind::kDeadLetter) << sent;
+        EXPECT_EQ(header_of(action.publication(), "reason"), "sent_timestamp_outside_window");
+    }
+    // Milliseconds at the edge of the window are read as milliseconds.
+    EXPECT_EQ(handle(signed_post("/webhooks/mesh", body_sent_at(1'795'860'000'000 - 299'000)))
                   .publication()
                   .kind,
               Publication::Kind::kEvent);
