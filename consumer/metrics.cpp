@@ -72,12 +72,13 @@ ConsumerMetrics::ConsumerMetrics(common::Registry& registry)
         registry.counter(kOutcomes, kOutcomesHelp,
                          {{"outcome", std::string(to_string(static_cast<Outcome>(i)))}});
     }
-    for (const std::string_view reason : {kReasonAssetNotAllowed, kReasonDestinationNotAllowed,
-                                          kReasonAmountMissing, kReasonAmountNotPositive}) {
+    for (const std::string_view reason : kReviewReasons) {
         registry.counter(kReviews, kReviewsHelp, {{"reason", std::string(reason)}});
     }
-    for (const std::string_view kind : {kAnomalyConflict, kAnomalyUnparseable,
-                                        kAnomalyUnusableIdentifier, kAnomalyUnapplicableRecord}) {
+    for (const std::string_view kind :
+         {kAnomalyConflict, kAnomalyUnparseable, kAnomalyUnusableIdentifier,
+          kAnomalyUnapplicableRecord, kAnomalySucceededFieldsDisagree, kAnomalyRefundAfterCredit,
+          kAnomalyUnknownStatusAfterCredit}) {
         registry.counter(kAnomalies, kAnomaliesHelp, {{"kind", std::string(kind)}});
     }
 }
