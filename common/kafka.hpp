@@ -168,6 +168,9 @@ public:
     int error_code() const;  // 0 for a record; partition EOF is reported as an error code
     std::string error() const;
     bool is_partition_eof() const;
+    // The fetch offset was out of range with auto.offset.reset=error: the
+    // partition no longer holds it (retention) or never did (a recreated topic).
+    bool is_offset_out_of_range() const;
     std::string_view topic() const;
     std::int32_t partition() const;
     std::int64_t offset() const;
