@@ -241,6 +241,30 @@ void changes_json(JsonObject& json, const std::vector<FieldChange>& changes) {
     json.raw("fields", array);
 }
 
+// The start of an anomaly about one transfer (kind, environment, transferId);
+// the caller adds its fields, then emit_anomaly.
+JsonObject transfer_anomaly(AnomalyRecord& a, std::string_view kind, const TransferEvent& event) {
+    a.kind = std::string(kind);
+    a.environment = event.environment;
+    a.transfer_id = event.transfer_id;
+    JsonObject json;
+    json.str("kind", a.kind)
+        .str("environment", event.environment)
+        .str("transferId", event.transfer_id);
+    return json;
+}
+
+// Finishes it under `anomaly:<kind>:<environment>:<TransferId>:<which>` (one
+// per distinct `which`) and puts it, and its record for the topic, in `d`.
+void emit_anomaly(Decision& d, AnomalyRecord a, JsonObject& json, std::string_view which,
+                  const Topics& topics) {
+    a.detail = json.done();
+    a.dedup_key =
+        "anomaly:" + a.kind + ":" + a.environment + ":" + a.transfer_id + ":" + std::string(which);
+    d.outbox.push_back({topics.anomalies, a.transfer_id, a.detail, a.dedup_key});
+    d.anomaly = std::move(a);
+}
+
 // A second succeeded for a transfer whose first decision is made: that
 // decision stands. Contradicting values are an anomaly; on a transfer in
 // review, a delivery that adds or changes a field is sent to the review topic.
@@ -258,24 +282,14 @@ void later_succeeded(Decision& d, const TransferRow& current, const TransferEven
     }
     if (!contradictions.empty()) {
         AnomalyRecord a;
-        a.kind = std::string(kAnomalySucceededFieldsDisagree);
-        a.environment = event.environment;
-        a.transfer_id = event.transfer_id;
-        JsonObject json;
-        json.str("kind", a.kind)
-            .str("environment", event.environment)
-            .str("transferId", event.transfer_id)
-            .str("firstEventId", current.credit_event_id)
+        JsonObject json = transfer_anomaly(a, kAnomalySucceededFieldsDisagree, event);
+        json.str("firstEventId", current.credit_event_id)
             .str("eventId", event.event_id)
             .raw("credited", current.credited ? "true" : "false")
             .str_or_null("reviewReason", current.review_reason);
         changes_json(json, contradictions);
         json.opt("occurredAt", occurred_at(event));
-        a.detail = json.done();
-        a.dedup_key = "anomaly:" + a.kind + ":" + event.environment + ":" + event.transfer_id +
-                      ":" + event_digest(event, contradictions);
-        d.outbox.push_back({topics.anomalies, event.transfer_id, a.detail, a.dedup_key});
-        d.anomaly = std::move(a);
+        emit_anomaly(d, std::move(a), json, event_digest(event, contradictions), topics);
     }
     if (!current.credited && !current.review_reason.empty()) {
         const std::string key = "review-update:" + event.environment + ":" + event.transfer_id +
@@ -302,23 +316,13 @@ void unknown_after_credit(Decision& d, const TransferRow& current, const Transfe
     const std::string which =
         event.event_id.empty() ? name_uuid(event.status_text) : event.event_id;
     AnomalyRecord a;
-    a.kind = std::string(kind);
-    a.environment = event.environment;
-    a.transfer_id = event.transfer_id;
-    JsonObject json;
-    json.str("kind", a.kind)
-        .str("environment", event.environment)
-        .str("transferId", event.transfer_id)
-        .str("eventStatus", event.status_text)
+    JsonObject json = transfer_anomaly(a, kind, event);
+    json.str("eventStatus", event.status_text)
         .str("eventId", event.event_id)
         .str("creditEventId", current.credit_event_id)
         .str_or_null("creditedAmount", current.amount)
         .opt("occurredAt", occurred_at(event));
-    a.detail = json.done();
-    a.dedup_key =
-        "anomaly:" + a.kind + ":" + event.environment + ":" + event.transfer_id + ":" + which;
-    d.outbox.push_back({topics.anomalies, event.transfer_id, a.detail, a.dedup_key});
-    d.anomaly = std::move(a);
+    emit_anomaly(d, std::move(a), json, which, topics);
 
     const std::string key = review_key(event) + ":" + std::string(kind) + ":" + which;
     JsonObject review = review_json(key, kind, event);
