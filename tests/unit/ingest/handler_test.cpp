@@ -102,6 +102,20 @@ TEST_F(Handler, SignedEventBecomesAPublicationKeyedByTransferIdWithTheExactBytes
     EXPECT_EQ(header_of(pub, "reason"), "<absent>");
 }
 
+// Statuses beyond the four are Mesh's to send (RefundPending, RefundSucceeded,
+// or new ones): they go to the topic like any event, never to the DLQ; the
+// consumer records them and, after a credit, raises them for review.
+TEST_F(Handler, UnknownStatusesArePublishedNotDeadLettered) {
+    for (const std::string status : {"RefundPending", "RefundSucceeded", "SomethingNew"}) {
+        std::string body = fixture("03-succeeded.json");
+        body.replace(body.find("\"Succeeded\""), 11, "\"" + status + "\"");
+        auto action = handle(signed_post("/webhooks/mesh", body));
+        ASSERT_FALSE(action.is_response()) << status;
+        EXPECT_EQ(action.publication().kind, Publication::Kind::kEvent) << status;
+        EXPECT_EQ(action.publication().key, "4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01");
+    }
+}
+
 TEST_F(Handler, AcknowledgedEventIsAnswered200AndCounted) {
     auto action = handle(signed_post("/webhooks/mesh", fixture("03-succeeded.json")));
     const auto res =
