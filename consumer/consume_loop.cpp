@@ -78,36 +78,8 @@ void ConsumeLoop::assign_from_store(common::Consumer& consumer,
         }
         seek.push_back(at);
     }
-    check_past_the_end(consumer);
     // assign() with explicit offsets also drops anything fetched before.
     consumer.assign(seek);
-}
-
-void ConsumeLoop::check_past_the_end(common::Consumer& consumer) {
-    std::map<std::int32_t, std::int64_t> assigned;
-    for (const auto& [partition, offset] : expected_) {
-        if (offset) {
-            assigned.emplace(partition, *offset);
-        }
-    }
-    if (assigned.empty()) {
-        return;
-    }
-    try {
-        const auto past =
-            offsets_past_the_end(consumer, options_.topics.input, assigned, kWatermarkTimeout);
-        if (!past.empty()) {
-            // Consuming on would skip every record below the stored offsets:
-            // stop, and let the restart refuse with the same line until an
-            // operator chooses (--start-from).
-            stop_reason_ = past_the_end_message(kStartFromSetting, options_.topics.input, past);
-        }
-    } catch (const common::KafkaError& e) {
-        // Kafka does not answer now; it is asked again at the next
-        // assignment or re-seek, and at every start.
-        common::log_warn(std::string("cannot compare the store's offsets with the ends of ") +
-                         options_.topics.input + ": " + e.what());
-    }
 }
 
 void ConsumeLoop::on_assign(common::Consumer& consumer,

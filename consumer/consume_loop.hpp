@@ -74,11 +74,11 @@ private:
     void assign_from_store(common::Consumer& consumer,
                            const std::vector<common::TopicPartition>& partitions);
     void update_lag();
-    // Sets stop_reason_ when an assigned partition's stored offset is past
-    // its end; a Kafka that does not answer is logged and asked again later.
-    void check_past_the_end(common::Consumer& consumer);
-    // A fetch offset the partition does not hold: past its end stops the
-    // loop (stop_reason_); below its start (retention) seeks to the start.
+    // A fetch offset the partition does not hold (reported, since the loop's
+    // consumer runs with auto.offset.reset=error; Kafka answers so only past
+    // the log end, never for a high watermark that lags after a leader
+    // change): past the partition's end stops the loop (stop_reason_); below
+    // its start (retention) seeks to the start.
     void out_of_range(std::int32_t partition);
 
     LoopOptions options_;

@@ -181,11 +181,21 @@ std::string prepare_start(Store& store, common::Consumer& kafka, const Topics& t
     // topic under it was recreated; partitions the topic lost are never
     // assigned, so only existing ones are asked about.
     std::map<std::int32_t, std::int64_t> stored = store.offsets(topics.input);
-    std::erase_if(stored, [count = partitions_of(kafka, topics.input, timeout)](const auto& kv) {
-        return kv.first >= count;
-    });
-    if (const auto past = offsets_past_the_end(kafka, topics.input, stored, timeout);
-        !past.empty()) {
+    std::vector<PastTheEnd> past;
+    if (!stored.empty()) {
+        // Bounded: a store with offsets did not need Kafka to start before,
+        // and the consume loop checks again when it gets its partitions.
+        const auto bound = std::min<std::chrono::milliseconds>(timeout, std::chrono::seconds(3));
+        try {
+            const int count = partitions_of(kafka, topics.input, bound);
+            std::erase_if(stored, [count](const auto& kv) { return kv.first >= count; });
+            past = offsets_past_the_end(kafka, topics.input, stored, bound);
+        } catch (const common::KafkaError& e) {
+            return "could not compare the store's offsets with the ends of " + topics.input +
+                   " now (" + e.what() + "); the consume loop does when it gets its partitions";
+        }
+    }
+    if (!past.empty()) {
         if (!choice) {
             throw common::ConfigError(past_the_end_message(setting, topics.input, past));
         }
