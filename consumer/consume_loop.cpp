@@ -22,7 +22,7 @@ std::int64_t wall_ms() {
 
 constexpr std::string_view kEnvironmentHeader = wire::kHeaderEnvironment;
 constexpr auto kWatermarkTimeout = std::chrono::seconds(5);
-const std::string kStartFromSetting = "--start-from (CONSUMER_START_FROM)";
+constexpr std::string_view kStartFromSetting = "--start-from (CONSUMER_START_FROM)";
 
 }  // namespace
 
@@ -153,7 +153,7 @@ void ConsumeLoop::out_of_range(std::int32_t partition) {
     }
     const std::int64_t at = it->second.value_or(0);
     if (at > marks->second) {
-        stop_reason_ = past_the_end_message(kStartFromSetting, options_.topics.input,
+        stop_reason_ = past_the_end_message(std::string(kStartFromSetting), options_.topics.input,
                                             {{partition, at, marks->first, marks->second}});
         return;
     }
