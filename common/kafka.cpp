@@ -506,6 +506,10 @@ RecordError Message::error() const {
     if (msg_->err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
     return record_error(msg_->err, rd_kafka_message_errstr(msg_));
 }
+bool Message::is_offset_out_of_range() const {
+    return msg_ != nullptr && msg_->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET;
+}
+
 bool Message::is_partition_eof() const {
     return msg_->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
 }

@@ -204,6 +204,9 @@ public:
     // message is valid while this Message lives.
     RecordError error() const;
     bool is_partition_eof() const;
+    // The fetch offset was out of range with auto.offset.reset=error: the
+    // partition no longer holds it (retention) or never did (a recreated topic).
+    bool is_offset_out_of_range() const;
     std::string_view topic() const;
     std::int32_t partition() const;
     std::int64_t offset() const;

@@ -235,6 +235,14 @@ bool is_positive_decimal(std::string_view s) {
     return false;
 }
 
+std::optional<std::int64_t> unix_ms_by_magnitude(std::int64_t value) {
+    if (value < 0) return std::nullopt;
+    // value * 1000 < 10^14 here: no overflow.
+    if (value < kSecondsBelow) return value * 1000;
+    if (value > kMaxUnixMs) return std::nullopt;
+    return value;
+}
+
 struct TransferEventParser::Impl {
     simdjson::ondemand::parser parser;
     std::string padded;  // body copy with SIMDJSON_PADDING spare bytes, reused

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,8 +40,8 @@ struct TransferEventView {
     Field event_id;  // stable across retries
     Field transfer_id;
     Field transfer_status;  // the text as sent
-    Field sent_timestamp;   // integer text (seconds)
-    Field timestamp;        // integer text (milliseconds)
+    Field sent_timestamp;   // integer text (seconds or milliseconds: unix_ms_by_magnitude)
+    Field timestamp;        // integer text (milliseconds, or seconds: idem)
     Field transaction_id;
     Field tx_hash;
     Field user_id;
@@ -98,6 +99,17 @@ private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
+
+// Mesh's timestamps come in seconds (SentTimestamp in its example) or in
+// milliseconds (Timestamp; and SentTimestamp from some senders): the unit is
+// decided by magnitude. Below 100,000,000,000 a value is seconds (as
+// milliseconds it would be before 1973-03-03; as seconds it reaches year
+// 5138), from there on milliseconds. The values are signed, untrusted input:
+// negative or past 9999-12-31T23:59:59.999Z is not a time (nullopt), and
+// nothing here can overflow.
+inline constexpr std::int64_t kSecondsBelow = 100'000'000'000;
+inline constexpr std::int64_t kMaxUnixMs = 253'402'300'799'999;  // 9999-12-31T23:59:59.999Z
+std::optional<std::int64_t> unix_ms_by_magnitude(std::int64_t value);
 
 // True for text that is exactly one JSON number (RFC 8259 grammar).
 bool is_json_number(std::string_view text);

@@ -8,6 +8,7 @@
 #include "common/log.hpp"
 #include "common/wire.hpp"
 #include "consumer/metrics.hpp"
+#include "consumer/start_from.hpp"
 
 namespace meshhook::consumer {
 
@@ -20,6 +21,8 @@ std::int64_t wall_ms() {
 }
 
 constexpr std::string_view kEnvironmentHeader = wire::kHeaderEnvironment;
+constexpr auto kWatermarkTimeout = std::chrono::seconds(5);
+constexpr std::string_view kStartFromSetting = "--start-from (CONSUMER_START_FROM)";
 
 }  // namespace
 
@@ -31,7 +34,11 @@ ConsumeLoop::ConsumeLoop(LoopOptions options, Store& store, BatchApplier& applie
       metrics_(metrics),
       on_commit_(std::move(on_commit)) {
     beat();
-    consumer_ = std::make_unique<common::Consumer>(options_.kafka, this);
+    // An offset the partition does not hold is reported, not silently reset:
+    // a recreated topic must stop the loop (out_of_range), not be skipped.
+    common::KafkaConfig kafka = options_.kafka;
+    kafka.emplace_back("auto.offset.reset", "error");
+    consumer_ = std::make_unique<common::Consumer>(kafka, this);
 }
 
 ConsumeLoop::~ConsumeLoop() {
@@ -132,6 +139,47 @@ bool ConsumeLoop::reseek() {
     }
 }
 
+void ConsumeLoop::out_of_range(std::int32_t partition) {
+    const auto it = expected_.find(partition);
+    if (it == expected_.end()) {
+        return;  // revoked meanwhile
+    }
+    const std::string where = options_.topics.input + "[" + std::to_string(partition) + "]";
+    const auto marks = consumer_->watermarks(options_.topics.input, partition, kWatermarkTimeout);
+    if (!marks) {
+        common::log_warn(where + ": offset out of range and no watermarks; re-seeking");
+        needs_reseek_ = true;
+        return;
+    }
+    const std::int64_t at = it->second.value_or(0);
+    if (at > marks->second) {
+        stop_reason_ = past_the_end_message(std::string(kStartFromSetting), options_.topics.input,
+                                            {{partition, at, marks->first, marks->second}});
+        return;
+    }
+    std::int64_t from = at;
+    if (at < marks->first) {
+        // Below the low watermark: retention deleted records before they
+        // were applied (a consumer stopped for longer than the topic keeps
+        // them). They cannot be read any more; the loop goes on from what is
+        // left, as it always did, and says what was lost.
+        common::log_error(where + ": offsets " + std::to_string(at) + ".." +
+                          std::to_string(marks->first - 1) +
+                          " were deleted by retention before they were applied; going on from " +
+                          std::to_string(marks->first));
+        from = marks->first;
+    } else {
+        common::log_warn(where + ": offset " + std::to_string(at) +
+                         " was out of range and is in range now; fetching it again");
+    }
+    try {
+        consumer_->seek({options_.topics.input, partition, from}, kWatermarkTimeout);
+    } catch (const common::KafkaError& e) {
+        common::log_warn(where + ": " + e.what() + "; re-seeking");
+        needs_reseek_ = true;
+    }
+}
+
 void ConsumeLoop::beat() {
     heartbeat_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now().time_since_epoch())
@@ -141,12 +189,18 @@ void ConsumeLoop::beat() {
 void ConsumeLoop::run(const std::atomic<bool>& stop) {
     while (!stop.load()) {
         beat();
+        if (!stop_reason_.empty()) {
+            throw PastTheEndError(stop_reason_);
+        }
         if (needs_reseek_ && !reseek()) {
             // Store down: keep polling (heartbeats, rebalances) without applying.
             consumer_->poll(std::chrono::milliseconds(500));
             continue;
         }
         collect(stop);
+        if (!stop_reason_.empty()) {
+            throw PastTheEndError(stop_reason_);
+        }
         if (!batch_.empty()) {
             apply();
         }
@@ -158,7 +212,8 @@ void ConsumeLoop::run(const std::atomic<bool>& stop) {
 
 void ConsumeLoop::collect(const std::atomic<bool>& stop) {
     std::optional<std::chrono::steady_clock::time_point> deadline;
-    while (!stop.load() && batch_.size() < options_.batch_max && !needs_reseek_) {
+    while (!stop.load() && batch_.size() < options_.batch_max && !needs_reseek_ &&
+           stop_reason_.empty()) {
         auto timeout = std::chrono::milliseconds(100);
         if (deadline) {
             const auto now = std::chrono::steady_clock::now();
@@ -174,6 +229,10 @@ void ConsumeLoop::collect(const std::atomic<bool>& stop) {
             if (!batch_.empty()) {
                 break;  // nothing more right now: apply what is in hand
             }
+            continue;
+        }
+        if (m.is_offset_out_of_range()) {
+            out_of_range(m.partition());
             continue;
         }
         if (const auto error = m.error()) {

@@ -12,6 +12,8 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "common/kafka.hpp"
@@ -21,6 +23,14 @@
 namespace meshhook::consumer {
 
 class ConsumerMetrics;
+
+// Thrown by ConsumeLoop::run when an assigned partition's stored offset is
+// past its end (the input topic was recreated): one line saying so and what
+// to do. Consuming on would skip every record below the stored offset.
+class PastTheEndError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
 
 struct LoopOptions {
     common::KafkaConfig kafka;  // bootstrap.servers, group.id, session.timeout.ms, ...
@@ -64,6 +74,12 @@ private:
     void assign_from_store(common::Consumer& consumer,
                            const std::vector<common::TopicPartition>& partitions);
     void update_lag();
+    // A fetch offset the partition does not hold (reported, since the loop's
+    // consumer runs with auto.offset.reset=error; Kafka answers so only past
+    // the log end, never for a high watermark that lags after a leader
+    // change): past the partition's end stops the loop (stop_reason_); below
+    // its start (retention) seeks to the start.
+    void out_of_range(std::int32_t partition);
 
     LoopOptions options_;
     Store& store_;
@@ -75,6 +91,7 @@ private:
     std::map<std::int32_t, std::optional<std::int64_t>> expected_;
     std::vector<common::Message> batch_;
     bool needs_reseek_ = false;
+    std::string stop_reason_;  // non-empty: run() throws PastTheEndError with it
     std::atomic<bool> store_ok_{true};
     std::atomic<std::int64_t> heartbeat_ms_{0};
     std::atomic<std::uint64_t> committed_{0};

@@ -59,6 +59,10 @@ ConsumerMetrics::ConsumerMetrics(common::Registry& registry)
                                "Times this relay's producer was fenced by another relay.")),
       aborted_(registry.counter("meshhook_consumer_relay_transactions_aborted_total",
                                 "Relay transactions aborted (then scanned and sent again).")),
+      past_end_(registry.counter(
+          "meshhook_consumer_relay_positions_past_end_total",
+          "Recovery scans refused because a relay position was past its partition's end (an "
+          "output topic was recreated); nothing is sent until an operator resets it.")),
       apply_duration_(registry.histogram("meshhook_consumer_batch_apply_duration_seconds",
                                          "One batch applied, commit included.")),
       commit_duration_(registry.histogram("meshhook_consumer_store_commit_duration_seconds",
@@ -73,12 +77,13 @@ ConsumerMetrics::ConsumerMetrics(common::Registry& registry)
         registry.counter(kOutcomes, kOutcomesHelp,
                          {{"outcome", std::string(to_string(static_cast<Outcome>(i)))}});
     }
-    for (const std::string_view reason : {kReasonAssetNotAllowed, kReasonDestinationNotAllowed,
-                                          kReasonAmountMissing, kReasonAmountNotPositive}) {
+    for (const std::string_view reason : kReviewReasons) {
         registry.counter(kReviews, kReviewsHelp, {{"reason", std::string(reason)}});
     }
-    for (const std::string_view kind : {kAnomalyConflict, kAnomalyUnparseable,
-                                        kAnomalyUnusableIdentifier, kAnomalyUnapplicableRecord}) {
+    for (const std::string_view kind :
+         {kAnomalyConflict, kAnomalyUnparseable, kAnomalyUnusableIdentifier,
+          kAnomalyUnapplicableRecord, kAnomalySucceededFieldsDisagree, kAnomalyRefundAfterCredit,
+          kAnomalyUnknownStatusAfterCredit}) {
         registry.counter(kAnomalies, kAnomaliesHelp, {{"kind", std::string(kind)}});
     }
 }

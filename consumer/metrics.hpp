@@ -25,6 +25,8 @@ public:
     void outbox_found_on_topic(std::uint64_t n) { found_on_topic_.inc(n); }
     void relay_fenced() { fenced_.inc(); }
     void relay_transaction_aborted() { aborted_.inc(); }
+    // A recovery scan that found a relay position past its partition's end.
+    void relay_position_past_end() { past_end_.inc(); }
     void lag(std::string_view topic, std::int32_t partition, std::int64_t lag);
 
     // Reconciliation with Mesh's API, per environment (consumer/reconcile.hpp).
@@ -47,6 +49,7 @@ private:
     common::Counter& found_on_topic_;
     common::Counter& fenced_;
     common::Counter& aborted_;
+    common::Counter& past_end_;
     common::Histogram& apply_duration_;
     common::Histogram& commit_duration_;
     common::Gauge& ready_;

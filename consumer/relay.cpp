@@ -451,7 +451,17 @@ bool OutboxRelay::recover(Store& store) {
                 }
                 continue;
             }
-            if (it->second >= high) {
+            if (it->second > high) {
+                // The topic was deleted and recreated (or lost its tail):
+                // records below the position may now be on it unread, so a
+                // scan from the position would miss their keys and the relay
+                // would send them again. Nothing is sent until an operator
+                // resets the position (consumer/README.md); a leader whose
+                // high watermark lags for a moment passes at the next try.
+                past_the_end(topic, p, it->second, high);
+                return false;
+            }
+            if (it->second == high) {
                 continue;
             }
             if (it->second < low) {
@@ -539,6 +549,25 @@ bool OutboxRelay::recover(Store& store) {
                          std::to_string(kScanStall.count()) + " s; retrying");
     }
     return open == 0;
+}
+
+void OutboxRelay::past_the_end(const std::string& topic, std::int32_t partition,
+                               std::int64_t position, std::int64_t end) {
+    if (metrics_ != nullptr) {
+        metrics_->relay_position_past_end();
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (last_past_the_end_log_ && now - *last_past_the_end_log_ < std::chrono::minutes(1)) {
+        return;  // retried every second: one line a minute
+    }
+    last_past_the_end_log_ = now;
+    common::log_error("outbox relay: the store's position in " + topic + "[" +
+                      std::to_string(partition) + "] is " + std::to_string(position) +
+                      ", past the partition's end " + std::to_string(end) +
+                      ": the topic was deleted and recreated, and a scan from there would miss "
+                      "what it holds; sending nothing. Once the topic is as it should be: "
+                      "DELETE FROM relay_positions WHERE topic = '" +
+                      topic + "' (the relay then scans it from its beginning)");
 }
 
 void OutboxRelay::update_backlog(Store& store) {

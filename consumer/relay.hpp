@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -86,6 +87,9 @@ private:
     void wait_for_work(std::chrono::milliseconds timeout);
     void update_backlog(Store& store);
     void beat();
+    // A relay position past its partition's end: logged (a line a minute), counted.
+    void past_the_end(const std::string& topic, std::int32_t partition, std::int64_t position,
+                      std::int64_t end);
 
     RelayOptions options_;
     ConsumerMetrics* metrics_;
@@ -111,6 +115,7 @@ private:
     // row id -> (refused attempts alone, when the first was)
     std::map<std::int64_t, std::pair<int, std::chrono::steady_clock::time_point>> refusals_;
     std::string last_refusal_;
+    std::optional<std::chrono::steady_clock::time_point> last_past_the_end_log_;
 };
 
 }  // namespace meshhook::consumer

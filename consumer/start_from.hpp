@@ -8,9 +8,12 @@
 // refuses to guess and an operator chooses.
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/kafka.hpp"
 #include "consumer/state_machine.hpp"
@@ -27,7 +30,31 @@ std::string_view to_string(StartFrom choice);
 // "earliest" | "latest" | "committed"; nullopt for anything else.
 std::optional<StartFrom> parse_start_from(std::string_view text);
 
-// Runs once at start, before consuming. When the store is empty:
+// A partition whose stored offset is past its end (high watermark): the
+// input topic was deleted and recreated (offsets restart at 0), so every
+// record below the stored offset would be skipped without a word.
+struct PastTheEnd {
+    std::int32_t partition = 0;
+    std::int64_t stored = 0;
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+};
+// The partitions of `stored` (partition -> next offset) whose offset is past
+// the end of `topic`'s partition. Throws common::KafkaError when Kafka does
+// not give a partition's watermarks within `timeout`.
+std::vector<PastTheEnd> offsets_past_the_end(common::Consumer& kafka, const std::string& topic,
+                                             const std::map<std::int32_t, std::int64_t>& stored,
+                                             std::chrono::milliseconds timeout);
+// "the store's offsets are past the end of T ([0] at 120, its end is 3), ...":
+// what happened and what an operator can do, after `setting`.
+std::string past_the_end_message(const std::string& setting, const std::string& topic,
+                                 const std::vector<PastTheEnd>& partitions);
+
+// Runs once at start, before consuming. Stored offsets past the end of the
+// input topic come first: without `choice` they throw common::ConfigError
+// (past_the_end_message); with it, those partitions move to where `choice`
+// says (each from the value read: another consumer's move wins). When the
+// store is empty:
 //  - with `choice`, writes the starting offset of every partition of
 //    `topics.input` in one store transaction (a row another consumer wrote
 //    meanwhile is kept: the insert only happens where no row exists);

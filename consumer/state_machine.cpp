@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/config.hpp"
+#include "common/identifier.hpp"
 #include "common/log.hpp"
 
 namespace meshhook::consumer {
@@ -92,12 +93,16 @@ private:
     std::string out_;
 };
 
+// Timestamp first, then SentTimestamp; each in seconds or milliseconds by
+// its magnitude (common::unix_ms_by_magnitude), null when neither is a time.
 std::optional<std::string> occurred_at(const TransferEvent& event) {
-    if (event.timestamp_ms) {
-        return iso8601_utc_ms(*event.timestamp_ms);
-    }
-    if (event.sent_timestamp) {
-        return iso8601_utc_ms(*event.sent_timestamp * 1000);
+    for (const auto& value : {event.timestamp_ms, event.sent_timestamp}) {
+        if (!value) {
+            continue;
+        }
+        if (const auto ms = common::unix_ms_by_magnitude(*value)) {
+            return iso8601_utc_ms(*ms);
+        }
     }
     return std::nullopt;
 }
@@ -136,6 +141,196 @@ void copy_credit_fields(TransferRow& row, const TransferEvent& event) {
     row.tx_hash = event.tx_hash.value_or("");
     row.source_account_provider = event.source_account_provider.value_or("");
     row.credit_event_id = event.event_id;
+}
+
+// A field the ledger books with: present, and text a ledger can key on
+// (usable as an identifier: UTF-8, no control characters, at most 256 bytes,
+// no surrounding whitespace, which would name another account or asset).
+std::optional<std::string_view> field_reason(const std::optional<std::string>& value,
+                                             std::string_view missing, std::string_view malformed) {
+    if (!value || value->empty()) {
+        return missing;
+    }
+    const auto space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+    if (common::check_identifier(*value) != common::IdentifierProblem::kNone ||
+        space(value->front()) || space(value->back())) {
+        return malformed;
+    }
+    return std::nullopt;
+}
+
+// The credit fields two succeeded deliveries of one transfer must agree on.
+struct CreditField {
+    std::string_view name;
+    std::string TransferRow::*row;
+    std::optional<std::string> TransferEvent::*event;
+};
+constexpr std::array<CreditField, 5> kCreditFields{{
+    {"userId", &TransferRow::user_id, &TransferEvent::user_id},
+    {"token", &TransferRow::token, &TransferEvent::token},
+    {"chain", &TransferRow::chain, &TransferEvent::chain},
+    {"amount", &TransferRow::amount, &TransferEvent::destination_amount},
+    {"destinationAddress", &TransferRow::destination_address, &TransferEvent::destination_address},
+}};
+
+struct FieldChange {
+    std::string_view name;
+    std::string first;  // "" = the first succeeded did not carry it
+    std::string later;
+};
+
+// Fields the later event carries with another value than the row's (the
+// first succeeded's). Compared byte for byte: "250.0" and "250.00" differ,
+// as they would to a ledger comparing text.
+std::vector<FieldChange> changed_fields(const TransferRow& row, const TransferEvent& event) {
+    std::vector<FieldChange> out;
+    for (const CreditField& f : kCreditFields) {
+        const std::optional<std::string>& later = event.*(f.event);
+        if (later && !later->empty() && *later != row.*(f.row)) {
+            out.push_back({f.name, row.*(f.row), *later});
+        }
+    }
+    return out;
+}
+
+// A key part for records about one later event: its EventId plus what it
+// said, so a retry (same EventId, same content) is one record, and anything
+// else a new one. Hashed: the values are untrusted and unbounded in length.
+std::string event_digest(const TransferEvent& event, const std::vector<FieldChange>& changes) {
+    std::string text = event.event_id;
+    for (const FieldChange& c : changes) {
+        text += '\n';
+        text += c.name;
+        text += '=';
+        text += c.later;
+    }
+    return name_uuid(text);
+}
+
+std::string lower(std::string_view text) {
+    std::string out(text);
+    for (char& c : out) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return out;
+}
+
+std::string review_key(const TransferEvent& event) {
+    return "review:" + event.environment + ":" + event.transfer_id;
+}
+
+// A review record's common part; the caller may add fields before done().
+JsonObject review_json(std::string_view key, std::string_view reason, const TransferEvent& event) {
+    JsonObject json;
+    json.str("reviewId", name_uuid(key)).str("idempotencyKey", key).str("reason", reason);
+    credit_fields(json, event);
+    return json;
+}
+
+void changes_json(JsonObject& json, const std::vector<FieldChange>& changes) {
+    std::string array = "[";
+    for (const FieldChange& c : changes) {
+        JsonObject item;
+        item.str("field", c.name).str_or_null("first", c.first).str("later", c.later);
+        if (array.size() > 1) {
+            array += ',';
+        }
+        array += item.done();
+    }
+    array += ']';
+    json.raw("fields", array);
+}
+
+// The start of an anomaly about one transfer (kind, environment, transferId);
+// the caller adds its fields, then emit_anomaly.
+JsonObject transfer_anomaly(AnomalyRecord& a, std::string_view kind, const TransferEvent& event) {
+    a.kind = std::string(kind);
+    a.environment = event.environment;
+    a.transfer_id = event.transfer_id;
+    JsonObject json;
+    json.str("kind", a.kind)
+        .str("environment", event.environment)
+        .str("transferId", event.transfer_id);
+    return json;
+}
+
+// Finishes it under `anomaly:<kind>:<environment>:<TransferId>:<which>` (one
+// per distinct `which`) and puts it, and its record for the topic, in `d`.
+void emit_anomaly(Decision& d, AnomalyRecord a, JsonObject& json, std::string_view which,
+                  const Topics& topics) {
+    a.detail = json.done();
+    a.dedup_key =
+        "anomaly:" + a.kind + ":" + a.environment + ":" + a.transfer_id + ":" + std::string(which);
+    d.outbox.push_back({topics.anomalies, a.transfer_id, a.detail, a.dedup_key});
+    d.anomaly = std::move(a);
+}
+
+// A second succeeded for a transfer whose first decision is made: that
+// decision stands. Contradicting values are an anomaly; on a transfer in
+// review, a delivery that adds or changes a field is sent to the review topic.
+void later_succeeded(Decision& d, const TransferRow& current, const TransferEvent& event,
+                     const Policy& policy, const Topics& topics) {
+    const std::vector<FieldChange> changes = changed_fields(current, event);
+    if (changes.empty()) {
+        return;  // a retry, or a delivery that carries less: nothing new
+    }
+    std::vector<FieldChange> contradictions;
+    for (const FieldChange& c : changes) {
+        if (!c.first.empty()) {
+            contradictions.push_back(c);
+        }
+    }
+    if (!contradictions.empty()) {
+        AnomalyRecord a;
+        JsonObject json = transfer_anomaly(a, kAnomalySucceededFieldsDisagree, event);
+        json.str("firstEventId", current.credit_event_id)
+            .str("eventId", event.event_id)
+            .raw("credited", current.credited ? "true" : "false")
+            .str_or_null("reviewReason", current.review_reason);
+        changes_json(json, contradictions);
+        json.opt("occurredAt", occurred_at(event));
+        emit_anomaly(d, std::move(a), json, event_digest(event, contradictions), topics);
+    }
+    if (!current.credited && !current.review_reason.empty()) {
+        const std::string key = "review-update:" + event.environment + ":" + event.transfer_id +
+                                ":" + event_digest(event, changes);
+        JsonObject json = review_json(key, kReasonReviewUpdate, event);
+        const auto verdict = policy.review_reason(event);
+        json.str("updateOf", review_key(event))
+            .str("firstReason", current.review_reason)
+            .str_or_null("eventReason", verdict ? *verdict : std::string_view());
+        changes_json(json, changes);
+        d.outbox.push_back({topics.reviews, event.transfer_id, json.done(), key});
+        d.review_reason = kReasonReviewUpdate;
+    }
+}
+
+// A status beyond the four for a transfer already credited: the credit
+// stands (nothing here ever debits); a human hears of it twice over, as an
+// anomaly and as a review record (one each per EventId).
+void unknown_after_credit(Decision& d, const TransferRow& current, const TransferEvent& event,
+                          const Topics& topics) {
+    const bool refund = lower(event.status_text).starts_with("refund");
+    const std::string_view kind =
+        refund ? kAnomalyRefundAfterCredit : kAnomalyUnknownStatusAfterCredit;
+    const std::string which =
+        event.event_id.empty() ? name_uuid(event.status_text) : event.event_id;
+    AnomalyRecord a;
+    JsonObject json = transfer_anomaly(a, kind, event);
+    json.str("eventStatus", event.status_text)
+        .str("eventId", event.event_id)
+        .str("creditEventId", current.credit_event_id)
+        .str_or_null("creditedAmount", current.amount)
+        .opt("occurredAt", occurred_at(event));
+    emit_anomaly(d, std::move(a), json, which, topics);
+
+    const std::string key = review_key(event) + ":" + std::string(kind) + ":" + which;
+    JsonObject review = review_json(key, kind, event);
+    review.str("eventStatus", event.status_text)
+        .str("creditEventId", current.credit_event_id)
+        .str_or_null("creditedAmount", current.amount);
+    d.outbox.push_back({topics.reviews, event.transfer_id, review.done(), key});
+    d.review_reason = kind;
 }
 
 AnomalyRecord conflict_anomaly(const TransferRow& current, const TransferEvent& event) {
@@ -253,7 +448,33 @@ void Policy::load_destination_file(std::string_view setting, const std::string& 
     }
 }
 
+std::optional<std::string_view> credit_field_reason(const TransferEvent& event) {
+    if (auto r = field_reason(event.user_id, kReasonUserMissing, kReasonUserMalformed)) {
+        return r;
+    }
+    if (auto r = field_reason(event.token, kReasonAssetMissing, kReasonAssetMalformed)) {
+        return r;
+    }
+    if (auto r = field_reason(event.chain, kReasonChainMissing, kReasonChainMalformed)) {
+        return r;
+    }
+    if (!event.destination_amount || event.destination_amount->empty()) {
+        return kReasonAmountMissing;
+    }
+    // The command carries a decimal string: exponent forms (1e3) are JSON
+    // numbers, not what a ledger parses as an amount.
+    if (!common::is_json_number(*event.destination_amount) ||
+        event.destination_amount->find_first_of("eE") != std::string::npos) {
+        return kReasonAmountMalformed;
+    }
+    return field_reason(event.destination_address, kReasonDestinationMissing,
+                        kReasonDestinationMalformed);
+}
+
 std::optional<std::string_view> Policy::review_reason(const TransferEvent& event) const {
+    if (auto incomplete = credit_field_reason(event)) {
+        return incomplete;
+    }
     if (!assets_.empty()) {
         if (!event.token || !event.chain ||
             !assets_.contains({upper(*event.token), upper(*event.chain)})) {
@@ -268,9 +489,6 @@ std::optional<std::string_view> Policy::review_reason(const TransferEvent& event
             !destinations_.contains({event.environment, *event.destination_address})) {
             return kReasonDestinationNotAllowed;
         }
-    }
-    if (!event.destination_amount) {
-        return kReasonAmountMissing;
     }
     if (!common::is_positive_decimal(*event.destination_amount)) {
         return kReasonAmountNotPositive;
@@ -288,6 +506,9 @@ Decision decide(const std::optional<TransferRow>& current, const TransferEvent& 
         row.last_event_id = event.event_id;
         row.last_seen_ms = now_ms;
         d.outcome = Outcome::kUnknownStatus;
+        if (current && current->credited) {
+            unknown_after_credit(d, *current, event, topics);
+        }
         d.row = std::move(row);
         return d;
     }
@@ -302,6 +523,9 @@ Decision decide(const std::optional<TransferRow>& current, const TransferEvent& 
         if (rank == current->rank) {
             if (current->status == status) {
                 d.outcome = Outcome::kDuplicate;
+                if (event.status == TransferStatus::kSucceeded) {
+                    later_succeeded(d, *current, event, policy, topics);
+                }
                 return d;
             }
             // Equal rank and a different status: succeeded vs failed.
@@ -330,8 +554,7 @@ Decision decide(const std::optional<TransferRow>& current, const TransferEvent& 
             row.review_reason = std::string(*reason);
             d.review_reason = *reason;
             d.outbox.push_back({topics.reviews, event.transfer_id,
-                                encode_review_record(event, *reason),
-                                "review:" + event.environment + ":" + event.transfer_id});
+                                encode_review_record(event, *reason), review_key(event)});
         } else {
             row.credited = true;
             d.credit = true;
@@ -360,11 +583,7 @@ std::string encode_credit_command(const TransferEvent& event) {
 }
 
 std::string encode_review_record(const TransferEvent& event, std::string_view reason) {
-    const std::string key = "review:" + event.environment + ":" + event.transfer_id;
-    JsonObject json;
-    json.str("reviewId", name_uuid(key)).str("idempotencyKey", key).str("reason", reason);
-    credit_fields(json, event);
-    return json.done();
+    return review_json(review_key(event), reason, event).done();
 }
 
 std::string name_uuid(std::string_view name) {

@@ -54,8 +54,9 @@ struct TransferEvent {
     std::optional<std::string> destination_address;
     std::optional<std::string> tx_hash;
     std::optional<std::string> source_account_provider;
+    // As sent; the unit of each is decided by common::unix_ms_by_magnitude.
     std::optional<std::int64_t> timestamp_ms;    // when the status changed
-    std::optional<std::int64_t> sent_timestamp;  // seconds
+    std::optional<std::int64_t> sent_timestamp;  // when this delivery was sent
 
     // `environment` is the record's header; empty means production.
     static TransferEvent from_view(const common::TransferEventView& view,
@@ -114,6 +115,41 @@ inline constexpr std::string_view kReasonAssetNotAllowed = "asset_not_allowed";
 inline constexpr std::string_view kReasonDestinationNotAllowed = "destination_not_allowed";
 inline constexpr std::string_view kReasonAmountMissing = "amount_missing";
 inline constexpr std::string_view kReasonAmountNotPositive = "amount_not_positive";
+// A credit command must be complete: every field the ledger books with is
+// present (not absent, null or empty) and well-formed (see credit_field_reason).
+inline constexpr std::string_view kReasonUserMissing = "user_missing";
+inline constexpr std::string_view kReasonUserMalformed = "user_malformed";
+inline constexpr std::string_view kReasonAssetMissing = "asset_missing";
+inline constexpr std::string_view kReasonAssetMalformed = "asset_malformed";
+inline constexpr std::string_view kReasonChainMissing = "chain_missing";
+inline constexpr std::string_view kReasonChainMalformed = "chain_malformed";
+inline constexpr std::string_view kReasonAmountMalformed = "amount_malformed";
+inline constexpr std::string_view kReasonDestinationMissing = "destination_missing";
+inline constexpr std::string_view kReasonDestinationMalformed = "destination_malformed";
+// Not a first decision: a later succeeded delivery for a transfer already in
+// review that adds or changes a credit field (the review topic hears of it;
+// nothing is credited automatically).
+inline constexpr std::string_view kReasonReviewUpdate = "review_update";
+// A status beyond the four (e.g. RefundSucceeded) for a transfer already credited.
+inline constexpr std::string_view kReasonRefundAfterCredit = "refund_after_credit";
+inline constexpr std::string_view kReasonUnknownStatusAfterCredit = "unknown_status_after_credit";
+
+// Every review reason, for the metric's series at zero.
+inline constexpr std::string_view kReviewReasons[] = {
+    kReasonAssetNotAllowed,      kReasonDestinationNotAllowed,
+    kReasonAmountMissing,        kReasonAmountNotPositive,
+    kReasonUserMissing,          kReasonUserMalformed,
+    kReasonAssetMissing,         kReasonAssetMalformed,
+    kReasonChainMissing,         kReasonChainMalformed,
+    kReasonAmountMalformed,      kReasonDestinationMissing,
+    kReasonDestinationMalformed, kReasonReviewUpdate,
+    kReasonRefundAfterCredit,    kReasonUnknownStatusAfterCredit};
+
+// The completeness rule alone (no policy): the first missing or malformed
+// credit field in the order user, asset (token), chain, amount, destination,
+// or nullopt when the event could be booked. Only the event's own fields
+// count (consumer/README.md, "A credit command is complete").
+std::optional<std::string_view> credit_field_reason(const TransferEvent& event);
 
 // A check of a succeeded transfer against facts kept outside the decision
 // (Mesh's network list: consumer/networks.hpp). It answers from memory, with
@@ -185,6 +221,11 @@ inline constexpr std::string_view kAnomalyConflict = "conflict";
 inline constexpr std::string_view kAnomalyUnparseable = "unparseable";
 inline constexpr std::string_view kAnomalyUnusableIdentifier = "unusable_identifier";
 inline constexpr std::string_view kAnomalyUnapplicableRecord = "unapplicable_record";
+// A second succeeded whose credit fields contradict the first (both values).
+inline constexpr std::string_view kAnomalySucceededFieldsDisagree = "succeeded_fields_disagree";
+inline constexpr std::string_view kAnomalyRefundAfterCredit = kReasonRefundAfterCredit;
+inline constexpr std::string_view kAnomalyUnknownStatusAfterCredit =
+    kReasonUnknownStatusAfterCredit;
 
 // Anomaly for a record whose `field` (key, environment, TransferId, EventId)
 // fails common::check_identifier with `problem`. Nothing of the record travels

@@ -229,13 +229,18 @@ Action RequestHandler::webhook(const Request& request, const ClientInfo& client,
             pub.reason = "missing_sent_timestamp";
             pub.detail = "SentTimestamp is required by the replay window";
         } else {
-            // Mesh's example sends seconds; a value this large can only be milliseconds.
-            std::int64_t sent = ev.sent_timestamp_value;
-            if (sent > 100'000'000'000) sent /= 1000;
-            const auto now_s =
-                std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-            const auto age = now_s - sent;
-            if (age > config.max_sent_age->count() || -age > config.max_sent_age->count()) {
+            // Seconds in Mesh's example, milliseconds from some senders: by magnitude.
+            const auto sent_ms = common::unix_ms_by_magnitude(ev.sent_timestamp_value);
+            const auto now_ms =
+                std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch())
+                    .count();
+            // Both within [0, kMaxUnixMs]: the difference cannot overflow.
+            const auto age = sent_ms ? (now_ms - *sent_ms) / 1000 : 0;
+            if (!sent_ms) {
+                pub.reason = "sent_timestamp_outside_window";
+                pub.detail = "SentTimestamp " + std::string(ev.sent_timestamp.value) +
+                             " is not a time (negative or after year 9999)";
+            } else if (age > config.max_sent_age->count() || -age > config.max_sent_age->count()) {
                 pub.reason = "sent_timestamp_outside_window";
                 pub.detail = "SentTimestamp is " + std::to_string(age) + " s from now";
             }

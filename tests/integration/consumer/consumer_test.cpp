@@ -511,6 +511,165 @@ TEST_P(WedgeRecords, OversizedIdNonUtf8KeyAndNulUserIdAreAnomaliesTheRestIsCredi
 INSTANTIATE_TEST_SUITE_P(Stores, WedgeRecords, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& param) { return std::string(param.param); });
 
+// ------------------------------------------------ topics deleted and recreated
+
+// The input and credit topics deleted and recreated under a store that has
+// run (apache: the shared cluster's topics deleted and created anew; mock: a
+// new cluster, whose topics start at offset 0 all the same). The store's
+// offsets are then past the partitions' ends: the consumer used to drop every
+// new record below them, and the relay to skip its recovery scan. Now the
+// consumer refuses to start with one line naming --start-from, and the relay
+// sends nothing until its positions are reset.
+class RecreatedTopics : public ConsumerIntegration,
+                        public ::testing::WithParamInterface<std::string> {
+protected:
+    static PostgresServer& postgres() {
+        static PostgresServer server;
+        return server;
+    }
+    std::unique_ptr<consumer::sql::Connection> raw_store() const {
+        if (GetParam() == "postgresql") {
+            return consumer::sql::open_postgres(run_.store_url);
+        }
+        return consumer::sql::open_sqlite(run_.store_url.substr(9));
+    }
+};
+
+TEST_P(RecreatedTopics, StoredOffsetsPastTheEndStopTheConsumerAndTheRelayUntilAnOperatorChooses) {
+    if (GetParam() == "postgresql") {
+        run_.store_url = postgres().create_database(unique_name("recreated"));
+    }
+    run_.extra_args = {"--drain-timeout-ms", "500"};
+    start();
+    feed({"01-pending.json", "02-processing.json", "03-succeeded.json"});  // one partition, @3
+    wait_caught_up();
+    process_->signal(SIGTERM);
+    ASSERT_EQ(process_->wait(30s), std::optional<int>(0)) << process_->stderr_text();
+    ASSERT_EQ(read(kCreditTopic).size(), 1U);
+    std::map<std::int32_t, std::int64_t> before;
+    std::int32_t partition = -1;
+    {
+        auto store = consumer::open_store(run_.store_url);
+        before = store->offsets(kInputTopic);
+        ASSERT_EQ(before.size(), 1U);
+        partition = before.begin()->first;
+        ASSERT_EQ(before.begin()->second, 3);
+    }
+
+    BrokerProcess recreated;  // every topic deleted and created anew (or a new cluster)
+    run_.bootstrap = recreated.bootstrap();
+    // A new transfer on the same partition (keyed like the old one), at offset 0.
+    {
+        Feeder feeder(recreated.bootstrap());
+        feeder.send(kTransfer, fixture("06-camelcase-succeeded.json"));
+        feeder.flush();
+    }
+
+    Process refused({binary_path("meshhook-consumer").string(), "--brokers", run_.bootstrap,
+                     "--store", run_.store_url, "--group-id", run_.group_id, "--metrics-listen",
+                     "127.0.0.1:0"});
+    EXPECT_EQ(refused.wait(30s), std::optional<int>(2)) << refused.stderr_text();
+    const std::string err = refused.stderr_text();
+    EXPECT_EQ(err.rfind("meshhook-consumer: --start-from (CONSUMER_START_FROM): the store's "
+                        "offsets are past the end of mesh.transfer-events ([" +
+                            std::to_string(partition) + "] at 3, its end is 1)",
+                        0),
+              0U)
+        << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    EXPECT_EQ(consumer::open_store(run_.store_url)->offsets(kInputTopic), before);
+
+    // The operator chooses: earliest applies what the new topic holds.
+    run_.extra_args = {"--start-from", "earliest", "--drain-timeout-ms", "500"};
+    start();
+    auto store = consumer::open_store(run_.store_url);
+    TopicReader reader(recreated.bootstrap());
+    ASSERT_TRUE(wait_until(
+        [&] {
+            const auto offsets = store->offsets(kInputTopic);
+            return offsets.contains(partition) && offsets.at(partition) == 1;
+        },
+        60s))
+        << process_->stderr_text();
+    ASSERT_TRUE(wait_until(
+        [&] {
+            return store->transfer("production", kCamelTransfer).has_value() &&
+                   store->outbox_stats().unsent == 1;
+        },
+        30s))
+        << process_->stderr_text();
+    EXPECT_NE(process_->stderr_text().find("earliest applied to offsets past the end of "
+                                           "mesh.transfer-events (the topic was recreated): [" +
+                                           std::to_string(partition) + "] 3->0"),
+              std::string::npos)
+        << process_->stderr_text();
+
+    // The relay's position in the credit topic is past its new end: it sends
+    // nothing (a scan from there would miss what the topic holds), and says so.
+    std::string metrics;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            metrics = http_get(run_.metrics_port, "/metrics").second;
+            return metrics.find("meshhook_consumer_relay_positions_past_end_total 0") ==
+                       std::string::npos &&
+                   metrics.find("meshhook_consumer_relay_positions_past_end_total") !=
+                       std::string::npos;
+        },
+        30s))
+        << metrics;
+    EXPECT_TRUE(reader.read_all(kCreditTopic).empty());
+    EXPECT_EQ(store->outbox_stats().unsent, 1);
+    EXPECT_NE(process_->stderr_text().find("DELETE FROM relay_positions WHERE topic = "
+                                           "'ledger.credit-commands'"),
+              std::string::npos)
+        << process_->stderr_text();
+
+    // The operator's statement from that line: the relay scans the new topic
+    // from its beginning and sends the new credit, once; the old one is not
+    // sent again (its row was sent to the old topic).
+    const std::array<consumer::sql::Param, 0> none{};
+    raw_store()->query("DELETE FROM relay_positions WHERE topic = 'ledger.credit-commands'", none);
+    ASSERT_TRUE(wait_until([&] { return caught_up(*store, reader); }, 60s))
+        << process_->stderr_text();
+    const auto credits = reader.read_all(kCreditTopic);
+    ASSERT_EQ(credits.size(), 1U);
+    EXPECT_EQ(credits[0].dedup_key, "credit:production:" + kCamelTransfer);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, RecreatedTopics, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& param) { return std::string(param.param); });
+
+// The input topic deleted and recreated while the consumer runs (Apache
+// Kafka: the mock cannot delete a topic). Its fetch offset is then out of
+// range: the consumer used to reset to the new beginning and drop every
+// record below the stored offset; now it stops with one line.
+TEST_F(ConsumerIntegration, InputTopicRecreatedUnderARunningConsumerStopsIt) {
+    if (!apache_engine()) {
+        GTEST_SKIP() << "the mock cluster cannot delete a topic";
+    }
+    start();
+    feed({"01-pending.json", "02-processing.json", "03-succeeded.json"});
+    wait_caught_up();
+    const auto before = consumer::open_store(run_.store_url)->offsets(kInputTopic);
+    ASSERT_EQ(before.size(), 1U);
+    const std::int32_t partition = before.begin()->first;
+
+    BrokerProcess recreated;  // the shared cluster: every topic deleted and created anew
+    {
+        Feeder feeder(recreated.bootstrap());
+        feeder.send(kTransfer, fixture("06-camelcase-succeeded.json"));
+        feeder.flush();
+    }
+    EXPECT_EQ(process_->wait(60s), std::optional<int>(1)) << process_->stderr_text();
+    const std::string err = process_->stderr_text();
+    EXPECT_NE(err.find("fatal: --start-from (CONSUMER_START_FROM): the store's offsets are past "
+                       "the end of mesh.transfer-events ([" +
+                       std::to_string(partition) + "] at 3, its end is "),
+              std::string::npos)
+        << err;
+    EXPECT_EQ(consumer::open_store(run_.store_url)->offsets(kInputTopic), before);
+}
+
 TEST_F(ConsumerIntegration, ServesMetricsHealthAndReadiness) {
     start();
     feed({"01-pending.json", "03-succeeded.json", "04-succeeded-retry.json",

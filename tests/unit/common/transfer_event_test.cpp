@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "tests/support/process.hpp"
 
 namespace meshhook::common {
@@ -236,6 +238,36 @@ TEST(TransferEvent, RefusesNestingDeeperThanDownstreamReadersAccept) {
     const std::string text =
         R"({"TransferId":"t","TransferStatus":"pending","X":")" + std::string(600, '[') + "\"}";
     EXPECT_TRUE(parser.parse(text).ok());
+}
+
+// The unit of a Mesh timestamp by its magnitude, for the consumer's
+// occurredAt and ingest's replay window alike.
+TEST(UnixMsByMagnitude, SecondsBelowTheThresholdMillisecondsFromIt) {
+    EXPECT_EQ(unix_ms_by_magnitude(1764316800), 1764316800000);     // Mesh's SentTimestamp
+    EXPECT_EQ(unix_ms_by_magnitude(1764316799000), 1764316799000);  // Mesh's Timestamp
+    EXPECT_EQ(unix_ms_by_magnitude(0), 0);
+    EXPECT_EQ(unix_ms_by_magnitude(1), 1000);
+    EXPECT_EQ(unix_ms_by_magnitude(kSecondsBelow - 1), (kSecondsBelow - 1) * 1000);  // year 5138
+    EXPECT_EQ(unix_ms_by_magnitude(kSecondsBelow), kSecondsBelow);  // 1973-03-03 in ms
+    EXPECT_EQ(unix_ms_by_magnitude(kMaxUnixMs), kMaxUnixMs);
+}
+
+TEST(UnixMsByMagnitude, NegativeAndHugeSignedInputIsNotATimeAndNeverOverflows) {
+    constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
+    constexpr auto kMin = std::numeric_limits<std::int64_t>::min();
+    for (const std::int64_t v : {std::int64_t{-1}, std::int64_t{-1764316800}, kMin, kMin + 1,
+                                 kMaxUnixMs + 1, kMax / 1000, kMax / 1000 + 1, kMax - 1, kMax}) {
+        EXPECT_EQ(unix_ms_by_magnitude(v), std::nullopt) << v;
+    }
+}
+
+TEST(UnixMsByMagnitude, TheParserKeepsTheExtremesAsSignedValues) {
+    TransferEventParser parser;
+    const auto r = parser.parse(
+        R"({"TransferId":"t","TransferStatus":"pending","SentTimestamp":-9223372036854775808})");
+    ASSERT_TRUE(r.ok()) << r.error.message();
+    EXPECT_EQ(r.event.sent_timestamp_value, std::numeric_limits<std::int64_t>::min());
+    EXPECT_EQ(unix_ms_by_magnitude(r.event.sent_timestamp_value), std::nullopt);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <array>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -321,7 +322,8 @@ TEST(StateMachine, UnknownStatusAfterSucceededDoesNotMoveTheTransfer) {
                                                 Outcome::kDuplicate}));
     EXPECT_EQ(r.row->status, "succeeded");
     EXPECT_EQ(r.row->last_unknown_status, "RefundSucceeded");
-    EXPECT_EQ(r.records.size(), 1U);
+    EXPECT_EQ(on_topic(r, kTopics.credits).size(), 1U);  // plus its anomaly and review (below)
+    EXPECT_EQ(r.records.size(), 3U);
 }
 
 TEST(StateMachine, StatusesCompareCaseInsensitively) {
@@ -361,11 +363,262 @@ TEST(Policy, SameTokenOnAnotherChainGoesToReview) {
     EXPECT_EQ(d.row->status, "succeeded");
 }
 
-TEST(Policy, MissingTokenIsNotAnAllowedPair) {
+TEST(Policy, MissingTokenIsAnIncompleteCreditEvenWithAnAssetList) {
     TransferEvent e = event("Succeeded");
     e.token.reset();
     const Decision d = decide(std::nullopt, e, assets("USDC:Ethereum"), kTopics, kNow);
-    EXPECT_EQ(d.review_reason, kReasonAssetNotAllowed);
+    EXPECT_EQ(d.review_reason, kReasonAssetMissing);
+}
+
+// ------------------------------------------------------------- complete credits
+
+// Under the default policy (no asset list, no destination list) every field
+// the ledger books with must be there: absent, null (nullopt) or empty each
+// go to review with a reason naming the field, and nothing is credited.
+TEST(CompleteCredit, EachMissingFieldGoesToReviewNamingIt) {
+    struct Case {
+        std::optional<std::string> TransferEvent::*field;
+        std::string_view reason;
+    };
+    const std::array<Case, 5> cases{
+        {{&TransferEvent::user_id, kReasonUserMissing},
+         {&TransferEvent::token, kReasonAssetMissing},
+         {&TransferEvent::chain, kReasonChainMissing},
+         {&TransferEvent::destination_amount, kReasonAmountMissing},
+         {&TransferEvent::destination_address, kReasonDestinationMissing}}};
+    for (const Case& c : cases) {
+        for (const bool empty : {false, true}) {
+            TransferEvent e = event("Succeeded");
+            if (empty) {
+                e.*(c.field) = "";
+            } else {
+                (e.*(c.field)).reset();
+            }
+            const Decision d = decide(std::nullopt, e, Policy{}, kTopics, kNow);
+            EXPECT_FALSE(d.credit) << c.reason;
+            EXPECT_EQ(d.review_reason, c.reason) << "empty=" << empty;
+            ASSERT_EQ(d.outbox.size(), 1U) << c.reason;
+            EXPECT_EQ(d.outbox[0].topic, kTopics.reviews);
+            EXPECT_NE(d.outbox[0].payload.find("\"reason\":\"" + std::string(c.reason) + "\""),
+                      std::string::npos)
+                << d.outbox[0].payload;
+            ASSERT_TRUE(d.row);
+            EXPECT_EQ(d.row->review_reason, c.reason);
+            EXPECT_FALSE(d.row->credited);
+            EXPECT_EQ(d.row->status, "succeeded");
+        }
+    }
+}
+
+TEST(CompleteCredit, MalformedFieldsGoToReviewNamingThem) {
+    struct Case {
+        std::optional<std::string> TransferEvent::*field;
+        std::string value;
+        std::string_view reason;
+    };
+    const std::vector<Case> cases{
+        {&TransferEvent::user_id, " user-1", kReasonUserMalformed},
+        {&TransferEvent::user_id, std::string("user\0001", 6), kReasonUserMalformed},
+        {&TransferEvent::token, "USDC ", kReasonAssetMalformed},
+        {&TransferEvent::token, "US\nDC", kReasonAssetMalformed},
+        {&TransferEvent::chain, "\xff\xfe", kReasonChainMalformed},
+        {&TransferEvent::destination_address, std::string(300, 'a'), kReasonDestinationMalformed},
+        {&TransferEvent::destination_address, "\t0xabc", kReasonDestinationMalformed},
+        {&TransferEvent::destination_amount, "1e3", kReasonAmountMalformed},
+        {&TransferEvent::destination_amount, "2.5E-1", kReasonAmountMalformed},
+        {&TransferEvent::destination_amount, "0e10", kReasonAmountMalformed},
+        {&TransferEvent::destination_amount, "12,5", kReasonAmountMalformed},
+    };
+    for (const Case& c : cases) {
+        TransferEvent e = event("Succeeded");
+        e.*(c.field) = c.value;
+        const Decision d = decide(std::nullopt, e, Policy{}, kTopics, kNow);
+        EXPECT_FALSE(d.credit) << c.reason;
+        EXPECT_EQ(d.review_reason, c.reason) << "value " << c.value;
+    }
+}
+
+TEST(CompleteCredit, FirstIncompleteFieldIsNamedBeforeAnyPolicyReason) {
+    TransferEvent e = event("Succeeded");
+    e.user_id.reset();
+    e.destination_address.reset();
+    e.token = "DOGE";
+    EXPECT_EQ(credit_field_reason(e), kReasonUserMissing);
+    EXPECT_EQ(decide(std::nullopt, e, assets("USDC:Ethereum"), kTopics, kNow).review_reason,
+              kReasonUserMissing);
+    EXPECT_EQ(credit_field_reason(event("Succeeded")), std::nullopt);
+}
+
+// Earlier events of the same transfer never complete a later succeeded one:
+// a pending that carried every field does not turn an incomplete succeeded
+// into a credit (the outcome would otherwise depend on delivery order).
+TEST(CompleteCredit, FieldsFromEarlierEventsDoNotCompleteASucceededOne) {
+    TransferEvent incomplete = event("Succeeded");
+    incomplete.destination_address.reset();
+    const Replay r = replay({event("Pending"), event("Processing"), incomplete});
+    EXPECT_TRUE(on_topic(r, kTopics.credits).empty());
+    ASSERT_EQ(on_topic(r, kTopics.reviews).size(), 1U);
+    EXPECT_EQ(r.row->review_reason, kReasonDestinationMissing);
+}
+
+// ------------------------------------------------- a second succeeded delivery
+
+TEST(SecondSucceeded, DisagreeingAmountIsAnAnomalyWithBothValuesAndTheCreditStands) {
+    TransferEvent second = event("Succeeded");
+    second.event_id = "ev-Succeeded-2";
+    second.destination_amount = "251";
+    second.destination_address = "0xdef";
+    const Replay r = replay({event("Succeeded"), second});
+    EXPECT_EQ(r.outcomes, (std::vector<Outcome>{Outcome::kApplied, Outcome::kDuplicate}));
+    const auto credits = on_topic(r, kTopics.credits);
+    ASSERT_EQ(credits.size(), 1U);
+    EXPECT_EQ(credits[0].payload, encode_credit_command(event("Succeeded")));
+    EXPECT_EQ(r.row->amount, "250.000000000000000001");
+    EXPECT_EQ(r.row->destination_address, "0xabc");
+    EXPECT_EQ(r.row->credit_event_id, "ev-Succeeded");
+
+    const auto anomalies = on_topic(r, kTopics.anomalies);
+    ASSERT_EQ(anomalies.size(), 1U);
+    const std::string& a = anomalies[0].payload;
+    EXPECT_NE(a.find("\"kind\":\"succeeded_fields_disagree\""), std::string::npos) << a;
+    EXPECT_NE(a.find(R"({"field":"amount","first":"250.000000000000000001","later":"251"})"),
+              std::string::npos)
+        << a;
+    EXPECT_NE(a.find(R"({"field":"destinationAddress","first":"0xabc","later":"0xdef"})"),
+              std::string::npos)
+        << a;
+    EXPECT_NE(a.find(R"("firstEventId":"ev-Succeeded","eventId":"ev-Succeeded-2")"),
+              std::string::npos)
+        << a;
+    EXPECT_TRUE(on_topic(r, kTopics.reviews).empty());
+
+    const Decision d = decide(r.row, second, Policy{}, kTopics, kNow + 10);
+    ASSERT_TRUE(d.anomaly);
+    EXPECT_EQ(d.anomaly->kind, kAnomalySucceededFieldsDisagree);
+    EXPECT_EQ(d.anomaly->transfer_id, "t-1");
+    EXPECT_FALSE(d.credit);
+    EXPECT_FALSE(d.row);  // the first decision stands: the row is not touched
+}
+
+TEST(SecondSucceeded, EachCreditFieldIsCompared) {
+    const std::array<std::optional<std::string> TransferEvent::*, 5> fields{
+        &TransferEvent::user_id, &TransferEvent::token, &TransferEvent::chain,
+        &TransferEvent::destination_amount, &TransferEvent::destination_address};
+    for (const auto field : fields) {
+        TransferEvent second = event("Succeeded");
+        second.*field = "other";
+        const Replay r = replay({event("Succeeded"), second});
+        EXPECT_EQ(on_topic(r, kTopics.anomalies).size(), 1U);
+        EXPECT_EQ(on_topic(r, kTopics.credits).size(), 1U);
+    }
+}
+
+TEST(SecondSucceeded, RetriesOfTheSameDisagreementAreOneAnomalyAndAgreementIsNone) {
+    TransferEvent second = event("Succeeded");
+    second.destination_amount = "251";
+    TransferEvent third = second;
+    third.destination_amount = "252";  // the same EventId saying something else again
+    TransferEvent fewer = event("Succeeded");
+    fewer.user_id.reset();  // carries less: not a contradiction
+    const Replay r = replay({event("Succeeded"), event("Succeeded"), fewer, second, second, third});
+    EXPECT_EQ(on_topic(r, kTopics.anomalies).size(), 3U);  // emitted per delivery
+    EXPECT_EQ(r.unique.size(), 3U);                        // credit + 2 distinct anomalies
+}
+
+TEST(SecondSucceeded, AnAmountArrivingAfterAReviewUpdatesTheReviewAndCreditsNothing) {
+    TransferEvent first = event("Succeeded");
+    first.destination_amount.reset();
+    TransferEvent later = event("Succeeded");
+    later.event_id = "ev-Succeeded-2";
+    const Replay r = replay({first, later, later});
+    EXPECT_TRUE(on_topic(r, kTopics.credits).empty());
+    EXPECT_FALSE(r.row->credited);
+    EXPECT_EQ(r.row->review_reason, kReasonAmountMissing);
+    EXPECT_EQ(r.row->amount, "");
+    EXPECT_TRUE(on_topic(r, kTopics.anomalies).empty());  // filled in, not contradicted
+
+    const auto reviews = on_topic(r, kTopics.reviews);
+    ASSERT_EQ(reviews.size(), 3U);
+    EXPECT_EQ(reviews[0].dedup_key, "review:production:t-1");
+    EXPECT_EQ(reviews[1].dedup_key, reviews[2].dedup_key);  // Mesh's retry: one update
+    EXPECT_EQ(r.unique.size(), 2U);
+    const std::string& u = reviews[1].payload;
+    EXPECT_TRUE(reviews[1].dedup_key.starts_with("review-update:production:t-1:"));
+    EXPECT_NE(u.find(R"("reason":"review_update")"), std::string::npos) << u;
+    EXPECT_NE(u.find(R"("amount":"250.000000000000000001")"), std::string::npos) << u;
+    EXPECT_NE(u.find(R"("updateOf":"review:production:t-1","firstReason":"amount_missing")"),
+              std::string::npos)
+        << u;
+    EXPECT_NE(u.find(R"("eventReason":null)"), std::string::npos) << u;  // it alone would credit
+    EXPECT_NE(u.find(R"({"field":"amount","first":null,"later":"250.000000000000000001"})"),
+              std::string::npos)
+        << u;
+    const Decision d = decide(r.row, later, Policy{}, kTopics, kNow + 10);
+    EXPECT_EQ(d.review_reason, kReasonReviewUpdate);
+    EXPECT_FALSE(d.credit);
+}
+
+TEST(SecondSucceeded, AnIdenticalRetryOfAReviewedTransferSendsNoUpdate) {
+    const Replay r = replay({event("Succeeded"), event("Succeeded")}, assets("ETH:Ethereum"));
+    ASSERT_EQ(r.records.size(), 1U);
+    EXPECT_EQ(r.records[0].dedup_key, "review:production:t-1");
+}
+
+// ------------------------------------------------- statuses beyond the four
+
+TEST(StatusAfterCredit, RefundAfterACreditIsAnAnomalyAndAReviewNeverADebit) {
+    TransferEvent refund = event("RefundSucceeded");
+    refund.destination_amount = "250.000000000000000001";
+    const Replay r = replay({event("Succeeded"), refund, refund, event("RefundPending")});
+    EXPECT_EQ(r.outcomes, (std::vector<Outcome>{Outcome::kApplied, Outcome::kUnknownStatus,
+                                                Outcome::kUnknownStatus, Outcome::kUnknownStatus}));
+    // The credit is untouched: one command, the row still credited with its amount.
+    ASSERT_EQ(on_topic(r, kTopics.credits).size(), 1U);
+    EXPECT_TRUE(r.row->credited);
+    EXPECT_EQ(r.row->status, "succeeded");
+    EXPECT_EQ(r.row->amount, "250.000000000000000001");
+    EXPECT_EQ(r.row->last_unknown_status, "RefundPending");
+
+    const auto anomalies = on_topic(r, kTopics.anomalies);
+    ASSERT_EQ(anomalies.size(), 3U);
+    EXPECT_NE(anomalies[0].payload.find(R"("kind":"refund_after_credit")"), std::string::npos);
+    EXPECT_NE(anomalies[0].payload.find(R"("eventStatus":"RefundSucceeded")"), std::string::npos);
+    EXPECT_NE(anomalies[0].payload.find(R"("creditedAmount":"250.000000000000000001")"),
+              std::string::npos);
+    const auto reviews = on_topic(r, kTopics.reviews);
+    ASSERT_EQ(reviews.size(), 3U);
+    EXPECT_NE(reviews[0].payload.find(R"("reason":"refund_after_credit")"), std::string::npos);
+    // Mesh's retry of RefundSucceeded (same EventId) is one anomaly and one review;
+    // RefundPending (another EventId) is one more of each.
+    EXPECT_EQ(r.unique.size(), 5U);
+    for (const auto& [key, rec] : r.unique) {
+        EXPECT_EQ(rec.payload.find("debit"), std::string::npos) << rec.payload;
+    }
+
+    const Decision d = decide(r.row, refund, Policy{}, kTopics, kNow + 10);
+    ASSERT_TRUE(d.anomaly);
+    EXPECT_EQ(d.anomaly->kind, kAnomalyRefundAfterCredit);
+    EXPECT_EQ(d.review_reason, kReasonRefundAfterCredit);
+    EXPECT_FALSE(d.credit);
+}
+
+TEST(StatusAfterCredit, AnyOtherUnknownStatusAfterACreditIsItsOwnKind) {
+    const Replay r = replay({event("Succeeded"), event("Reversed")});
+    const auto anomalies = on_topic(r, kTopics.anomalies);
+    ASSERT_EQ(anomalies.size(), 1U);
+    EXPECT_NE(anomalies[0].payload.find(R"("kind":"unknown_status_after_credit")"),
+              std::string::npos);
+    EXPECT_EQ(on_topic(r, kTopics.reviews).size(), 1U);
+}
+
+TEST(StatusAfterCredit, UnknownStatusesWithoutACreditAreOnlyRecorded) {
+    const Replay before =
+        replay({event("RefundPending"), event("Failed"), event("RefundSucceeded")});
+    EXPECT_TRUE(before.records.empty());
+    EXPECT_EQ(before.row->last_unknown_status, "RefundSucceeded");
+    const Replay reviewed =
+        replay({event("Succeeded"), event("RefundSucceeded")}, assets("ETH:Ethereum"));
+    EXPECT_EQ(reviewed.records.size(), 1U);  // the first review only: nothing was credited
 }
 
 TEST(Policy, EmptyAssetListAllowsEveryPair) {
@@ -384,7 +637,7 @@ TEST(Policy, MissingDestinationAmountGoesToReview) {
 }
 
 TEST(Policy, ZeroAndNegativeAmountsGoToReview) {
-    for (const char* amount : {"0", "0.000", "-1", "-0.5", "0e10"}) {
+    for (const char* amount : {"0", "0.000", "-1", "-0.5", "-0"}) {
         TransferEvent e = event("Succeeded");
         e.destination_amount = amount;
         const Decision d = decide(std::nullopt, e, {}, kTopics, kNow);
@@ -484,6 +737,30 @@ TEST(Encoding, OccurredAtIsIsoUtcWithMilliseconds) {
     EXPECT_EQ(iso8601_utc_ms(1764317099000), "2025-11-28T08:04:59.000Z");
     EXPECT_EQ(iso8601_utc_ms(1764317099123), "2025-11-28T08:04:59.123Z");
     EXPECT_EQ(iso8601_utc_ms(0), "1970-01-01T00:00:00.000Z");
+}
+
+// occurredAt reads each timestamp in seconds or milliseconds by its magnitude
+// (common::unix_ms_by_magnitude): SentTimestamp in milliseconds used to be
+// multiplied by 1000 again (year 57,900), and a Timestamp in seconds read as
+// milliseconds (1970).
+TEST(Encoding, OccurredAtDecidesEachTimestampsUnitByMagnitude) {
+    TransferEvent e = event("Succeeded");
+    e.timestamp_ms.reset();
+    e.sent_timestamp = 1764317100123;
+    EXPECT_NE(encode_credit_command(e).find("\"occurredAt\":\"2025-11-28T08:05:00.123Z\""),
+              std::string::npos)
+        << encode_credit_command(e);
+    e.timestamp_ms = 1764317099;
+    EXPECT_NE(encode_credit_command(e).find("\"occurredAt\":\"2025-11-28T08:04:59.000Z\""),
+              std::string::npos)
+        << encode_credit_command(e);
+    // Not a time: the next one is used, then null; never an overflow.
+    e.timestamp_ms = std::numeric_limits<std::int64_t>::max();
+    EXPECT_NE(encode_credit_command(e).find("\"occurredAt\":\"2025-11-28T08:05:00.123Z\""),
+              std::string::npos);
+    e.sent_timestamp = std::numeric_limits<std::int64_t>::min();
+    EXPECT_NE(encode_credit_command(e).find("\"occurredAt\":null"), std::string::npos)
+        << encode_credit_command(e);
 }
 
 TEST(Encoding, OccurredAtFallsBackToSentTimestampThenNull) {

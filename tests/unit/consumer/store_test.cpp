@@ -742,6 +742,91 @@ std::size_t count_topic(const std::vector<OutboxRow>& rows, std::string_view top
         rows.begin(), rows.end(), [&](const OutboxRow& r) { return r.topic == topic; }));
 }
 
+// The fixture's succeeded event with `from` replaced by `to` (once).
+std::string succeeded_with(std::string_view from, std::string_view to) {
+    std::string body = testing::fixture("03-succeeded.json");
+    body.replace(body.find(from), from.size(), to);
+    return body;
+}
+
+// A second succeeded that disagrees on the amount, in a later batch: the
+// first decision stands (one credit, the row keeps its amount), the anomaly
+// row carries both values; a refund status after the credit is an anomaly and
+// a review, and still the row and the credit are unchanged.
+TEST_P(StoreSuite, DisagreeingSecondSucceededAndARefundLeaveTheCreditAndAreRecorded) {
+    BatchApplier applier({}, {});
+    const Fed a = feed({{"03-succeeded.json", ""}}, 0, 0);
+    const std::array<PartitionAdvance, 1> first{{{kInput, 0, std::nullopt, 1}}};
+    ASSERT_EQ(applier.apply(*store_, a.records, first, kNow).status, BatchStatus::kCommitted);
+
+    const std::string disagree = succeeded_with("\"DestinationAmount\":250.000000000000000001",
+                                                "\"DestinationAmount\":251.5");
+    const std::string refund = succeeded_with("\"Succeeded\"", "\"RefundSucceeded\"");
+    const std::array<InputRecord, 4> records{{{kInput, 0, 1, "k", disagree, ""},
+                                              {kInput, 0, 2, "k", disagree, ""},
+                                              {kInput, 0, 3, "k", refund, ""},
+                                              {kInput, 0, 4, "k", refund, ""}}};
+    const std::array<PartitionAdvance, 1> second{{{kInput, 0, 1, 5}}};
+    const BatchResult r = applier.apply(*store_, records, second, kNow);
+    ASSERT_EQ(r.status, BatchStatus::kCommitted);
+    EXPECT_EQ(r.stats.credits, 0U);
+    EXPECT_EQ(r.stats.anomalies.at("succeeded_fields_disagree"), 1U);  // Mesh's retry: one
+    EXPECT_EQ(r.stats.anomalies.at("refund_after_credit"), 1U);
+    EXPECT_EQ(r.stats.reviews.at("refund_after_credit"), 1U);
+
+    const auto row = store_->transfer("production", "4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01");
+    ASSERT_TRUE(row);
+    EXPECT_TRUE(row->credited);
+    EXPECT_EQ(row->status, "succeeded");
+    EXPECT_EQ(row->amount, "250.000000000000000001");
+    EXPECT_EQ(row->last_unknown_status, "RefundSucceeded");
+
+    const auto anomalies = store_->anomalies();
+    ASSERT_EQ(anomalies.size(), 2U);
+    EXPECT_EQ(anomalies[0].kind, "succeeded_fields_disagree");
+    EXPECT_EQ(anomalies[0].transfer_id, "4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01");
+    EXPECT_NE(anomalies[0].detail.find(
+                  R"({"field":"amount","first":"250.000000000000000001","later":"251.5"})"),
+              std::string::npos)
+        << anomalies[0].detail;
+    EXPECT_EQ(anomalies[1].kind, "refund_after_credit");
+    const auto rows = store_->outbox_rows();
+    ASSERT_EQ(rows.size(), 4U);  // credit, anomaly, refund anomaly, refund review
+    EXPECT_EQ(count_topic(rows, "ledger.credit-commands"), 1U);
+    EXPECT_EQ(count_topic(rows, "ledger.credit-review"), 1U);
+    EXPECT_NE(rows[0].payload.find("\"amount\":\"250.000000000000000001\""), std::string::npos);
+}
+
+// A first succeeded without an amount goes to review; the later delivery
+// with the amount credits nothing and becomes one review update.
+TEST_P(StoreSuite, AnAmountArrivingAfterAReviewIsAReviewUpdateNotACredit) {
+    BatchApplier applier({}, {});
+    const std::string no_amount = succeeded_with("\"DestinationAmount\":250.000000000000000001",
+                                                 "\"DestinationAmount\":null");
+    const std::string with_amount = succeeded_with("7d3e5f10-1111-4a2b-9c3d-000000000003",
+                                                   "7d3e5f10-1111-4a2b-9c3d-0000000000a3");
+    const std::array<InputRecord, 1> a{{{kInput, 0, 0, "k", no_amount, ""}}};
+    const std::array<PartitionAdvance, 1> first{{{kInput, 0, std::nullopt, 1}}};
+    ASSERT_EQ(applier.apply(*store_, a, first, kNow).status, BatchStatus::kCommitted);
+    const std::array<InputRecord, 2> b{
+        {{kInput, 0, 1, "k", with_amount, ""}, {kInput, 0, 2, "k", with_amount, ""}}};
+    const std::array<PartitionAdvance, 1> second{{{kInput, 0, 1, 3}}};
+    const BatchResult r = applier.apply(*store_, b, second, kNow);
+    ASSERT_EQ(r.status, BatchStatus::kCommitted);
+    EXPECT_EQ(r.stats.credits, 0U);
+    EXPECT_EQ(r.stats.reviews.at("review_update"), 1U);
+
+    const auto row = store_->transfer("production", "4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01");
+    EXPECT_FALSE(row->credited);
+    EXPECT_EQ(row->review_reason, "amount_missing");
+    const auto rows = store_->outbox_rows();
+    ASSERT_EQ(rows.size(), 2U);
+    EXPECT_EQ(count_topic(rows, "ledger.credit-review"), 2U);
+    EXPECT_TRUE(rows[1].dedup_key.starts_with("review-update:production:"));
+    EXPECT_NE(rows[1].payload.find("\"amount\":\"250.000000000000000001\""), std::string::npos);
+    EXPECT_TRUE(store_->anomalies().empty());
+}
+
 TEST_P(StoreSuite, NulInATransferIdIsRefusedBeforeTheStoreAndAliasesNoOtherTransfer) {
     // simdjson unescapes \u0000 to a NUL byte; libpq used to cut the id there,
     // so "t-1\0evil" was stored and found as "t-1" on PostgreSQL only.

@@ -6,6 +6,7 @@
 #include <boost/beast/http/verb.hpp>
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -98,6 +99,20 @@ TEST_F(Handler, SignedEventBecomesAPublicationKeyedByTransferIdWithTheExactBytes
     EXPECT_EQ(header_of(pub, "received-at"), "1795860000000");
     EXPECT_EQ(header_of(pub, "host"), "test-host");
     EXPECT_EQ(header_of(pub, "reason"), "<absent>");
+}
+
+// Statuses beyond the four are Mesh's to send (RefundPending, RefundSucceeded,
+// or new ones): they go to the topic like any event, never to the DLQ; the
+// consumer records them and, after a credit, raises them for review.
+TEST_F(Handler, UnknownStatusesArePublishedNotDeadLettered) {
+    for (const std::string status : {"RefundPending", "RefundSucceeded", "SomethingNew"}) {
+        std::string body = fixture("03-succeeded.json");
+        body.replace(body.find("\"Succeeded\""), 11, "\"" + status + "\"");
+        auto action = handle(signed_post("/webhooks/mesh", body));
+        ASSERT_FALSE(action.is_response()) << status;
+        EXPECT_EQ(action.publication().kind, Publication::Kind::kEvent) << status;
+        EXPECT_EQ(action.publication().key, "4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01");
+    }
 }
 
 TEST_F(Handler, AcknowledgedEventIsAnswered200AndCounted) {
@@ -379,6 +394,26 @@ TEST_F(HandlerWithReplayWindow, AcceptsDeliveriesSentInsideTheWindowInSecondsOrM
         handle(signed_post("/webhooks/mesh", body_sent_at(1'795'860'000 - 299))).publication().kind,
         Publication::Kind::kEvent);
     EXPECT_EQ(handle(signed_post("/webhooks/mesh", body_sent_at(1'795'860'000'000 + 1000)))
+                  .publication()
+                  .kind,
+              Publication::Kind::kEvent);
+}
+
+// Untrusted signed integers: `now - sent` used to overflow. With sent =
+// now + INT64_MIN the age wrapped to INT64_MIN, both window checks passed and
+// the delivery was published as fresh.
+TEST_F(HandlerWithReplayWindow, DeadLettersTimestampsThatAreNotTimesWithoutOverflow) {
+    constexpr auto kMin = std::numeric_limits<std::int64_t>::min();
+    constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
+    for (const std::int64_t sent :
+         {std::int64_t{1'795'860'000} + kMin, kMin, kMax, std::int64_t{-1}, kMax - 1}) {
+        auto action = handle(signed_post("/webhooks/mesh", body_sent_at(sent)));
+        ASSERT_FALSE(action.is_response()) << sent;
+        EXPECT_EQ(action.publication().kind, Publication::Kind::kDeadLetter) << sent;
+        EXPECT_EQ(header_of(action.publication(), "reason"), "sent_timestamp_outside_window");
+    }
+    // Milliseconds at the edge of the window are read as milliseconds.
+    EXPECT_EQ(handle(signed_post("/webhooks/mesh", body_sent_at(1'795'860'000'000 - 299'000)))
                   .publication()
                   .kind,
               Publication::Kind::kEvent);
