@@ -63,6 +63,7 @@ TransferEvent succeeded(std::string token, std::string chain, std::string addres
     e.destination_address = std::move(address);
     e.destination_amount = "250.000000000000000001";
     e.tx_hash = "0xhash";
+    e.user_id = "user-1";  // a complete credit command needs its user
     return e;
 }
 
@@ -171,14 +172,15 @@ TEST_F(NetworkDecision, UnknownNetworkUnsupportedTokenAndBadAddressGoToReviewWit
     EXPECT_EQ(reason(succeeded("USDC", "Narnia", kEvmGood)), kReasonNetworkUnknown);
     TransferEvent no_chain = succeeded("USDC", "Ethereum", kEvmGood);
     no_chain.chain.reset();
-    EXPECT_EQ(reason(no_chain), kReasonNetworkUnknown);
+    // A missing or oversized field is the completeness check's, which runs first.
+    EXPECT_EQ(reason(no_chain), "chain_missing");
     EXPECT_EQ(reason(succeeded("DOGE", "Ethereum", kEvmGood)), kReasonTokenNotSupported);
     // USDC on Ethereum is not USDC on Bitcoin.
     EXPECT_EQ(reason(succeeded("USDC", "Bitcoin", "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa")),
               kReasonTokenNotSupported);
     TransferEvent no_token = succeeded("USDC", "Ethereum", kEvmGood);
     no_token.token.reset();
-    EXPECT_EQ(reason(no_token), kReasonTokenNotSupported);
+    EXPECT_EQ(reason(no_token), "asset_missing");
     EXPECT_EQ(reason(succeeded("USDC", "Ethereum", kEvmBadChecksum)),
               kReasonDestinationAddressInvalid);
     EXPECT_EQ(reason(succeeded("USDC", "Ethereum", kUsdcMint)), kReasonDestinationAddressInvalid);
@@ -190,8 +192,10 @@ TEST_F(NetworkDecision, UnknownNetworkUnsupportedTokenAndBadAddressGoToReviewWit
               kReasonDestinationAddressInvalid);
     TransferEvent no_address = succeeded("USDC", "Ethereum", kEvmGood);
     no_address.destination_address.reset();
-    EXPECT_EQ(reason(no_address), kReasonDestinationAddressInvalid);
+    EXPECT_EQ(reason(no_address), "destination_missing");
     EXPECT_EQ(reason(succeeded("USDC", "Ethereum", "0x" + std::string(100000, 'a'))),
+              "destination_malformed");
+    EXPECT_EQ(reason(succeeded("USDC", "Ethereum", "0x" + std::string(100, 'a'))),
               kReasonDestinationAddressInvalid);
 }
 
