@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <functional>
+#include <iterator>
 #include <mutex>
 #include <thread>
 #include <type_traits>
@@ -37,6 +39,15 @@ using Clock = std::chrono::steady_clock;
 using boost::system::error_code;
 
 constexpr std::size_t kHeaderLimit = std::size_t{16} * 1024;
+// The most unparsed input a session holds. Beast's parser needs a whole
+// header, chunk-size line or trailer section in the buffer before it consumes
+// any of it, and 1.81 bounds only the header: without this cap one chunk line
+// that never ends grows the buffer until the read timeout (hundreds of MiB on
+// loopback). Above the header limit, so an oversized header still gets 431.
+constexpr std::size_t kReadBufferLimit = 2 * kHeaderLimit;
+// Chunk extensions: Mesh sends none, and HTTP gives them no meaning we use.
+// A few bytes are tolerated (";" plus a short token), longer ones get 400.
+constexpr std::size_t kMaxChunkExtension = 16;
 constexpr std::size_t kFirstReadChunk = 4096;
 // After an error response the connection is closed: the client gets this
 // long to read the response before the socket goes (a close with unread
@@ -288,6 +299,20 @@ private:
                 peer_.to_string());
             return write_error(400, "bad_request", "Transfer-Encoding must be chunked");
         }
+        // Route, allow-list, method, signature header: decided from the
+        // header alone, so a refused request costs no body read.
+        admission_ = thread_.handler->admit(req, ClientInfo{peer_, !close_after_});
+        route_ = admission_.route;
+        if (admission_.answer) {
+            disarm();
+            return answer_early(std::move(*admission_.answer));
+        }
+        if (parser_->chunked()) {
+            // Trailer fields land among the header fields: counted now,
+            // compared once the body is read (see on_read).
+            header_fields_ = static_cast<std::size_t>(std::distance(req.begin(), req.end()));
+            parser_->on_chunk_header(on_chunk_header_);
+        }
         if (beast::iequals(req[http::field::expect], "100-continue")) {
             // curl and others wait for this before sending a body; the body
             // limit was already checked against Content-Length.
@@ -300,6 +325,18 @@ private:
             return;
         }
         do_read_body();
+    }
+
+    // An answer decided from the header. A body the client may still send is
+    // never read: then the connection closes after the answer (lingering so
+    // the client sees it); a bodiless request keeps the connection.
+    void answer_early(Response res) {
+        if (!parser_->is_done()) {
+            close_after_ = true;
+            linger_ = true;
+        }
+        parser_.reset();
+        write(std::move(res));
     }
 
     void do_read_body() {
@@ -330,6 +367,12 @@ private:
                              client);
             return write_error(431, "header_too_large", "request header over the limit");
         }
+        if (ec == http::error::buffer_overflow || ec == http::error::bad_chunk_extension) {
+            common::log_warn("rejected request status=400 reason=chunk_line_or_trailer client=" +
+                             client);
+            return write_error(400, "bad_request",
+                               "chunk extensions and trailers are not accepted");
+        }
         if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
             ec != http::error::end_of_stream && ec != http::error::partial_message) {
             common::log_warn("rejected request status=400 reason=malformed_http client=" + client +
@@ -345,11 +388,20 @@ private:
     void on_read(error_code ec) {
         if (ec) return on_read_error(ec);
         disarm();
+        if (parser_->chunked() &&
+            static_cast<std::size_t>(std::distance(parser_->get().begin(), parser_->get().end())) !=
+                header_fields_) {
+            common::log_warn("rejected request status=400 reason=chunk_line_or_trailer client=" +
+                             peer_.to_string());
+            return write_error(400, "bad_request",
+                               "chunk extensions and trailers are not accepted");
+        }
         request_ = parser_->release();
         parser_.reset();
         state_ = State::kPublishing;
         const ClientInfo info{peer_, !close_after_};
-        Action action = thread_.handler->handle(request_, info, std::chrono::system_clock::now());
+        Action action =
+            thread_.handler->handle(request_, admission_, info, std::chrono::system_clock::now());
         route_ = action.route;
         if (action.is_response()) return write(std::move(action.response()));
         publication_.emplace(std::move(action.publication()));
@@ -472,8 +524,15 @@ private:
     Stream stream_;
     asio::steady_timer deadline_;
     asio::steady_timer ack_timer_;
-    beast::flat_buffer buffer_;
+    beast::flat_buffer buffer_{kReadBufferLimit};
     std::optional<http::request_parser<http::string_body>> parser_;
+    Admission admission_;
+    // Beast keeps a reference to this callback, so it lives as long as the session.
+    std::function<void(std::uint64_t, std::string_view, error_code&)> on_chunk_header_ =
+        [](std::uint64_t, std::string_view extension, error_code& ec) {
+            if (extension.size() > kMaxChunkExtension) ec = http::error::bad_chunk_extension;
+        };
+    std::size_t header_fields_ = 0;
     Request request_;
     Response response_;
     std::optional<Publication> publication_;

@@ -279,13 +279,15 @@ Ingest::Ingest(const std::string& bootstrap, std::vector<std::string> extra_args
     if (!ready) throw std::runtime_error("meshhook-ingest never ready: " + process_->stderr_text());
 }
 
-std::size_t Ingest::peak_rss_kib() const {
+std::size_t Ingest::status_kib(std::string_view field) const {
     std::ifstream in("/proc/" + std::to_string(process_->pid()) + "/status");
     std::string line;
     while (std::getline(in, line)) {
-        if (line.starts_with("VmHWM:")) return std::stoul(line.substr(6));
+        if (line.starts_with(field) && line.size() > field.size() && line[field.size()] == ':') {
+            return std::stoul(line.substr(field.size() + 1));
+        }
     }
-    throw std::runtime_error("no VmHWM for meshhook-ingest");
+    throw std::runtime_error("no " + std::string(field) + " for meshhook-ingest");
 }
 
 std::size_t Ingest::open_descriptors() const {

@@ -112,11 +112,15 @@ public:
     pid_t pid() const { return process_->pid(); }
     Process& process() { return *process_; }
 
-    std::size_t peak_rss_kib() const;      // VmHWM
+    std::size_t peak_rss_kib() const { return status_kib("VmHWM"); }
+    std::size_t rss_kib() const { return status_kib("VmRSS"); }
     std::size_t open_descriptors() const;  // entries in /proc/PID/fd
     bool alive() { return process_->running(); }
 
 private:
+    std::size_t status_kib(
+        std::string_view field) const;  // a "Name: N kB" line of /proc/PID/status
+
     std::unique_ptr<Process> process_;
     std::uint16_t port_ = 0;
 };

@@ -1,0 +1,187 @@
+// meshhook-ingest bounded under attack (issue 15): what one connection can
+// make the receiver hold, and what it answers from the header alone. Real
+// sockets against the receiver as a process, `meshhook broker` for Kafka.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/hostile/hostile_support.hpp"
+#include "tests/support/process.hpp"
+
+namespace meshhook {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using testing::BrokerProcess;
+using namespace testing::hostile;
+
+// Long, so that only the new header-time answers and buffer limit can explain
+// a quick answer: the previous receiver waited for the body (or the end of a
+// chunk line) until this timeout.
+constexpr auto kLongReadTimeout = "30000";
+
+std::string chunked_head(const std::vector<std::string>& extra = {}) {
+    std::string out =
+        "POST /webhooks/mesh HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n";
+    for (const auto& line : extra) out.append(line).append("\r\n");
+    return out.append("\r\n");
+}
+
+std::string hex(std::size_t n) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%zx", n);
+    return buf;
+}
+
+// A signed body sent as one chunk with `extension` after its size and
+// `trailer` lines after the last chunk.
+std::string signed_chunked(const std::string& body, const std::string& extension,
+                           const std::string& trailer) {
+    return chunked_head({signature_line(body)}) + hex(body.size()) + extension + "\r\n" + body +
+           "\r\n0\r\n" + trailer + "\r\n";
+}
+
+// 64 MiB over four connections at once, each a chunk-size line or a trailer
+// section that never ends. The previous receiver buffered all of it (Beast
+// bounds neither) until the read timeout; now each connection is cut off at
+// the session's buffer limit with a 400, and the process's resident memory
+// stays within a few MiB of where it started.
+TEST(BoundedIngest, EndlessChunkLinesAndTrailersGet400AndResidentMemoryStaysFlat) {
+    BrokerProcess broker;
+    Ingest ingest(broker.bootstrap(), {"--read-timeout-ms", kLongReadTimeout});
+    const auto rss_before = ingest.rss_kib();
+
+    constexpr std::size_t kPerConnection = std::size_t{16} * 1024 * 1024;
+    const std::string flood(kPerConnection, 'a');
+    const std::string sig = "X-Mesh-Signature-256: c2lnbmF0dXJl";
+    const std::vector<std::string> heads = {
+        chunked_head({sig}) + "1;",                           // an extension that never ends
+        chunked_head({sig}) + "1;ext=",                       // the same with a value
+        chunked_head({sig}) + "1\r\n{\r\n0\r\nX-Trailer: ",   // a trailer field that never ends
+        chunked_head({sig}) + "1\r\n{\r\n0\r\nX-T: 1\r\nX-",  // a trailer that never ends
+    };
+    std::vector<unsigned> statuses(heads.size(), 0);
+    std::vector<std::thread> attackers;
+    const auto started = Clock::now();
+    for (std::size_t i = 0; i < heads.size(); ++i) {
+        attackers.emplace_back([&, i] {
+            RawSocket socket(ingest.port());
+            const auto answers = send_and_read(socket, heads[i] + flood, 1, 60s);
+            if (!answers.empty()) statuses[i] = answers.front().status;
+        });
+    }
+    for (auto& t : attackers) t.join();
+    const auto elapsed = Clock::now() - started;
+
+    const auto peak = ingest.peak_rss_kib();
+    const auto growth = peak > rss_before ? peak - rss_before : 0;
+    std::cout << "[ figures  ] RSS before " << rss_before << " KiB, peak after 64 MiB of endless "
+              << "chunk lines and trailers " << peak << " KiB (+" << growth << " KiB) in "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count() << " ms"
+              << std::endl;
+    for (std::size_t i = 0; i < heads.size(); ++i) {
+        EXPECT_EQ(statuses[i], 400u) << "attack " << i;
+    }
+    // The buffer limit is 32 KiB per connection; 8 MiB is for allocator and
+    // thread-stack noise, far below one connection's 16 MiB.
+    EXPECT_LE(growth, 8u * 1024) << "resident memory grew with the attack";
+    EXPECT_LT(elapsed, 20s) << "cut off at the read timeout, not at the buffer limit";
+
+    // Still serving.
+    const auto event = unique_event();
+    RawSocket good(ingest.port());
+    ASSERT_TRUE(good.send_all(signed_post(event.body)));
+    const auto res = good.read_response(20s);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200u) << res->body;
+}
+
+TEST(BoundedIngest, ChunkExtensionsBeyondAFewBytesAndTrailersGet400AndNothingIsPublished) {
+    BrokerProcess broker;
+    Ingest ingest(broker.bootstrap(), {"--read-timeout-ms", kLongReadTimeout});
+    const auto send = [&](const std::string& bytes) {
+        RawSocket socket(ingest.port());
+        const auto answers = send_and_read(socket, bytes, 1, 20s);
+        return answers.empty() ? 0u : answers.front().status;
+    };
+    EXPECT_EQ(send(signed_chunked(unique_event().body, ";" + std::string(20, 'x'), "")), 400u);
+    EXPECT_EQ(send(signed_chunked(unique_event().body, "", "X-Checksum: 1\r\n")), 400u);
+    EXPECT_EQ(record_count(broker.bootstrap(), kTopic), 0);
+    EXPECT_EQ(record_count(broker.bootstrap(), kDlqTopic), 0);
+    // A short extension and no trailer: an ordinary chunked delivery.
+    EXPECT_EQ(send(signed_chunked(unique_event().body, ";a=b", "")), 200u);
+    EXPECT_EQ(send(signed_chunked(unique_event().body, "", "")), 200u);
+    EXPECT_EQ(record_count(broker.bootstrap(), kTopic), 2);
+}
+
+// Sends only the header of a request that announces a 1000-byte body, and
+// expects the answer without sending a byte of that body.
+Response answer_to_head(std::uint16_t port, const std::string& head) {
+    RawSocket socket(port);
+    EXPECT_TRUE(socket.send_all(head));
+    auto res = socket.read_response(10s);
+    EXPECT_TRUE(res) << "no answer before the body:\n" << head;
+    return res.value_or(Response{});
+}
+
+std::string head(std::string_view method, std::string_view path, std::size_t length,
+                 const std::vector<std::string>& extra) {
+    std::string out(method);
+    out.append(" ").append(path).append(" HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    for (const auto& line : extra) out.append(line).append("\r\n");
+    return out.append("Content-Length: ").append(std::to_string(length)).append("\r\n\r\n");
+}
+
+TEST(BoundedIngest, RefusalsDecidedByTheHeaderAreAnsweredBeforeTheBodyIsSent) {
+    BrokerProcess broker;
+    Ingest ingest(broker.bootstrap(), {"--read-timeout-ms", kLongReadTimeout});
+    const std::string sig = "X-Mesh-Signature-256: c2lnbmF0dXJl";
+
+    auto res = answer_to_head(ingest.port(), head("POST", "/nope", 1000, {sig}));
+    EXPECT_EQ(res.status, 404u);
+    EXPECT_TRUE(res.closes()) << "the unread body must not be parsed as the next request";
+    res = answer_to_head(ingest.port(), head("PUT", "/webhooks/mesh", 1000, {sig}));
+    EXPECT_EQ(res.status, 405u);
+    EXPECT_TRUE(res.closes());
+    res = answer_to_head(ingest.port(), head("POST", "/webhooks/mesh", 1000, {}));
+    EXPECT_EQ(res.status, 401u);
+    EXPECT_NE(res.body.find("missing_header"), std::string::npos) << res.body;
+    EXPECT_TRUE(res.closes());
+    res = answer_to_head(ingest.port(), head("POST", "/webhooks/mesh", 10'000'000, {sig}));
+    EXPECT_EQ(res.status, 413u);
+    EXPECT_TRUE(res.closes());
+    EXPECT_EQ(record_count(broker.bootstrap(), kTopic), 0);
+    EXPECT_EQ(record_count(broker.bootstrap(), kDlqTopic), 0);
+}
+
+// Behind a proxy that adds an X-Forwarded-For field of its own instead of
+// appending, the client's forged first field must not pass the allow-list;
+// and the 403 comes from the header, before the body.
+TEST(BoundedIngest, EveryForwardedForFieldIsReadAndTheAllowListAnswersBeforeTheBody) {
+    BrokerProcess broker;
+    Ingest ingest(broker.bootstrap(), {"--read-timeout-ms", kLongReadTimeout, "--allow-ips",
+                                       "20.22.113.37", "--trusted-proxies", "127.0.0.1/32"});
+    const std::string sig = "X-Mesh-Signature-256: c2lnbmF0dXJl";
+    const auto res = answer_to_head(ingest.port(), head("POST", "/webhooks/mesh", 1000,
+                                                        {sig, "X-Forwarded-For: 20.22.113.37",
+                                                         "X-Forwarded-For: 198.51.100.7"}));
+    EXPECT_EQ(res.status, 403u);
+    EXPECT_TRUE(res.closes());
+
+    // The proxy's own field names Mesh: allowed.
+    const auto event = unique_event();
+    RawSocket socket(ingest.port());
+    ASSERT_TRUE(socket.send_all(signed_post(
+        event.body, {"X-Forwarded-For: 198.51.100.7", "X-Forwarded-For: 20.22.113.37"})));
+    const auto ok = socket.read_response(20s);
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->status, 200u) << ok->body;
+    EXPECT_EQ(record_count(broker.bootstrap(), kTopic), 1);
+}
+
+}  // namespace
+}  // namespace meshhook
