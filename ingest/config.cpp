@@ -73,6 +73,9 @@ void declare_settings(common::Settings& s) {
               "Budget from request received to Kafka's delivery report (503 after it)"})
         .add({"max-connections", "INGEST_MAX_CONNECTIONS", "10000",
               "Concurrent connections; more are closed at accept"})
+        .add({"max-connections-per-source", "INGEST_MAX_CONNECTIONS_PER_SOURCE", "256",
+              "Concurrent connections from one client address (trusted proxies exempt); more "
+              "are closed at accept"})
         .add({"allow-ips", "INGEST_ALLOW_IPS", "",
               "CIDR list of clients allowed to post webhooks (empty: any)"})
         .add({"trusted-proxies", "INGEST_TRUSTED_PROXIES", "",
@@ -84,6 +87,8 @@ void declare_settings(common::Settings& s) {
         .add({"tls-key", "INGEST_TLS_KEY", "", "PEM private key for --tls-cert"})
         .add({"read-timeout-ms", "INGEST_READ_TIMEOUT_MS", "5000",
               "From a request's first byte to its last (408 after it)"})
+        .add({"first-byte-timeout-ms", "INGEST_FIRST_BYTE_TIMEOUT_MS", "3000",
+              "How long a new connection may wait before its first byte (closed after it)"})
         .add({"idle-timeout-ms", "INGEST_IDLE_TIMEOUT_MS", "60000",
               "How long a keep-alive connection may wait for its next request"})
         .add({"drain-timeout-ms", "INGEST_DRAIN_TIMEOUT_MS", "10000",
@@ -152,6 +157,8 @@ IngestConfig load_config(const common::Settings& s,
     c.ack_timeout = millis(s, "ack-timeout-ms", 1, 60000);
     c.max_connections =
         common::parse_uint(s.describe("max-connections"), s.get("max-connections"), 1, 1000000);
+    c.max_connections_per_source = common::parse_uint(
+        s.describe("max-connections-per-source"), s.get("max-connections-per-source"), 1, 1000000);
     c.allow_ips = parse_networks(s.describe("allow-ips"), s.get("allow-ips"));
     c.trusted_proxies = parse_networks(s.describe("trusted-proxies"), s.get("trusted-proxies"));
     if (!c.trusted_proxies.empty() && c.allow_ips.empty()) {
@@ -175,6 +182,7 @@ IngestConfig load_config(const common::Settings& s,
 
     c.read_timeout = millis(s, "read-timeout-ms", 10, 600000);
     c.idle_timeout = millis(s, "idle-timeout-ms", 10, 3600000);
+    c.first_byte_timeout = millis(s, "first-byte-timeout-ms", 10, 600000);
     c.drain_timeout = millis(s, "drain-timeout-ms", 0, 600000);
     c.kafka_message_timeout = millis(s, "kafka-message-timeout-ms", 100, 3600000);
     if (c.kafka_message_timeout < c.ack_timeout) {

@@ -39,6 +39,9 @@ struct IngestConfig {
     std::size_t max_body_bytes = std::size_t{64} * 1024;
     std::chrono::milliseconds ack_timeout{150};
     std::size_t max_connections = 10000;
+    // Per client address (the TCP peer; trusted proxies are exempt): a few
+    // sources opening connections fast cannot hold every slot.
+    std::size_t max_connections_per_source = 256;
     std::vector<IpNetwork> allow_ips;                  // empty: every client address is allowed
     std::vector<IpNetwork> trusted_proxies;            // whose X-Forwarded-For is believed
     std::optional<std::chrono::seconds> max_sent_age;  // replay window; nullopt = off
@@ -49,6 +52,8 @@ struct IngestConfig {
     std::string log_level = "info";
     std::chrono::milliseconds read_timeout{5000};   // first byte of a request to its last
     std::chrono::milliseconds idle_timeout{60000};  // keep-alive wait for the next request
+    std::chrono::milliseconds first_byte_timeout{
+        3000};  // a new connection's wait for its first byte
     std::chrono::milliseconds drain_timeout{10000};
     std::chrono::milliseconds kafka_message_timeout{10000};
     std::chrono::milliseconds kafka_linger{1};  // librdkafka linger.ms: batching against latency

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <thread>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include "common/log.hpp"
@@ -68,6 +69,13 @@ IpAddress to_ip(const tcp::endpoint& ep) {
     return IpAddress::parse(ep.address().to_string()).value_or(IpAddress{});
 }
 
+struct IpAddressHash {
+    std::size_t operator()(const IpAddress& a) const noexcept {
+        return std::hash<std::string_view>{}(
+            std::string_view(reinterpret_cast<const char*>(a.bytes.data()), a.bytes.size()));
+    }
+};
+
 class SessionBase {
 public:
     virtual ~SessionBase() = default;
@@ -93,9 +101,13 @@ struct ServerImpl {
     void readiness_loop();
     void schedule_reports() noexcept;
     void sweep_reports();
-    void session_ended();
+    // `source`: the peer whose per-source slot the session held, if any.
+    void session_ended(const IpAddress* source);
+    // Takes a per-source slot for `peer`; false when its cap is reached.
+    bool admit_source(const IpAddress& peer);
     template <class Stream>
-    void start_session(tcp::socket socket, ThreadContext& thread);
+    void start_session(tcp::socket socket, ThreadContext& thread, const IpAddress& peer,
+                       bool counted_source);
 
     IngestConfig config;
     common::Registry registry;
@@ -103,6 +115,8 @@ struct ServerImpl {
     std::atomic<bool> ready{false};
     HandlerContext handler_context;
     std::atomic<std::size_t> connections{0};
+    std::mutex sources_mutex;  // taken at accept and at a session's end, not per request
+    std::unordered_map<IpAddress, std::size_t, IpAddressHash> sources;
     std::atomic<bool> draining{false};
 
     std::mutex sessions_mutex;
@@ -136,18 +150,17 @@ constexpr bool kIsTls = !std::is_same_v<Stream, beast::tcp_stream>;
 template <class Stream>
 class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
 public:
-    Session(ServerImpl& server, ThreadContext& thread, tcp::socket socket)
+    Session(ServerImpl& server, ThreadContext& thread, tcp::socket socket, const IpAddress& peer,
+            bool counted_source)
         : server_(server),
           thread_(thread),
           stream_(make_stream(server, std::move(socket))),
           deadline_(stream_.get_executor()),
-          ack_timer_(stream_.get_executor()) {
-        error_code ec;
-        const auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
-        if (!ec) peer_ = to_ip(ep);
-    }
+          ack_timer_(stream_.get_executor()),
+          peer_(peer),
+          counted_source_(counted_source) {}
 
-    ~Session() override { server_.session_ended(); }
+    ~Session() override { server_.session_ended(counted_source_ ? &peer_ : nullptr); }
 
     void start() {
         asio::dispatch(stream_.get_executor(),
@@ -254,9 +267,11 @@ private:
             return do_close(false);
         state_ = State::kIdle;
         if (buffer_.size() > 0) return do_read_request();  // pipelined: already here
-        // The idle wait has its own (longer) timeout; the read timeout starts
-        // with the first byte of a request.
-        arm(server_.config.idle_timeout);
+        // A new connection gets a short wait for its first byte (a client
+        // that connects and sends nothing holds a slot for free); a
+        // keep-alive connection between requests the longer idle timeout.
+        // The read timeout starts with the first byte of a request.
+        arm(served_any_ ? server_.config.idle_timeout : server_.config.first_byte_timeout);
         stream_.async_read_some(buffer_.prepare(kFirstReadChunk),
                                 [self = this->shared_from_this()](error_code ec, std::size_t n) {
                                     self->on_first_bytes(ec, n);
@@ -427,7 +442,9 @@ private:
             [self = this->shared_from_this(), waiter = std::weak_ptr(waiter_)](error_code ec) {
                 auto w = waiter.lock();
                 if (ec || !w || w != self->waiter_) return;
-                if (w->claim()) self->finish_publication(PublishOutcome::kAckTimeout);
+                if (!w->claim()) return;
+                w->abandon();
+                self->finish_publication(PublishOutcome::kAckTimeout);
             });
     }
 
@@ -469,6 +486,7 @@ private:
 
     void on_write(error_code ec) {
         beast::get_lowest_layer(stream_).expires_never();
+        served_any_ = true;
         server_.metrics.request_answered(
             route_, response_.result_int(),
             std::chrono::duration<double>(Clock::now() - started_).count());
@@ -546,6 +564,8 @@ private:
     bool close_after_ = false;
     bool linger_ = false;
     bool in_flight_ = false;
+    bool served_any_ = false;
+    bool counted_source_ = false;  // holds a slot of --max-connections-per-source
     std::array<char, 1024> linger_buffer_{};
 };
 
@@ -617,16 +637,34 @@ void ServerImpl::sweep_reports() {
     });
 }
 
-void ServerImpl::session_ended() {
+bool ServerImpl::admit_source(const IpAddress& peer) {
+    std::lock_guard lock(sources_mutex);
+    auto& n = sources[peer];
+    if (n >= config.max_connections_per_source) {
+        if (n == 0) sources.erase(peer);
+        return false;
+    }
+    ++n;
+    return true;
+}
+
+void ServerImpl::session_ended(const IpAddress* source) {
+    if (source != nullptr) {
+        std::lock_guard lock(sources_mutex);
+        const auto it = sources.find(*source);
+        if (it != sources.end() && --it->second == 0) sources.erase(it);
+    }
     connections.fetch_sub(1, std::memory_order_acq_rel);
     std::lock_guard lock(sessions_mutex);
     sessions_cv.notify_all();
 }
 
 template <class Stream>
-void ServerImpl::start_session(tcp::socket socket, ThreadContext& thread) {
+void ServerImpl::start_session(tcp::socket socket, ThreadContext& thread, const IpAddress& peer,
+                               bool counted_source) {
     connections.fetch_add(1, std::memory_order_acq_rel);
-    auto session = std::make_shared<Session<Stream>>(*this, thread, std::move(socket));
+    auto session =
+        std::make_shared<Session<Stream>>(*this, thread, std::move(socket), peer, counted_source);
     {
         std::lock_guard lock(sessions_mutex);
         // Pruned as it grows, so the list stays proportional to live connections.
@@ -659,14 +697,27 @@ void ServerImpl::do_accept() {
             socket.close(ignored);
             return do_accept();
         }
+        error_code ignored;
+        const auto endpoint = socket.remote_endpoint(ignored);
+        const IpAddress peer = to_ip(endpoint);
+        // Behind a load balancer every connection comes from a trusted proxy:
+        // the per-source cap would cap the proxy, so it is exempt.
+        const bool counted = !contains_any(config.trusted_proxies, peer);
+        if (counted && !admit_source(peer)) {
+            common::log_warn("connection refused: --max-connections-per-source (" +
+                             std::to_string(config.max_connections_per_source) +
+                             ") reached client=" + peer.to_string());
+            socket.close(ignored);
+            return do_accept();
+        }
         // Responses are one write each; without this, Nagle holds a
         // pipelined request's response until the previous one is acked.
-        error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
         if (tls) {
-            start_session<beast::ssl_stream<beast::tcp_stream>>(std::move(socket), thread);
+            start_session<beast::ssl_stream<beast::tcp_stream>>(std::move(socket), thread, peer,
+                                                                counted);
         } else {
-            start_session<beast::tcp_stream>(std::move(socket), thread);
+            start_session<beast::tcp_stream>(std::move(socket), thread, peer, counted);
         }
         do_accept();
     });

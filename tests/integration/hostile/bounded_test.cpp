@@ -3,6 +3,7 @@
 // sockets against the receiver as a process, `meshhook broker` for Kafka.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -181,6 +182,77 @@ TEST(BoundedIngest, EveryForwardedForFieldIsReadAndTheAllowListAnswersBeforeTheB
     ASSERT_TRUE(ok);
     EXPECT_EQ(ok->status, 200u) << ok->body;
     EXPECT_EQ(record_count(broker.bootstrap(), kTopic), 1);
+}
+
+// A connection that sends nothing is closed after --first-byte-timeout-ms,
+// not after the (long) idle timeout; once it has been served, the idle
+// timeout governs the wait for its next request.
+TEST(BoundedIngest, ANewConnectionThatSendsNothingIsClosedAtTheFirstByteDeadline) {
+    BrokerProcess broker;
+    Ingest ingest(broker.bootstrap(),
+                  {"--first-byte-timeout-ms", "500", "--idle-timeout-ms", "60000"});
+    RawSocket silent(ingest.port());
+    const auto started = Clock::now();
+    EXPECT_TRUE(silent.wait_closed(10s)) << "still open long after the first-byte deadline";
+    EXPECT_GE(Clock::now() - started, 450ms);
+    EXPECT_TRUE(silent.pending().empty()) << "closed without an answer";
+
+    RawSocket served(ingest.port());
+    ASSERT_TRUE(served.send_all(get("/webhooks/mesh")));
+    const auto res = served.read_response(10s);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 405u);
+    EXPECT_FALSE(served.wait_closed(1500ms))
+        << "a served keep-alive connection waits the idle timeout";
+}
+
+TEST(BoundedIngest, ConnectionsBeyondThePerSourceCapAreClosedAtAccept) {
+    BrokerProcess broker;
+    Ingest ingest(broker.bootstrap(),
+                  {"--max-connections-per-source", "3", "--first-byte-timeout-ms", "30000"});
+    const auto served = [&](RawSocket& s) {
+        if (!s.send_all(get("/webhooks/mesh"))) return false;
+        const auto res = s.read_response(5s);
+        return res && res->status == 405;
+    };
+    std::vector<std::unique_ptr<RawSocket>> held;
+    for (int i = 0; i < 3; ++i) {
+        held.push_back(std::make_unique<RawSocket>(ingest.port()));
+        ASSERT_TRUE(served(*held.back())) << "connection " << i;
+    }
+    RawSocket over(ingest.port());
+    EXPECT_TRUE(over.wait_closed(10s)) << "a fourth connection from 127.0.0.1 was kept";
+    EXPECT_TRUE(over.pending().empty());
+
+    held.pop_back();  // a slot frees when a connection closes
+    EXPECT_TRUE(testing::wait_until(
+        [&] {
+            RawSocket again(ingest.port());
+            return served(again);
+        },
+        10s));
+}
+
+// During a Kafka outage each webhook is answered 503 at the ack timeout, and
+// its connection is released then: the delivery report (which comes only at
+// --kafka-message-timeout-ms) must not keep the session, or closed sockets
+// would fill --max-connections for a minute.
+TEST(BoundedIngest, AfterA503TheConnectionIsReleasedAtOnceNotAtTheDeliveryReport) {
+    BrokerProcess broker;
+    Ingest ingest(broker.bootstrap(), {"--max-connections", "2", "--ack-timeout-ms", "300",
+                                       "--kafka-message-timeout-ms", "60000"});
+    for (int id = 1; id <= broker.broker_count(); ++id) broker.broker_down(id);
+    for (int i = 0; i < 5; ++i) {
+        const bool answered = testing::wait_until(
+            [&] {
+                RawSocket s(ingest.port());
+                if (!s.send_all(signed_post(unique_event().body))) return false;
+                const auto res = s.read_response(5s);
+                return res && res->status == 503;
+            },
+            15s);
+        ASSERT_TRUE(answered) << "delivery " << i << " found no free connection slot";
+    }
 }
 
 }  // namespace
