@@ -56,7 +56,9 @@ std::optional<std::size_t> IngestConfig::environment_index(std::string_view name
 void declare_settings(common::Settings& s) {
     const auto cores = std::max(1U, std::thread::hardware_concurrency());
     s.add({"listen", "INGEST_LISTEN", "0.0.0.0:8080",
-           "Address to listen on (host:port; port 0 picks one)"})
+           "Address for webhooks (host:port; port 0 picks one)"})
+        .add({"admin-listen", "INGEST_ADMIN_LISTEN", "0.0.0.0:9090",
+              "Address for /healthz, /readyz and /metrics (keep it off the public network)"})
         .add({"brokers", "KAFKA_BROKERS", "", "Kafka bootstrap servers (host:port,...); required"})
         .add({"webhook-secret", std::string(kSecretEnv), "",
               "Comma-separated active secrets for /webhooks/mesh (environment production); "
@@ -110,6 +112,10 @@ IngestConfig load_config(const common::Settings& s,
                          const std::vector<std::pair<std::string, std::string>>& env_secrets) {
     IngestConfig c;
     c.listen = common::parse_host_port(s.describe("listen"), s.get("listen"));
+    c.admin_listen = common::parse_host_port(s.describe("admin-listen"), s.get("admin-listen"));
+    if (c.admin_listen.port != 0 && c.admin_listen.port == c.listen.port) {
+        throw ConfigError(s.describe("admin-listen") + ": must differ from --listen");
+    }
 
     c.brokers = s.get("brokers");
     if (common::split_list(c.brokers).empty()) {

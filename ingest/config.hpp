@@ -30,6 +30,7 @@ struct EnvironmentSecrets {
 
 struct IngestConfig {
     common::HostPort listen{"0.0.0.0", 8080};
+    common::HostPort admin_listen{"0.0.0.0", 9090};  // /healthz, /readyz, /metrics
     std::string brokers;
     std::vector<std::pair<std::string, std::string>> kafka_properties;  // --kafka-config-file
     std::vector<EnvironmentSecrets> environments;  // production first when configured

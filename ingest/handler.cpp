@@ -135,34 +135,42 @@ Admission RequestHandler::admit(const Request& request, const ClientInfo& client
         }
     }
 
+    log_rejected(404, "unknown_path", {}, client.peer.to_string(),
+                 "target=" + std::string(clip(request.target())));
+    return answer_now(Route::kOther,
+                      error_response(404, "not_found", "no such route", version, keep_alive));
+}
+
+Action RequestHandler::admin(const Request& request, const ClientInfo& client) {
+    const unsigned version = request.version();
+    const bool keep_alive = client.keep_alive && request.keep_alive();
+    const std::string_view path = path_of(request.target());
     if (path == "/healthz") {
         if (!is_get(request))
-            return answer_now(Route::kHealthz, method_not_allowed("GET", version, keep_alive));
-        return answer_now(Route::kHealthz,
-                          simple(200, R"({"status":"ok"})", kJson, version, keep_alive));
+            return Action::answer(Route::kHealthz, method_not_allowed("GET", version, keep_alive));
+        return Action::answer(Route::kHealthz,
+                              simple(200, R"({"status":"ok"})", kJson, version, keep_alive));
     }
     if (path == "/readyz") {
         if (!is_get(request))
-            return answer_now(Route::kReadyz, method_not_allowed("GET", version, keep_alive));
+            return Action::answer(Route::kReadyz, method_not_allowed("GET", version, keep_alive));
         if (context_.ready.load(std::memory_order_acquire)) {
-            return answer_now(Route::kReadyz,
-                              simple(200, R"({"status":"ready"})", kJson, version, keep_alive));
+            return Action::answer(Route::kReadyz,
+                                  simple(200, R"({"status":"ready"})", kJson, version, keep_alive));
         }
-        return answer_now(
+        return Action::answer(
             Route::kReadyz,
             error_response(503, "not_ready", "Kafka not reachable yet", version, keep_alive));
     }
     if (path == "/metrics") {
         if (!is_get(request))
-            return answer_now(Route::kMetrics, method_not_allowed("GET", version, keep_alive));
-        return answer_now(Route::kMetrics,
-                          simple(200, context_.metrics.registry().render(),
-                                 "text/plain; version=0.0.4; charset=utf-8", version, keep_alive));
+            return Action::answer(Route::kMetrics, method_not_allowed("GET", version, keep_alive));
+        return Action::answer(Route::kMetrics, simple(200, context_.metrics.registry().render(),
+                                                      "text/plain; version=0.0.4; charset=utf-8",
+                                                      version, keep_alive));
     }
-    log_rejected(404, "unknown_path", {}, client.peer.to_string(),
-                 "target=" + std::string(clip(request.target())));
-    return answer_now(Route::kOther,
-                      error_response(404, "not_found", "no such route", version, keep_alive));
+    return Action::answer(Route::kOther,
+                          error_response(404, "not_found", "no such route", version, keep_alive));
 }
 
 std::optional<Response> RequestHandler::admit_webhook(const Request& request,

@@ -63,6 +63,7 @@ struct Action {
     Route route = Route::kOther;
     std::variant<Response, Publication> next;
 
+    static Action answer(Route route, Response response) { return {route, std::move(response)}; }
     bool is_response() const { return std::holds_alternative<Response>(next); }
     Response& response() { return std::get<Response>(next); }
     Publication& publication() { return std::get<Publication>(next); }
@@ -109,9 +110,14 @@ public:
     RequestHandler(const RequestHandler&) = delete;
     RequestHandler& operator=(const RequestHandler&) = delete;
 
-    // Never throws. Routing, allow-list, method and the signature header's
-    // presence: everything that needs no body.
-    Admission admit(const Request& header, const ClientInfo& client);
+    // Never throws. The webhook listener: routing, allow-list, method and the
+    // signature header's presence, everything that needs no body. Only
+    // webhook routes exist there; anything else is 404.
+    Admission admit(const Request& request, const ClientInfo& client);
+
+    // Never throws. The admin listener (--admin-listen): /healthz, /readyz
+    // and /metrics, answered from the header (none takes a body).
+    Action admin(const Request& request, const ClientInfo& client);
 
     // Never throws. The request of an admission without an answer, body read.
     // `now` stamps received-at and checks the replay window.

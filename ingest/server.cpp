@@ -50,6 +50,10 @@ constexpr std::size_t kReadBufferLimit = 2 * kHeaderLimit;
 // A few bytes are tolerated (";" plus a short token), longer ones get 400.
 constexpr std::size_t kMaxChunkExtension = 16;
 constexpr std::size_t kFirstReadChunk = 4096;
+// Probes and Prometheus need a handful; the cap keeps the admin port bounded
+// without sharing --max-connections, so a flood of webhook connections
+// cannot fail the probes.
+constexpr std::size_t kMaxAdminConnections = 64;
 // After an error response the connection is closed: the client gets this
 // long to read the response before the socket goes (a close with unread
 // input would reset the connection and could destroy the response in flight).
@@ -97,17 +101,18 @@ struct ServerImpl {
     explicit ServerImpl(IngestConfig cfg);
 
     void do_accept();
+    void do_accept_admin();
     void on_accept(error_code ec, tcp::socket socket);
     void readiness_loop();
     void schedule_reports() noexcept;
     void sweep_reports();
     // `source`: the peer whose per-source slot the session held, if any.
-    void session_ended(const IpAddress* source);
+    void session_ended(const IpAddress* source, bool admin);
     // Takes a per-source slot for `peer`; false when its cap is reached.
     bool admit_source(const IpAddress& peer);
     template <class Stream>
     void start_session(tcp::socket socket, ThreadContext& thread, const IpAddress& peer,
-                       bool counted_source);
+                       bool counted_source, bool admin);
 
     IngestConfig config;
     common::Registry registry;
@@ -115,6 +120,7 @@ struct ServerImpl {
     std::atomic<bool> ready{false};
     HandlerContext handler_context;
     std::atomic<std::size_t> connections{0};
+    std::atomic<std::size_t> admin_connections{0};
     std::mutex sources_mutex;  // taken at accept and at a session's end, not per request
     std::unordered_map<IpAddress, std::size_t, IpAddressHash> sources;
     std::atomic<bool> draining{false};
@@ -134,8 +140,11 @@ struct ServerImpl {
     std::atomic<bool> reports_scheduled{false};
     std::optional<asio::steady_timer> report_sweep;
     std::optional<tcp::acceptor> acceptor;
+    std::optional<tcp::acceptor> admin_acceptor;  // /healthz, /readyz, /metrics
+    std::size_t next_admin_thread = 0;
     std::optional<asio::signal_set> signals;
     std::optional<asio::steady_timer> accept_retry;
+    std::optional<asio::steady_timer> admin_retry;
 
     std::mutex stop_mutex;
     std::condition_variable stop_cv;
@@ -151,16 +160,17 @@ template <class Stream>
 class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
 public:
     Session(ServerImpl& server, ThreadContext& thread, tcp::socket socket, const IpAddress& peer,
-            bool counted_source)
+            bool counted_source, bool admin)
         : server_(server),
           thread_(thread),
           stream_(make_stream(server, std::move(socket))),
           deadline_(stream_.get_executor()),
           ack_timer_(stream_.get_executor()),
           peer_(peer),
+          admin_(admin),
           counted_source_(counted_source) {}
 
-    ~Session() override { server_.session_ended(counted_source_ ? &peer_ : nullptr); }
+    ~Session() override { server_.session_ended(counted_source_ ? &peer_ : nullptr, admin_); }
 
     void start() {
         asio::dispatch(stream_.get_executor(),
@@ -300,6 +310,12 @@ private:
     void on_header(error_code ec) {
         if (ec) return on_read_error(ec);
         const auto& req = parser_->get();
+        if (admin_) {
+            disarm();
+            auto action = thread_.handler->admin(req, ClientInfo{peer_, !close_after_});
+            route_ = action.route;
+            return answer_early(std::move(action.response()));
+        }
         // RFC 9112 6.3: a request whose Transfer-Encoding does not end in
         // chunked has no reliable length: 400 and close. Beast would read
         // it as bodiless and parse the body as the next request (smuggling).
@@ -565,6 +581,7 @@ private:
     bool linger_ = false;
     bool in_flight_ = false;
     bool served_any_ = false;
+    bool admin_ = false;           // a connection of the admin listener
     bool counted_source_ = false;  // holds a slot of --max-connections-per-source
     std::array<char, 1024> linger_buffer_{};
 };
@@ -648,23 +665,23 @@ bool ServerImpl::admit_source(const IpAddress& peer) {
     return true;
 }
 
-void ServerImpl::session_ended(const IpAddress* source) {
+void ServerImpl::session_ended(const IpAddress* source, bool admin) {
     if (source != nullptr) {
         std::lock_guard lock(sources_mutex);
         const auto it = sources.find(*source);
         if (it != sources.end() && --it->second == 0) sources.erase(it);
     }
-    connections.fetch_sub(1, std::memory_order_acq_rel);
+    (admin ? admin_connections : connections).fetch_sub(1, std::memory_order_acq_rel);
     std::lock_guard lock(sessions_mutex);
     sessions_cv.notify_all();
 }
 
 template <class Stream>
 void ServerImpl::start_session(tcp::socket socket, ThreadContext& thread, const IpAddress& peer,
-                               bool counted_source) {
-    connections.fetch_add(1, std::memory_order_acq_rel);
-    auto session =
-        std::make_shared<Session<Stream>>(*this, thread, std::move(socket), peer, counted_source);
+                               bool counted_source, bool admin) {
+    (admin ? admin_connections : connections).fetch_add(1, std::memory_order_acq_rel);
+    auto session = std::make_shared<Session<Stream>>(*this, thread, std::move(socket), peer,
+                                                     counted_source, admin);
     {
         std::lock_guard lock(sessions_mutex);
         // Pruned as it grows, so the list stays proportional to live connections.
@@ -715,11 +732,37 @@ void ServerImpl::do_accept() {
         socket.set_option(tcp::no_delay(true), ignored);
         if (tls) {
             start_session<beast::ssl_stream<beast::tcp_stream>>(std::move(socket), thread, peer,
-                                                                counted);
+                                                                counted, false);
         } else {
-            start_session<beast::tcp_stream>(std::move(socket), thread, peer, counted);
+            start_session<beast::tcp_stream>(std::move(socket), thread, peer, counted, false);
         }
         do_accept();
+    });
+}
+
+// The admin listener: plain HTTP for probes and Prometheus, no allow-list
+// (it belongs on an internal address), its own small connection cap.
+void ServerImpl::do_accept_admin() {
+    auto& thread = *threads[next_admin_thread];
+    next_admin_thread = (next_admin_thread + 1) % threads.size();
+    admin_acceptor->async_accept(thread.ioc, [this, &thread](error_code ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || !admin_acceptor->is_open()) return;
+        if (ec) {
+            common::log_warn("admin accept failed: " + ec.message());
+            admin_retry->expires_after(std::chrono::milliseconds(50));
+            admin_retry->async_wait([this](error_code tec) {
+                if (!tec && admin_acceptor->is_open()) do_accept_admin();
+            });
+            return;
+        }
+        error_code ignored;
+        if (admin_connections.load(std::memory_order_acquire) >= kMaxAdminConnections) {
+            socket.close(ignored);
+            return do_accept_admin();
+        }
+        const IpAddress peer = to_ip(socket.remote_endpoint(ignored));
+        start_session<beast::tcp_stream>(std::move(socket), thread, peer, false, true);
+        do_accept_admin();
     });
 }
 
@@ -744,34 +787,47 @@ Server::Server(IngestConfig config) : impl_(std::make_unique<ServerImpl>(std::mo
 
 Server::~Server() = default;
 
-std::string Server::bind() {
-    auto& impl = *impl_;
-    const auto& listen = impl.config.listen;
+namespace {
+
+// Binds and listens on `where`; throws common::ConfigError naming `setting`.
+std::string listen_on(std::optional<tcp::acceptor>& acceptor, asio::io_context& ioc,
+                      const common::HostPort& where, std::string_view setting) {
     error_code ec;
-    const auto address = asio::ip::make_address(listen.host, ec);
-    if (ec)
-        throw common::ConfigError("--listen (INGEST_LISTEN): not an IP address: " + listen.host);
-    const tcp::endpoint endpoint(address, listen.port);
-    auto& ioc = impl.threads.front()->ioc;
-    impl.acceptor.emplace(ioc);
-    impl.acceptor->open(endpoint.protocol(), ec);
-    if (!ec) impl.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) impl.acceptor->bind(endpoint, ec);
-    if (!ec) impl.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    const auto address = asio::ip::make_address(where.host, ec);
+    if (ec) throw common::ConfigError(std::string(setting) + ": not an IP address: " + where.host);
+    const tcp::endpoint endpoint(address, where.port);
+    acceptor.emplace(ioc);
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor->bind(endpoint, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-        throw common::ConfigError("--listen (INGEST_LISTEN): cannot listen on " + listen.host +
-                                  ":" + std::to_string(listen.port) + ": " + ec.message());
+        throw common::ConfigError(std::string(setting) + ": cannot listen on " + where.host + ":" +
+                                  std::to_string(where.port) + ": " + ec.message());
     }
-    const auto bound = impl.acceptor->local_endpoint();
+    const auto bound = acceptor->local_endpoint();
     const auto host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
                                               : bound.address().to_string();
     return host + ":" + std::to_string(bound.port());
+}
+
+}  // namespace
+
+Server::Bound Server::bind() {
+    auto& impl = *impl_;
+    auto& ioc = impl.threads.front()->ioc;
+    Bound out;
+    out.listen = listen_on(impl.acceptor, ioc, impl.config.listen, "--listen (INGEST_LISTEN)");
+    out.admin = listen_on(impl.admin_acceptor, ioc, impl.config.admin_listen,
+                          "--admin-listen (INGEST_ADMIN_LISTEN)");
+    return out;
 }
 
 int Server::run() {
     auto& impl = *impl_;
     auto& ioc0 = impl.threads.front()->ioc;
     impl.accept_retry.emplace(ioc0);
+    impl.admin_retry.emplace(ioc0);
     impl.report_sweep.emplace(ioc0);
     impl.sweep_reports();
     impl.signals->async_wait([this](error_code ec, int sig) {
@@ -781,6 +837,7 @@ int Server::run() {
         stop();
     });
     impl.do_accept();
+    impl.do_accept_admin();
 
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     std::vector<std::thread> io_threads;
@@ -805,6 +862,8 @@ int Server::run() {
     asio::post(ioc0, [&impl] {
         error_code ec;
         impl.acceptor->close(ec);
+        impl.admin_acceptor->close(ec);
+        impl.admin_retry->cancel();
         impl.accept_retry->cancel();
         impl.signals->cancel();
     });
@@ -819,7 +878,9 @@ int Server::run() {
     // Released before waiting: the last reference may be ours, and a session's
     // destructor takes sessions_mutex.
     live.clear();
-    const auto all_closed = [&impl] { return impl.connections.load() == 0; };
+    const auto all_closed = [&impl] {
+        return impl.connections.load() == 0 && impl.admin_connections.load() == 0;
+    };
     bool drained = false;
     {
         std::unique_lock lock(impl.sessions_mutex);

@@ -108,7 +108,8 @@ std::string with_leading_member(std::string_view body, std::string_view member);
 class Ingest {
 public:
     Ingest(const std::string& bootstrap, std::vector<std::string> extra_args);
-    std::uint16_t port() const { return port_; }
+    std::uint16_t port() const { return port_; }              // webhooks
+    std::uint16_t admin_port() const { return admin_port_; }  // /healthz, /readyz, /metrics
     pid_t pid() const { return process_->pid(); }
     Process& process() { return *process_; }
 
@@ -123,6 +124,7 @@ private:
 
     std::unique_ptr<Process> process_;
     std::uint16_t port_ = 0;
+    std::uint16_t admin_port_ = 0;
 };
 
 // Records in a topic: the sum of its partitions' high watermarks.

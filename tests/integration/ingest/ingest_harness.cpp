@@ -201,8 +201,9 @@ IngestProcess::IngestProcess(const std::string& bootstrap, Options options) {
     const std::string binary = override_binary != nullptr && *override_binary != '\0'
                                    ? std::string(override_binary)
                                    : binary_path("meshhook-ingest").string();
-    std::vector<std::string> argv = {binary,      "--listen", "127.0.0.1:0", "--brokers", bootstrap,
-                                     "--threads", "2"};
+    std::vector<std::string> argv = {binary,      "--listen",       "127.0.0.1:0",
+                                     "--brokers", bootstrap,        "--threads",
+                                     "2",         "--admin-listen", "127.0.0.1:0"};
     // Apache Kafka: a fresh producer's first acks=all produce to a freshly
     // created topic (InitProducerId, topic metadata, leader connection, the
     // followers' first fetch) takes 150-600 ms on this two-core machine with
@@ -225,10 +226,17 @@ IngestProcess::IngestProcess(const std::string& bootstrap, Options options) {
                                  "\n" + process_->stderr_text());
     }
     port_ = static_cast<std::uint16_t>(std::stoul(line->substr(kPrefix.size())));
+    const auto admin = process_->read_line(std::chrono::seconds(20));
+    constexpr std::string_view kAdminPrefix = "meshhook-ingest: admin on 127.0.0.1:";
+    if (!admin || !admin->starts_with(kAdminPrefix)) {
+        throw std::runtime_error("meshhook-ingest did not say its admin address: " +
+                                 admin.value_or("<no line>") + "\n" + process_->stderr_text());
+    }
+    admin_port_ = static_cast<std::uint16_t>(std::stoul(admin->substr(kAdminPrefix.size())));
     if (options.wait_ready) {
         const bool ready = wait_until(
             [&] {
-                const auto res = request_once(port_, get_request("/readyz", false));
+                const auto res = request_once(admin_port_, get_request("/readyz", false));
                 return res && res->status == 200;
             },
             std::chrono::seconds(20));
@@ -238,7 +246,7 @@ IngestProcess::IngestProcess(const std::string& bootstrap, Options options) {
 }
 
 std::string IngestProcess::metrics() {
-    const auto res = request_once(port_, get_request("/metrics", false));
+    const auto res = request_once(admin_port_, get_request("/metrics", false));
     return res ? res->body : std::string();
 }
 

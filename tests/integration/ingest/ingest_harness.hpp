@@ -92,13 +92,15 @@ public:
     IngestProcess(const std::string& bootstrap, Options options);
     explicit IngestProcess(const std::string& bootstrap) : IngestProcess(bootstrap, Options{}) {}
 
-    std::uint16_t port() const { return port_; }
+    std::uint16_t port() const { return port_; }              // webhooks
+    std::uint16_t admin_port() const { return admin_port_; }  // /healthz, /readyz, /metrics
     Process& process() { return *process_; }
-    std::string metrics();  // GET /metrics body
+    std::string metrics();  // GET /metrics body, from the admin listener
 
 private:
     std::unique_ptr<Process> process_;
     std::uint16_t port_ = 0;
+    std::uint16_t admin_port_ = 0;
 };
 
 inline IngestProcess::Options with_args(std::vector<std::string> args) {

@@ -274,9 +274,11 @@ TEST_F(IngestServer, OversizeBodyIs413AndTheConnectionClosedWithoutTouchingKafka
     EXPECT_FALSE(res->keep_alive);
     EXPECT_TRUE(conn.wait_closed(3s));
     // Chunked, with no Content-Length to refuse up front: refused as it grows.
+    // (A signature header, or it would be refused from the header: 401.)
     HttpConnection chunked(ingest.port());
     std::string req =
-        "POST /webhooks/mesh HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        "POST /webhooks/mesh HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        "X-Mesh-Signature-256: c2lnbmF0dXJl\r\n\r\n";
     for (int i = 0; i < 4; ++i) req += "200\r\n" + std::string(512, 'y') + "\r\n";
     const auto res2 = chunked.round_trip(req);
     ASSERT_TRUE(res2);
@@ -295,14 +297,22 @@ TEST_F(IngestServer, WrongMethodIs405AndUnknownPathIs404) {
         ingest.port(), "PUT /webhooks/mesh HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
     ASSERT_TRUE(put);
     EXPECT_EQ(put->status, 405u);
-    const auto post_health = request_once(ingest.port(), post_request("/healthz", "{}", {}));
+    const auto post_health = request_once(ingest.admin_port(), post_request("/healthz", "{}", {}));
     ASSERT_TRUE(post_health);
     EXPECT_EQ(post_health->status, 405u);
     const auto unknown =
         request_once(ingest.port(), signed_post("/webhooks/other", "{}", kFixtureSecret));
     ASSERT_TRUE(unknown);
     EXPECT_EQ(unknown->status, 404u);
-    EXPECT_EQ(status_of(request_once(ingest.port(), get_request("/healthz"))), 200u);
+    EXPECT_EQ(status_of(request_once(ingest.admin_port(), get_request("/healthz"))), 200u);
+    // Each listener serves only its own routes.
+    for (const auto* path : {"/healthz", "/readyz", "/metrics"}) {
+        EXPECT_EQ(status_of(request_once(ingest.port(), get_request(path))), 404u) << path;
+    }
+    EXPECT_EQ(
+        status_of(request_once(ingest.admin_port(),
+                               signed_post("/webhooks/mesh", unique_event().body, kFixtureSecret))),
+        404u);
     EXPECT_TRUE(read_topic(broker_.bootstrap(), kTopic).empty());
 }
 
@@ -347,7 +357,7 @@ TEST_F(IngestServer, KeepAliveAndPipelinedRequestsAreAnsweredInOrder) {
     const auto p2 = unique_event();
     const std::string pipeline = signed_post("/webhooks/mesh", p1.body, kFixtureSecret) +
                                  signed_post("/webhooks/mesh", p1.body, "wrong_secret") +
-                                 get_request("/healthz") +
+                                 get_request("/webhooks/mesh") +
                                  signed_post("/webhooks/mesh", p2.body, kFixtureSecret);
     ASSERT_TRUE(conn.send(pipeline));
     std::vector<unsigned> statuses;
@@ -358,7 +368,7 @@ TEST_F(IngestServer, KeepAliveAndPipelinedRequestsAreAnsweredInOrder) {
         statuses.push_back(res->status);
         bodies.push_back(res->body);
     }
-    EXPECT_EQ(statuses, (std::vector<unsigned>{200, 401, 200, 200}));
+    EXPECT_EQ(statuses, (std::vector<unsigned>{200, 401, 405, 200}));
     EXPECT_NE(bodies[0].find(p1.event_id), std::string::npos);
     EXPECT_NE(bodies[3].find(p2.event_id), std::string::npos);
     EXPECT_EQ(read_topic(broker_.bootstrap(), kTopic).size(), 5u);
@@ -478,7 +488,7 @@ TEST_F(IngestServer,
     EXPECT_LT(dlq->elapsed, 200ms);
     EXPECT_TRUE(wait_until(
         [&] {
-            const auto r = request_once(port, get_request("/readyz"));
+            const auto r = request_once(ingest.admin_port(), get_request("/readyz"));
             return r && r->status == 503;
         },
         10s))
@@ -613,7 +623,7 @@ TEST_F(IngestServer, MetricsAndHealthEndpointsExposeTheIngestCounters) {
             ingest.port(),
             signed_post("/webhooks/mesh", fixture("91-missing-transfer-id.json"), kFixtureSecret))),
         400u);
-    const auto healthz = request_once(ingest.port(), get_request("/healthz"));
+    const auto healthz = request_once(ingest.admin_port(), get_request("/healthz"));
     ASSERT_TRUE(healthz);
     EXPECT_EQ(healthz->status, 200u);
     // Requests are counted once their response is written (see above): wait for those.
@@ -621,7 +631,7 @@ TEST_F(IngestServer, MetricsAndHealthEndpointsExposeTheIngestCounters) {
         ingest, R"(meshhook_ingest_requests_total{route="healthz",status="200"})", 1));
     ASSERT_TRUE(eventually_metric(
         ingest, R"(meshhook_ingest_request_duration_seconds_count{route="webhook"})", 2));
-    const auto res = request_once(ingest.port(), get_request("/metrics"));
+    const auto res = request_once(ingest.admin_port(), get_request("/metrics"));
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200u);
     EXPECT_NE(res->header("content-type").find("text/plain"), std::string::npos);
@@ -716,33 +726,28 @@ TEST_F(IngestServer, ConnectionsOverTheCapAreClosed) {
     ASSERT_TRUE(wait_until(
         [&] {
             auto conn = std::make_unique<HttpConnection>(ingest.port());
-            const auto res = conn->round_trip(get_request("/healthz"), 1s);
-            if (res && res->status == 200) held.push_back(std::move(conn));
+            const auto res = conn->round_trip(get_request("/webhooks/mesh"), 1s);
+            if (res && res->status == 405) held.push_back(std::move(conn));
             return held.size() == 2;
         },
         10s));
     HttpConnection over(ingest.port());
     EXPECT_TRUE(over.wait_closed(3s));
-    EXPECT_FALSE(over.round_trip(get_request("/healthz"), 1s));
-    // The two within the cap are unaffected.
-    const auto res = held.front()->round_trip(get_request("/healthz"));
+    EXPECT_FALSE(over.round_trip(get_request("/webhooks/mesh"), 1s));
+    // The two within the cap are unaffected, and the admin listener (probes)
+    // has its own cap.
+    const auto res = held.front()->round_trip(get_request("/webhooks/mesh"));
     ASSERT_TRUE(res);
-    EXPECT_EQ(res->status, 200u);
+    EXPECT_EQ(res->status, 405u);
+    EXPECT_EQ(status_of(request_once(ingest.admin_port(), get_request("/healthz"))), 200u);
 }
 
 TEST_F(IngestServer, ServesWebhooksOverTls) {
     const testing::ingest::SelfSignedCert cert;
     IngestProcess::Options options;
     options.args = {"--tls-cert", cert.cert_path(), "--tls-key", cert.key_path()};
-    options.wait_ready = false;  // /readyz speaks TLS too: polled below
+    // Readiness is polled on the admin listener, which stays plain HTTP.
     IngestProcess ingest(broker_.bootstrap(), options);
-    ASSERT_TRUE(wait_until(
-        [&] {
-            const auto r =
-                https_request(ingest.port(), get_request("/readyz", false), cert.cert_path());
-            return r && r->status == 200;
-        },
-        20s));
     const auto e = unique_event();
     const auto res = https_request(
         ingest.port(), signed_post("/webhooks/mesh", e.body, kFixtureSecret), cert.cert_path());
@@ -750,7 +755,7 @@ TEST_F(IngestServer, ServesWebhooksOverTls) {
     EXPECT_EQ(res->status, 200u) << res->body;
     // Plain HTTP on the TLS port gets no HTTP answer.
     HttpConnection plain(ingest.port());
-    EXPECT_FALSE(plain.round_trip(get_request("/healthz"), 2s));
+    EXPECT_FALSE(plain.round_trip(get_request("/webhooks/mesh"), 2s));
     const auto records = read_topic(broker_.bootstrap(), kTopic);
     ASSERT_EQ(records.size(), 1u);
     EXPECT_EQ(records[0].value, e.body);
@@ -785,7 +790,7 @@ TEST_F(IngestServer, KafkaConfigFilePropertiesReachTheProducer) {
             request_once(ingest.port(), signed_post("/webhooks/mesh", ev.body, kFixtureSecret));
         ASSERT_TRUE(res);
         EXPECT_EQ(res->status, 503u) << res->body;
-        const auto ready = request_once(ingest.port(), get_request("/readyz", false));
+        const auto ready = request_once(ingest.admin_port(), get_request("/readyz", false));
         ASSERT_TRUE(ready);
         EXPECT_EQ(ready->status, 503u);
     }
@@ -805,12 +810,15 @@ TEST_F(IngestServer, ReadyFileNamesTheBoundAddressAndThePid) {
         << text;
     EXPECT_NE(text.find("pid=" + std::to_string(ingest.process().pid()) + "\n"), std::string::npos)
         << text;
+    EXPECT_NE(text.find("admin=127.0.0.1:" + std::to_string(ingest.admin_port()) + "\n"),
+              std::string::npos)
+        << text;
     std::filesystem::remove(path);
 
-    testing::Process bad(
-        {testing::binary_path("meshhook-ingest").string(), "--brokers", broker_.bootstrap(),
-         "--listen", "127.0.0.1:0", "--ready-file", "/nonexistent/dir/ingest.ready"},
-        {{"MESH_WEBHOOK_SECRET", "s"}});
+    testing::Process bad({testing::binary_path("meshhook-ingest").string(), "--brokers",
+                          broker_.bootstrap(), "--listen", "127.0.0.1:0", "--admin-listen",
+                          "127.0.0.1:0", "--ready-file", "/nonexistent/dir/ingest.ready"},
+                         {{"MESH_WEBHOOK_SECRET", "s"}});
     const auto code = bad.wait(10s);
     ASSERT_TRUE(code);
     EXPECT_EQ(*code, 2);
