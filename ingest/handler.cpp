@@ -6,6 +6,7 @@
 
 #include "common/identifier.hpp"
 #include "common/log.hpp"
+#include "ingest/reject_log.hpp"
 
 namespace meshhook::ingest {
 namespace {
@@ -65,6 +66,7 @@ std::string_view clip(std::string_view text) {
 
 void log_rejected(unsigned status, std::string_view reason, std::string_view environment,
                   std::string_view client, std::string_view extra = {}) {
+    if (!RejectLog::instance().should_log(status, std::chrono::steady_clock::now())) return;
     std::string line = "rejected request status=" + std::to_string(status) + " reason=";
     line.append(reason);
     if (!environment.empty()) line.append(" environment=").append(environment);

@@ -27,6 +27,7 @@
 #include "ingest/handler.hpp"
 #include "ingest/metrics.hpp"
 #include "ingest/publisher.hpp"
+#include "ingest/reject_log.hpp"
 
 namespace meshhook::ingest {
 namespace {
@@ -67,6 +68,12 @@ std::string host_name() {
     char buf[256] = {};
     if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
     return buf;
+}
+
+// Rejected requests and refused connections (status 0) are logged through
+// the rate limit: a flood must not make logging the bottleneck.
+bool may_warn(unsigned status) {
+    return RejectLog::instance().should_log(status, Clock::now());
 }
 
 IpAddress to_ip(const tcp::endpoint& ep) {
@@ -325,9 +332,10 @@ private:
              !beast::iequals(req[http::field::transfer_encoding], "chunked"))) {
             disarm();
             route_ = req.target().starts_with("/webhooks/") ? Route::kWebhook : Route::kOther;
-            common::log_warn(
-                "rejected request status=400 reason=unsupported_transfer_encoding client=" +
-                peer_.to_string());
+            if (may_warn(400))
+                common::log_warn(
+                    "rejected request status=400 reason=unsupported_transfer_encoding client=" +
+                    peer_.to_string());
             return write_error(400, "bad_request", "Transfer-Encoding must be chunked");
         }
         // Route, allow-list, method, signature header: decided from the
@@ -386,28 +394,35 @@ private:
         }
         const auto client = peer_.to_string();
         if (timed_out_) {
-            common::log_warn("rejected request status=408 reason=read_timeout client=" + client);
+            if (may_warn(408))
+                common::log_warn("rejected request status=408 reason=read_timeout client=" +
+                                 client);
             return write_error(408, "request_timeout", "request not received in time");
         }
         if (ec == http::error::body_limit) {
-            common::log_warn("rejected request status=413 reason=body_too_large client=" + client);
+            if (may_warn(413))
+                common::log_warn("rejected request status=413 reason=body_too_large client=" +
+                                 client);
             return write_error(413, "payload_too_large", "body over the limit");
         }
         if (ec == http::error::header_limit) {
-            common::log_warn("rejected request status=431 reason=header_too_large client=" +
-                             client);
+            if (may_warn(431))
+                common::log_warn("rejected request status=431 reason=header_too_large client=" +
+                                 client);
             return write_error(431, "header_too_large", "request header over the limit");
         }
         if (ec == http::error::buffer_overflow || ec == http::error::bad_chunk_extension) {
-            common::log_warn("rejected request status=400 reason=chunk_line_or_trailer client=" +
-                             client);
+            if (may_warn(400))
+                common::log_warn(
+                    "rejected request status=400 reason=chunk_line_or_trailer client=" + client);
             return write_error(400, "bad_request",
                                "chunk extensions and trailers are not accepted");
         }
         if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
             ec != http::error::end_of_stream && ec != http::error::partial_message) {
-            common::log_warn("rejected request status=400 reason=malformed_http client=" + client +
-                             " detail=" + ec.message());
+            if (may_warn(400))
+                common::log_warn("rejected request status=400 reason=malformed_http client=" +
+                                 client + " detail=" + ec.message());
             return write_error(400, "bad_request", "malformed HTTP request");
         }
         // The client went away mid-request: nobody to answer.
@@ -422,8 +437,10 @@ private:
         if (parser_->chunked() &&
             static_cast<std::size_t>(std::distance(parser_->get().begin(), parser_->get().end())) !=
                 header_fields_) {
-            common::log_warn("rejected request status=400 reason=chunk_line_or_trailer client=" +
-                             peer_.to_string());
+            if (may_warn(400))
+                common::log_warn(
+                    "rejected request status=400 reason=chunk_line_or_trailer client=" +
+                    peer_.to_string());
             return write_error(400, "bad_request",
                                "chunk extensions and trailers are not accepted");
         }
@@ -650,6 +667,8 @@ void ServerImpl::sweep_reports() {
     report_sweep->async_wait([this](error_code ec) {
         if (ec) return;
         publisher->serve_reports();
+        // The summary of suppressed warnings, also once a flood has stopped.
+        RejectLog::instance().flush(Clock::now());
         sweep_reports();
     });
 }
@@ -708,8 +727,9 @@ void ServerImpl::do_accept() {
             return;
         }
         if (connections.load(std::memory_order_acquire) >= config.max_connections) {
-            common::log_warn("connection refused: --max-connections (" +
-                             std::to_string(config.max_connections) + ") reached");
+            if (may_warn(0))
+                common::log_warn("connection refused: --max-connections (" +
+                                 std::to_string(config.max_connections) + ") reached");
             error_code ignored;
             socket.close(ignored);
             return do_accept();
@@ -721,9 +741,10 @@ void ServerImpl::do_accept() {
         // the per-source cap would cap the proxy, so it is exempt.
         const bool counted = !contains_any(config.trusted_proxies, peer);
         if (counted && !admit_source(peer)) {
-            common::log_warn("connection refused: --max-connections-per-source (" +
-                             std::to_string(config.max_connections_per_source) +
-                             ") reached client=" + peer.to_string());
+            if (may_warn(0))
+                common::log_warn("connection refused: --max-connections-per-source (" +
+                                 std::to_string(config.max_connections_per_source) +
+                                 ") reached client=" + peer.to_string());
             socket.close(ignored);
             return do_accept();
         }

@@ -255,5 +255,50 @@ TEST(BoundedIngest, AfterA503TheConnectionIsReleasedAtOnceNotAtTheDeliveryReport
     }
 }
 
+// A flood of rejected requests writes a few warning lines a second and one
+// summary line with the count of the rest, not one line each.
+TEST(BoundedIngest, AFloodOfRejectedRequestsIsLoggedAsAFewLinesAndASummary) {
+    BrokerProcess broker;
+    Ingest ingest(broker.bootstrap(), {});
+    constexpr std::size_t kFlood = 300;
+    std::string flood;
+    for (std::size_t i = 0; i < kFlood; ++i) flood += get("/webhooks/mesh");  // 405 each
+    RawSocket socket(ingest.port());
+    const auto answers = send_and_read(socket, std::move(flood), kFlood, 60s);
+    ASSERT_EQ(answers.size(), kFlood);
+
+    const auto count_lines = [](const std::string& text, std::string_view needle) {
+        std::size_t n = 0;
+        for (auto pos = text.find(needle); pos != std::string::npos;
+             pos = text.find(needle, pos + 1)) {
+            ++n;
+        }
+        return n;
+    };
+    // Every rejection is either a line of its own or counted in a summary;
+    // the summaries come within a second of the flood's end.
+    const auto accounted = [&](std::size_t& written, std::size_t& summed) {
+        const auto err = ingest.process().stderr_text();
+        written = count_lines(err, "rejected request status=405");
+        summed = 0;
+        for (auto pos = err.find("suppressed "); pos != std::string::npos;
+             pos = err.find("suppressed ", pos + 1)) {
+            const auto end = err.find('\n', pos);
+            const auto line = err.substr(pos, end - pos);
+            if (line.find("status=405") != std::string::npos) {
+                summed += std::stoul(line.substr(std::string_view("suppressed ").size()));
+            }
+        }
+        return written + summed == kFlood;
+    };
+    std::size_t written = 0;
+    std::size_t summed = 0;
+    EXPECT_TRUE(testing::wait_until([&] { return accounted(written, summed); }, 10s))
+        << written << " lines + " << summed << " in summaries != " << kFlood;
+    // 10 a second; the flood may straddle a few seconds on a loaded machine.
+    EXPECT_LE(written, 40u);
+    EXPECT_GT(summed, 0u);
+}
+
 }  // namespace
 }  // namespace meshhook
