@@ -737,6 +737,18 @@ void ServerImpl::do_accept() {
         error_code ignored;
         const auto endpoint = socket.remote_endpoint(ignored);
         const IpAddress peer = to_ip(endpoint);
+        // Without a trusted proxy the peer is the client: one not on the
+        // allow-list is closed here, before a byte is read. (Behind a proxy
+        // the client is only known from the header: the handler checks it.)
+        if (!config.allow_ips.empty() && config.trusted_proxies.empty() &&
+            !contains_any(config.allow_ips, peer)) {
+            if (may_warn(403)) {
+                common::log_warn("connection refused: not in --allow-ips client=" +
+                                 peer.to_string());
+            }
+            socket.close(ignored);
+            return do_accept();
+        }
         // Behind a load balancer every connection comes from a trusted proxy:
         // the per-source cap would cap the proxy, so it is exempt.
         const bool counted = !contains_any(config.trusted_proxies, peer);

@@ -184,6 +184,23 @@ TEST(BoundedIngest, EveryForwardedForFieldIsReadAndTheAllowListAnswersBeforeTheB
     EXPECT_EQ(record_count(broker.bootstrap(), kTopic), 1);
 }
 
+// Without a trusted proxy the TCP peer is the client: one outside the
+// allow-list is closed at accept, before it can send a byte, while the
+// admin listener (probes) is not behind the list.
+TEST(BoundedIngest, WithoutATrustedProxyTheAllowListIsEnforcedAtAccept) {
+    BrokerProcess broker;
+    Ingest ingest(broker.bootstrap(),
+                  {"--allow-ips", "20.22.113.37", "--first-byte-timeout-ms", "30000"});
+    RawSocket refused(ingest.port());
+    EXPECT_TRUE(refused.wait_closed(5s)) << "127.0.0.1 is not on the list: closed at accept";
+    EXPECT_TRUE(refused.pending().empty()) << "no answer, nothing read";
+    RawSocket probe(ingest.admin_port());
+    ASSERT_TRUE(probe.send_all(get("/readyz", true)));
+    const auto ready = probe.read_response(10s);
+    ASSERT_TRUE(ready);
+    EXPECT_EQ(ready->status, 200u);
+}
+
 // A connection that sends nothing is closed after --first-byte-timeout-ms,
 // not after the (long) idle timeout; once it has been served, the idle
 // timeout governs the wait for its next request.

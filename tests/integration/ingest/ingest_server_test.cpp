@@ -659,20 +659,18 @@ TEST_F(IngestServer, MetricsAndHealthEndpointsExposeTheIngestCounters) {
 
 TEST_F(IngestServer, AllowListRefusesOtherClientsAndBelievesOnlyTrustedProxies) {
     {
+        // Without a trusted proxy the peer is the client: refused at accept,
+        // with no answer, whatever X-Forwarded-For it would have claimed.
         IngestProcess ingest(broker_.bootstrap(), with_args({"--allow-ips", "20.22.113.37/32"}));
         const auto e = unique_event();
-        const auto res =
-            request_once(ingest.port(), signed_post("/webhooks/mesh", e.body, kFixtureSecret));
-        ASSERT_TRUE(res);
-        EXPECT_EQ(res->status, 403u);
-        // Without a trusted proxy, X-Forwarded-For is the client's own claim: ignored.
+        HttpConnection conn(ingest.port());
+        EXPECT_TRUE(conn.wait_closed(5s));
         const auto spoofed = request_once(
             ingest.port(),
             post_request("/webhooks/mesh", e.body,
                          {{"X-Mesh-Signature-256", common::sign(kFixtureSecret, e.body)},
                           {"X-Forwarded-For", "20.22.113.37"}}));
-        ASSERT_TRUE(spoofed);
-        EXPECT_EQ(spoofed->status, 403u);
+        EXPECT_FALSE(spoofed);
     }
     IngestProcess ingest(broker_.bootstrap(), with_args({"--allow-ips", "20.22.113.37",
                                                          "--trusted-proxies", "127.0.0.0/8"}));
