@@ -162,7 +162,9 @@ Action RequestHandler::admin(const Request& request, const ClientInfo& client) {
         }
         return Action::answer(
             Route::kReadyz,
-            error_response(503, "not_ready", "Kafka not reachable yet", version, keep_alive));
+            error_response(503, "not_ready",
+                           "Kafka unreachable, or a topic missing or without leader", version,
+                           keep_alive));
     }
     if (path == "/metrics") {
         if (!is_get(request))

@@ -80,7 +80,11 @@ public:
     // Refuse new records from now on (shutdown); answers are kDraining.
     void close() { closed_.store(true, std::memory_order_release); }
 
-    bool healthy(std::chrono::milliseconds timeout) { return producer_.healthy(timeout); }
+    // nullopt when Kafka is reachable and both topics exist with a leader
+    // for every partition; else what is wrong, in one line.
+    std::optional<std::string> unready(std::chrono::milliseconds timeout) {
+        return producer_.unready(topics_, timeout);
+    }
     int queue_depth() const { return producer_.queue_depth(); }
     // Waits up to `timeout`; then drops what is left (each still gets a
     // failed report). Returns how many records were left.
@@ -88,6 +92,7 @@ public:
 
 private:
     common::Producer producer_;
+    std::vector<std::string> topics_;  // --topic and --dlq-topic
     std::atomic<bool> closed_{false};
 };
 

@@ -804,9 +804,11 @@ void ServerImpl::readiness_loop() {
     while (!stop_requested) {
         lock.unlock();
         // May block up to kReadinessTimeout: that is why this is not an I/O thread.
-        const bool ok = publisher->healthy(kReadinessTimeout);
+        const auto problem = publisher->unready(kReadinessTimeout);
+        const bool ok = !problem;
         if (ok != ready.load()) {
-            common::log_info(ok ? "ready: Kafka reachable" : "not ready: Kafka unreachable");
+            common::log_info(ok ? "ready: Kafka reachable, topics have leaders"
+                                : "not ready: " + *problem);
         }
         ready.store(ok, std::memory_order_release);
         metrics.ready().set(ok ? 1 : 0);

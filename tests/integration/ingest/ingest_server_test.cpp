@@ -795,6 +795,26 @@ TEST_F(IngestServer, KafkaConfigFilePropertiesReachTheProducer) {
     std::filesystem::remove_all(dir);
 }
 
+// Ready means a webhook can be stored: Kafka reachable and both topics there
+// with a leader for every partition. A missing topic is not ready (the
+// previous check only asked for broker metadata) until it is created.
+TEST_F(IngestServer, ReadinessWaitsForTheTopicsToExist) {
+    const std::string topic = "ready-check-" + std::to_string(::getpid()) + "-events";
+    IngestProcess::Options options;
+    options.args = {"--topic", topic, "--dlq-topic", topic + ".dlq"};
+    options.wait_ready = false;
+    IngestProcess ingest(broker_.bootstrap(), options);
+    const auto ready = [&] {
+        return status_of(request_once(ingest.admin_port(), get_request("/readyz", false))) == 200u;
+    };
+    // Several readiness checks (every 0.25 s while not ready) see no topic.
+    EXPECT_FALSE(wait_until(ready, 3s)) << "ready without its topics";
+    broker_.create_topic(topic, 4);
+    EXPECT_FALSE(wait_until(ready, 1500ms)) << "ready without its dead-letter topic";
+    broker_.create_topic(topic + ".dlq", 4);
+    EXPECT_TRUE(wait_until(ready, 20s)) << "not ready once both topics exist";
+}
+
 // A supervisor (meshhook dev, a test) learns the bound address from a file,
 // not from log lines; a path it cannot write is a bad setting.
 TEST_F(IngestServer, ReadyFileNamesTheBoundAddressAndThePid) {
