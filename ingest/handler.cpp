@@ -297,8 +297,13 @@ Action RequestHandler::handle(const Request& request, const Admission& admission
                 std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
             const auto age = now_s - sent;
             if (age > config.max_sent_age->count() || -age > config.max_sent_age->count()) {
-                pub.reason = "sent_timestamp_outside_window";
-                pub.detail = "SentTimestamp is " + std::to_string(age) + " s from now";
+                // A replay (or a clock far off): refused without a Kafka
+                // write, so replaying a captured body costs us nothing
+                // durable. Mesh's own retries stay inside the window.
+                const auto detail = "SentTimestamp is " + std::to_string(age) + " s from now";
+                log_rejected(400, "sent_timestamp_outside_window", env_name, client_text);
+                return {Route::kWebhook, error_response(400, "sent_timestamp_outside_window",
+                                                        detail, version, keep_alive)};
             }
         }
     }

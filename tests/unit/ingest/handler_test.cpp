@@ -402,12 +402,17 @@ TEST_F(HandlerWithReplayWindow, AcceptsDeliveriesSentInsideTheWindowInSecondsOrM
               Publication::Kind::kEvent);
 }
 
-TEST_F(HandlerWithReplayWindow, DeadLettersDeliveriesSentOutsideTheWindow) {
-    for (const auto sent : {std::int64_t{1'795'860'000 - 301}, std::int64_t{1'795'860'000 + 301}}) {
+// A stale body is a replay: answered 400 with nothing to produce, so each
+// replay costs no Kafka write. One without SentTimestamp cannot be judged and
+// goes to the DLQ like any other unusable signed delivery.
+TEST_F(HandlerWithReplayWindow, RefusesDeliveriesSentOutsideTheWindowWithoutAPublication) {
+    for (const auto sent : {std::int64_t{1'795'860'000 - 301}, std::int64_t{1'795'860'000 + 301},
+                            std::int64_t{1'795'860'000'000 - 301'000}}) {
         auto action = handle(signed_post("/webhooks/mesh", body_sent_at(sent)));
-        ASSERT_FALSE(action.is_response());
-        EXPECT_EQ(action.publication().kind, Publication::Kind::kDeadLetter);
-        EXPECT_EQ(header_of(action.publication(), "reason"), "sent_timestamp_outside_window");
+        ASSERT_TRUE(action.is_response()) << sent;
+        EXPECT_EQ(action.response().result_int(), 400u);
+        EXPECT_NE(action.response().body().find("sent_timestamp_outside_window"),
+                  std::string::npos);
     }
     auto missing = handle(
         signed_post("/webhooks/mesh",
