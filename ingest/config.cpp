@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <fstream>
-#include <thread>
 
 #include "common/kafka.hpp"
 #include "common/wire.hpp"
+#include "ingest/cpus.hpp"
 
 namespace meshhook::ingest {
 namespace {
@@ -54,7 +54,8 @@ std::optional<std::size_t> IngestConfig::environment_index(std::string_view name
 }
 
 void declare_settings(common::Settings& s) {
-    const auto cores = std::max(1U, std::thread::hardware_concurrency());
+    // The CPUs this process may use (affinity, cgroup quota), not the machine's.
+    const auto cores = std::min(usable_cpus(), 256U);
     s.add({"listen", "INGEST_LISTEN", "0.0.0.0:8080",
            "Address for webhooks (host:port; port 0 picks one)"})
         .add({"admin-listen", "INGEST_ADMIN_LISTEN", "0.0.0.0:9090",
@@ -68,7 +69,9 @@ void declare_settings(common::Settings& s) {
               "Topic for accepted events"})
         .add({"dlq-topic", "KAFKA_DLQ_TOPIC", std::string(wire::kDeadLetterTopic),
               "Topic for signed deliveries that are not usable events"})
-        .add({"threads", "INGEST_THREADS", std::to_string(cores), "I/O threads"})
+        .add({"threads", "INGEST_THREADS", std::to_string(cores),
+              "I/O threads (default: the CPUs this process may use, by affinity and cgroup "
+              "cpu.max)"})
         .add({"max-body-bytes", "INGEST_MAX_BODY_BYTES", "65536",
               "Largest request body (413 above)"})
         .add({"ack-timeout-ms", "INGEST_ACK_TIMEOUT_MS", "150",

@@ -843,6 +843,26 @@ TEST_F(IngestServer, ReadyFileNamesTheBoundAddressAndThePid) {
     EXPECT_NE(err.find("--ready-file"), std::string::npos) << err;
 }
 
+// --threads defaults to the CPUs the process may use: under `taskset -c 0`
+// that is 1, whatever the machine has (hardware_concurrency() said 2 here).
+TEST(IngestStartup, ThreadsDefaultToTheCpusTheProcessMayUse) {
+    testing::Process p({"/usr/bin/taskset", "-c", "0",
+                        testing::binary_path("meshhook-ingest").string(), "--help"});
+    std::string help;
+    for (const auto deadline = std::chrono::steady_clock::now() + 10s;
+         help.find("--max-body-bytes") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline;) {
+        const auto line = p.read_line(1s);
+        if (!line) continue;
+        help += *line + "\n";
+    }
+    const auto at = help.find("--threads");
+    ASSERT_NE(at, std::string::npos) << help << p.stderr_text();
+    const auto line_end = help.find("[default:", at);
+    ASSERT_NE(line_end, std::string::npos) << help;
+    EXPECT_EQ(help.substr(line_end, 12), "[default: 1]") << help.substr(at, 200);
+}
+
 TEST(IngestStartup, RefusesToStartWithoutASecretOrWithABadSetting) {
     const auto ingest = testing::binary_path("meshhook-ingest").string();
     {
