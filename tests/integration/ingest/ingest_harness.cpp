@@ -391,6 +391,26 @@ std::optional<HttpResponse> https_request(std::uint16_t port, std::string_view r
     return out;
 }
 
+bool tls_handshake_succeeds(std::uint16_t port, const std::string& ca_cert_path,
+                            const std::function<void(void* ssl_ctx)>& configure) {
+    namespace asio = boost::asio;
+    namespace ssl = asio::ssl;
+    asio::io_context ioc;
+    ssl::context ctx(ssl::context::tls_client);
+    ctx.load_verify_file(ca_cert_path);
+    ctx.set_verify_mode(ssl::verify_peer);
+    configure(ctx.native_handle());
+    boost::beast::ssl_stream<boost::beast::tcp_stream> stream(ioc, ctx);
+    boost::system::error_code ec;
+    auto& socket = boost::beast::get_lowest_layer(stream).socket();
+    socket.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
+    if (ec) return false;
+    timeval tv{5, 0};
+    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    stream.handshake(ssl::stream_base::client, ec);
+    return !ec;
+}
+
 std::optional<double> metric_value(const std::string& text, const std::string& series) {
     std::size_t pos = 0;
     while ((pos = text.find(series, pos)) != std::string::npos) {

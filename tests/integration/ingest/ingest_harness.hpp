@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -141,6 +142,12 @@ private:
 // nullopt when the handshake or the exchange fails.
 std::optional<HttpResponse> https_request(std::uint16_t port, std::string_view request,
                                           const std::string& ca_cert_path);
+
+// Whether a TLS handshake with 127.0.0.1:port succeeds for a client that
+// trusts `ca_cert_path` and whose context `configure` (an SSL_CTX*) has
+// narrowed to given versions or ciphers.
+bool tls_handshake_succeeds(std::uint16_t port, const std::string& ca_cert_path,
+                            const std::function<void(void* ssl_ctx)>& configure);
 
 // Value of a sample line "name{labels} value" in Prometheus text, or nullopt.
 std::optional<double> metric_value(const std::string& text, const std::string& series);

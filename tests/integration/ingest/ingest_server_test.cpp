@@ -2,6 +2,7 @@
 // (Kafka protocol over TCP). What Mesh sees (status codes, timing) and what
 // lands in Kafka (exact bytes, keys, headers) are both checked.
 #include <gtest/gtest.h>
+#include <openssl/ssl.h>
 
 #include <csignal>
 #include <cstdio>
@@ -756,6 +757,29 @@ TEST_F(IngestServer, ServesWebhooksOverTls) {
     const auto records = read_topic(broker_.bootstrap(), kTopic);
     ASSERT_EQ(records.size(), 1u);
     EXPECT_EQ(records[0].value, e.body);
+}
+
+// TLS 1.2 at least, and for 1.2 only forward-secret AEAD suites: a client
+// limited to TLS 1.1, or to a CBC/SHA-1 suite, gets no handshake.
+TEST_F(IngestServer, TlsRefusesOldVersionsAndWeakCiphers) {
+    const testing::ingest::SelfSignedCert cert;
+    IngestProcess::Options options;
+    options.args = {"--tls-cert", cert.cert_path(), "--tls-key", cert.key_path()};
+    IngestProcess ingest(broker_.bootstrap(), options);
+    const auto handshake = [&](int max_version, const char* ciphers) {
+        return testing::ingest::tls_handshake_succeeds(
+            ingest.port(), cert.cert_path(), [&](void* native) {
+                auto* ctx = static_cast<SSL_CTX*>(native);
+                SSL_CTX_set_security_level(ctx, 0);  // let the client offer old things
+                SSL_CTX_set_max_proto_version(ctx, max_version);
+                if (ciphers != nullptr) SSL_CTX_set_cipher_list(ctx, ciphers);
+            });
+    };
+    EXPECT_TRUE(handshake(TLS1_3_VERSION, nullptr));
+    EXPECT_TRUE(handshake(TLS1_2_VERSION, "ECDHE-ECDSA-AES128-GCM-SHA256"));
+    EXPECT_FALSE(handshake(TLS1_1_VERSION, "DEFAULT:@SECLEVEL=0"));
+    EXPECT_FALSE(handshake(TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA"));
+    EXPECT_FALSE(handshake(TLS1_2_VERSION, "ECDHE-ECDSA-AES256-SHA384"));
 }
 
 // --kafka-config-file reaches the producer: the same delivery is stored with
