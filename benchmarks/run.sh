@@ -84,14 +84,17 @@ open_loop() {  # NAME URL RATE -> appends "NAME RESULT ..." to the sweep file
     echo "$1 $line" >> "$work/sweep.txt"
     echo "  $1 at $3/s: $line"
 }
-start_ingest() {  # THREADS CPUSET -> sets ingest_pid, ingest_url
-    local port
+start_ingest() {  # THREADS CPUSET -> sets ingest_pid, ingest_url, ingest_admin
+    local port admin_port
     port=$(free_port)
+    admin_port=$(free_port)
     MESH_WEBHOOK_SECRET=$secret taskset -c "$2" "$bin/meshhook-ingest" --listen "127.0.0.1:$port" \
+        --admin-listen "127.0.0.1:$admin_port" \
         --brokers "$bootstrap" --threads "$1" > "$work/ingest.out" 2> "$work/ingest.err" &
     ingest_pid=$!; pids+=($ingest_pid)
     ingest_url="http://127.0.0.1:$port/webhooks/mesh"
-    wait_http "http://127.0.0.1:$port/readyz"
+    ingest_admin="http://127.0.0.1:$admin_port"
+    wait_http "$ingest_admin/readyz"
 }
 stop_ingest() { kill -TERM "$ingest_pid"; wait "$ingest_pid" || true; }
 
@@ -120,7 +123,7 @@ if want ingest && [ -x "$bin/meshhook-ingest" ] && [ -x "$bin/meshhook" ] && [ -
 
     start_ingest 1 "$server_core"
     ours=$(measure "$ingest_pid" "$ingest_url" "$work/post.lua")
-    curl -fsS "${ingest_url%/webhooks/mesh}/metrics" > "$work/ingest.metrics"
+    curl -fsS "$ingest_admin/metrics" > "$work/ingest.metrics"
 
     # Where the time goes: perf samples the server during a second peak run.
     profile=""

@@ -449,6 +449,43 @@ bool Producer::healthy(std::chrono::milliseconds timeout) {
     return ok;
 }
 
+std::optional<std::string> Producer::unready(const std::vector<std::string>& topics,
+                                             std::chrono::milliseconds timeout) {
+    char buf[256];
+    if (rd_kafka_fatal_error(impl_->rk.get(), buf, sizeof buf) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return std::string("producer fatal error: ") + buf;
+    }
+    const rd_kafka_metadata_t* md = nullptr;
+    const auto err =
+        rd_kafka_metadata(impl_->rk.get(), 1, nullptr, &md, static_cast<int>(timeout.count()));
+    std::optional<std::string> problem;
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md == nullptr || md->broker_cnt == 0) {
+        problem = "Kafka unreachable";
+    } else {
+        for (const auto& name : topics) {
+            const rd_kafka_metadata_topic_t* found = nullptr;
+            for (int i = 0; i < md->topic_cnt; ++i) {
+                if (name == md->topics[i].topic) found = &md->topics[i];
+            }
+            if (found == nullptr || found->err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+                found->partition_cnt == 0) {
+                problem = "topic " + name + " does not exist";
+                break;
+            }
+            for (int p = 0; p < found->partition_cnt; ++p) {
+                if (found->partitions[p].leader < 0) {
+                    problem = "topic " + name + " partition " +
+                              std::to_string(found->partitions[p].id) + " has no leader";
+                    break;
+                }
+            }
+            if (problem) break;
+        }
+    }
+    if (md != nullptr) rd_kafka_metadata_destroy(md);
+    return problem;
+}
+
 std::optional<int> Producer::partition_count(std::string_view topic,
                                              std::chrono::milliseconds timeout) {
     return metadata_partition_count(impl_->rk.get(), topic, timeout);

@@ -165,6 +165,13 @@ public:
     // True once a metadata request succeeded and the producer has not hit a
     // fatal error; `timeout` bounds the metadata round trip.
     bool healthy(std::chrono::milliseconds timeout);
+    // healthy(), and each of `topics` exists with a leader for every
+    // partition. nullopt when so, else what is wrong in one line ("Kafka
+    // unreachable", "topic T does not exist", "topic T partition 2 has no
+    // leader"). Asks for every topic's metadata, which creates none (a
+    // request naming a topic may auto-create it).
+    std::optional<std::string> unready(const std::vector<std::string>& topics,
+                                       std::chrono::milliseconds timeout);
     // Partition count of `topic`, nullopt when unknown or unreachable.
     std::optional<int> partition_count(std::string_view topic, std::chrono::milliseconds timeout);
     // Drops every queued and in-flight record (their reports fail with

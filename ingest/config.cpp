@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <fstream>
-#include <thread>
 
 #include "common/kafka.hpp"
 #include "common/wire.hpp"
+#include "ingest/cpus.hpp"
 
 namespace meshhook::ingest {
 namespace {
@@ -41,9 +41,12 @@ std::optional<std::size_t> IngestConfig::environment_index(std::string_view name
 }
 
 void declare_settings(common::Settings& s) {
-    const auto cores = std::max(1U, std::thread::hardware_concurrency());
+    // The CPUs this process may use (affinity, cgroup quota), not the machine's.
+    const auto cores = std::min(usable_cpus(), 256U);
     s.add({"listen", "INGEST_LISTEN", "0.0.0.0:8080",
-           "Address to listen on (host:port; port 0 picks one)"});
+           "Address for webhooks (host:port; port 0 picks one)"})
+        .add({"admin-listen", "INGEST_ADMIN_LISTEN", "0.0.0.0:9090",
+              "Address for /healthz, /readyz and /metrics (keep it off the public network)"});
     common::declare_brokers(s)
         .add({"webhook-secret", std::string(kSecretEnv), "",
               "Comma-separated active secrets for /webhooks/mesh (environment production); "
@@ -53,13 +56,18 @@ void declare_settings(common::Settings& s) {
               "Topic for accepted events"})
         .add({"dlq-topic", "KAFKA_DLQ_TOPIC", std::string(wire::kDeadLetterTopic),
               "Topic for signed deliveries that are not usable events"})
-        .add({"threads", "INGEST_THREADS", std::to_string(cores), "I/O threads"})
+        .add({"threads", "INGEST_THREADS", std::to_string(cores),
+              "I/O threads (default: the CPUs this process may use, by affinity and cgroup "
+              "cpu.max)"})
         .add({"max-body-bytes", "INGEST_MAX_BODY_BYTES", "65536",
               "Largest request body (413 above)"})
         .add({"ack-timeout-ms", "INGEST_ACK_TIMEOUT_MS", "150",
               "Budget from request received to Kafka's delivery report (503 after it)"})
         .add({"max-connections", "INGEST_MAX_CONNECTIONS", "10000",
               "Concurrent connections; more are closed at accept"})
+        .add({"max-connections-per-source", "INGEST_MAX_CONNECTIONS_PER_SOURCE", "256",
+              "Concurrent connections from one client address (trusted proxies exempt); more "
+              "are closed at accept"})
         .add({"allow-ips", "INGEST_ALLOW_IPS", "",
               "CIDR list of clients allowed to post webhooks (empty: any)"})
         .add({"trusted-proxies", "INGEST_TRUSTED_PROXIES", "",
@@ -71,6 +79,8 @@ void declare_settings(common::Settings& s) {
         .add({"tls-key", "INGEST_TLS_KEY", "", "PEM private key for --tls-cert"})
         .add({"read-timeout-ms", "INGEST_READ_TIMEOUT_MS", "5000",
               "From a request's first byte to its last (408 after it)"})
+        .add({"first-byte-timeout-ms", "INGEST_FIRST_BYTE_TIMEOUT_MS", "3000",
+              "How long a new connection may wait before its first byte (closed after it)"})
         .add({"idle-timeout-ms", "INGEST_IDLE_TIMEOUT_MS", "60000",
               "How long a keep-alive connection may wait for its next request"})
         .add({"drain-timeout-ms", "INGEST_DRAIN_TIMEOUT_MS", "10000",
@@ -91,6 +101,10 @@ IngestConfig load_config(const common::Settings& s,
                          const std::vector<std::pair<std::string, std::string>>& env_secrets) {
     IngestConfig c;
     c.listen = common::parse_host_port(s.describe("listen"), s.get("listen"));
+    c.admin_listen = common::parse_host_port(s.describe("admin-listen"), s.get("admin-listen"));
+    if (c.admin_listen.port != 0 && c.admin_listen.port == c.listen.port) {
+        throw ConfigError(s.describe("admin-listen") + ": must differ from --listen");
+    }
 
     c.brokers = common::bootstrap_servers(s);
 
@@ -133,6 +147,8 @@ IngestConfig load_config(const common::Settings& s,
     c.ack_timeout = millis(s, "ack-timeout-ms", 1, 60000);
     c.max_connections =
         common::parse_uint(s.describe("max-connections"), s.get("max-connections"), 1, 1000000);
+    c.max_connections_per_source = common::parse_uint(
+        s.describe("max-connections-per-source"), s.get("max-connections-per-source"), 1, 1000000);
     c.allow_ips = parse_networks(s.describe("allow-ips"), s.get("allow-ips"));
     c.trusted_proxies = parse_networks(s.describe("trusted-proxies"), s.get("trusted-proxies"));
     if (!c.trusted_proxies.empty() && c.allow_ips.empty()) {
@@ -156,6 +172,7 @@ IngestConfig load_config(const common::Settings& s,
 
     c.read_timeout = millis(s, "read-timeout-ms", 10, 600000);
     c.idle_timeout = millis(s, "idle-timeout-ms", 10, 3600000);
+    c.first_byte_timeout = millis(s, "first-byte-timeout-ms", 10, 600000);
     c.drain_timeout = millis(s, "drain-timeout-ms", 0, 600000);
     c.kafka_message_timeout = millis(s, "kafka-message-timeout-ms", 100, 3600000);
     if (c.kafka_message_timeout < c.ack_timeout) {

@@ -34,6 +34,7 @@ struct EnvironmentSecrets {
 // default_config(). So the fields carry no default of their own.
 struct IngestConfig {
     common::HostPort listen;
+    common::HostPort admin_listen;  // /healthz, /readyz, /metrics
     std::string brokers;
     std::vector<std::pair<std::string, std::string>> kafka_properties;  // --kafka-config-file
     std::vector<EnvironmentSecrets> environments;  // production first when configured
@@ -43,6 +44,9 @@ struct IngestConfig {
     std::size_t max_body_bytes{};
     std::chrono::milliseconds ack_timeout{};
     std::size_t max_connections{};
+    // Per client address (the TCP peer; trusted proxies are exempt): a few
+    // sources opening connections fast cannot hold every slot.
+    std::size_t max_connections_per_source{};
     std::vector<IpNetwork> allow_ips;                  // empty: every client address is allowed
     std::vector<IpNetwork> trusted_proxies;            // whose X-Forwarded-For is believed
     std::optional<std::chrono::seconds> max_sent_age;  // replay window; nullopt = off
@@ -51,8 +55,9 @@ struct IngestConfig {
     std::string ready_file;  // --ready-file: bound address for supervisors and tests
     common::LogFormat log_format{};
     std::string log_level;
-    std::chrono::milliseconds read_timeout{};  // first byte of a request to its last
-    std::chrono::milliseconds idle_timeout{};  // keep-alive wait for the next request
+    std::chrono::milliseconds read_timeout{};        // first byte of a request to its last
+    std::chrono::milliseconds idle_timeout{};        // keep-alive wait for the next request
+    std::chrono::milliseconds first_byte_timeout{};  // a new connection's wait for its first byte
     std::chrono::milliseconds drain_timeout{};
     std::chrono::milliseconds kafka_message_timeout{};
     std::chrono::milliseconds kafka_linger{};  // librdkafka linger.ms: batching against latency

@@ -6,6 +6,7 @@
 
 #include "common/identifier.hpp"
 #include "common/log.hpp"
+#include "ingest/reject_log.hpp"
 
 namespace meshhook::ingest {
 namespace {
@@ -65,6 +66,7 @@ std::string_view clip(std::string_view text) {
 
 void log_rejected(unsigned status, std::string_view reason, std::string_view environment,
                   std::string_view client, std::string_view extra = {}) {
+    if (!RejectLog::instance().should_log(status, std::chrono::steady_clock::now())) return;
     std::string line = "rejected request status=" + std::to_string(status) + " reason=";
     line.append(reason);
     if (!environment.empty()) line.append(" environment=").append(environment);
@@ -77,6 +79,13 @@ void log_rejected(unsigned status, std::string_view reason, std::string_view env
 // must not carry the body these handlers produce.
 bool is_get(const Request& r) {
     return r.method() == http::verb::get;
+}
+
+Admission answer_now(Route route, Response response) {
+    Admission out;
+    out.route = route;
+    out.answer = std::move(response);
+    return out;
 }
 
 }  // namespace
@@ -106,8 +115,7 @@ RequestHandler::RequestHandler(const HandlerContext& context) : context_(context
     for (const auto& env : context.config.environments) verifiers_.emplace_back(env.secrets);
 }
 
-Action RequestHandler::handle(const Request& request, const ClientInfo& client,
-                              std::chrono::system_clock::time_point now) {
+Admission RequestHandler::admit(const Request& request, const ClientInfo& client) {
     const unsigned version = request.version();
     const bool keep_alive = client.keep_alive && request.keep_alive();
     const std::string_view path = path_of(request.target());
@@ -120,59 +128,112 @@ Action RequestHandler::handle(const Request& request, const ClientInfo& client,
         } else if (rest.size() > 1 && rest.front() == '/') {
             env = context_.config.environment_index(rest.substr(1));
         }
-        if (env) return webhook(request, client, *env, now);
+        if (env) {
+            Admission out;
+            out.route = Route::kWebhook;
+            out.environment = *env;
+            out.answer = admit_webhook(request, client, *env, out.client);
+            return out;
+        }
     }
 
+    log_rejected(404, "unknown_path", {}, client.peer.to_string(),
+                 "target=" + std::string(clip(request.target())));
+    return answer_now(Route::kOther,
+                      error_response(404, "not_found", "no such route", version, keep_alive));
+}
+
+Action RequestHandler::admin(const Request& request, const ClientInfo& client) {
+    const unsigned version = request.version();
+    const bool keep_alive = client.keep_alive && request.keep_alive();
+    const std::string_view path = path_of(request.target());
     if (path == "/healthz") {
         if (!is_get(request))
-            return {Route::kHealthz, method_not_allowed("GET", version, keep_alive)};
-        return {Route::kHealthz, simple(200, R"({"status":"ok"})", kJson, version, keep_alive)};
+            return Action::answer(Route::kHealthz, method_not_allowed("GET", version, keep_alive));
+        return Action::answer(Route::kHealthz,
+                              simple(200, R"({"status":"ok"})", kJson, version, keep_alive));
     }
     if (path == "/readyz") {
         if (!is_get(request))
-            return {Route::kReadyz, method_not_allowed("GET", version, keep_alive)};
+            return Action::answer(Route::kReadyz, method_not_allowed("GET", version, keep_alive));
         if (context_.ready.load(std::memory_order_acquire)) {
-            return {Route::kReadyz,
-                    simple(200, R"({"status":"ready"})", kJson, version, keep_alive)};
+            return Action::answer(Route::kReadyz,
+                                  simple(200, R"({"status":"ready"})", kJson, version, keep_alive));
         }
-        return {Route::kReadyz,
-                error_response(503, "not_ready", "Kafka not reachable yet", version, keep_alive)};
+        return Action::answer(
+            Route::kReadyz,
+            error_response(503, "not_ready",
+                           "Kafka unreachable, or a topic missing or without leader", version,
+                           keep_alive));
     }
     if (path == "/metrics") {
         if (!is_get(request))
-            return {Route::kMetrics, method_not_allowed("GET", version, keep_alive)};
-        return {Route::kMetrics,
-                simple(200, context_.metrics.registry().render(),
-                       "text/plain; version=0.0.4; charset=utf-8", version, keep_alive)};
+            return Action::answer(Route::kMetrics, method_not_allowed("GET", version, keep_alive));
+        return Action::answer(Route::kMetrics, simple(200, context_.metrics.registry().render(),
+                                                      "text/plain; version=0.0.4; charset=utf-8",
+                                                      version, keep_alive));
     }
-    log_rejected(404, "unknown_path", {}, client.peer.to_string(),
-                 "target=" + std::string(clip(request.target())));
-    return {Route::kOther, error_response(404, "not_found", "no such route", version, keep_alive)};
+    return Action::answer(Route::kOther,
+                          error_response(404, "not_found", "no such route", version, keep_alive));
 }
 
-Action RequestHandler::webhook(const Request& request, const ClientInfo& client, std::size_t env,
-                               std::chrono::system_clock::time_point now) {
+std::optional<Response> RequestHandler::admit_webhook(const Request& request,
+                                                      const ClientInfo& client, std::size_t env,
+                                                      std::string& client_text) {
     const unsigned version = request.version();
     const bool keep_alive = client.keep_alive && request.keep_alive();
     const auto& config = context_.config;
     const std::string& env_name = config.environments[env].name;
 
-    std::string client_text = client.peer.to_string();
+    client_text = client.peer.to_string();
     if (!config.allow_ips.empty()) {
-        const auto address =
-            client_address(client.peer, header(request, "X-Forwarded-For"), config.trusted_proxies);
+        std::vector<std::string_view> forwarded;
+        if (!config.trusted_proxies.empty()) {
+            const auto [first, last] = request.equal_range("X-Forwarded-For");
+            for (auto it = first; it != last; ++it) forwarded.push_back(it->value());
+        }
+        const auto address = client_address(client.peer, forwarded, config.trusted_proxies);
         if (address) client_text = address->to_string();
         if (!address || !contains_any(config.allow_ips, *address)) {
             log_rejected(403, "address_not_allowed", env_name, client_text,
                          "peer=" + client.peer.to_string());
-            return {Route::kWebhook, error_response(403, "forbidden", "client address not allowed",
-                                                    version, keep_alive)};
+            return error_response(403, "forbidden", "client address not allowed", version,
+                                  keep_alive);
         }
     }
     if (request.method() != http::verb::post) {
         log_rejected(405, "method_not_allowed", env_name, client_text);
-        return {Route::kWebhook, method_not_allowed("POST", version, keep_alive)};
+        return method_not_allowed("POST", version, keep_alive);
     }
+    // Only presence here; the value is checked against the body once it is read.
+    if (request.find(common::kSignatureHeader) == request.end() &&
+        request.find(common::kLegacySignatureHeader) == request.end()) {
+        const auto reason = common::SignatureError::kMissingHeader;
+        context_.metrics.signature_failure(env, reason);
+        log_rejected(401, common::to_string(reason), env_name, client_text);
+        return error_response(401, "invalid_signature",
+                              std::string("signature ").append(common::to_string(reason)), version,
+                              keep_alive);
+    }
+    return std::nullopt;
+}
+
+Action RequestHandler::handle(const Request& request, const ClientInfo& client,
+                              std::chrono::system_clock::time_point now) {
+    auto admission = admit(request, client);
+    if (admission.answer) return {admission.route, std::move(*admission.answer)};
+    return handle(request, admission, client, now);
+}
+
+Action RequestHandler::handle(const Request& request, const Admission& admission,
+                              const ClientInfo& client, std::chrono::system_clock::time_point now) {
+    const unsigned version = request.version();
+    const bool keep_alive = client.keep_alive && request.keep_alive();
+    const auto& config = context_.config;
+    const std::size_t env = admission.environment;
+    const std::string& env_name = config.environments[env].name;
+    const std::string& client_text = admission.client;
+
     const std::string_view body = request.body();
     if (body.size() > config.max_body_bytes) {
         log_rejected(413, "body_too_large", env_name, client_text);
@@ -195,7 +256,7 @@ Action RequestHandler::webhook(const Request& request, const ClientInfo& client,
     Publication pub;
     pub.environment = env;
     pub.value = body;
-    pub.client = std::move(client_text);
+    pub.client = client_text;
     pub.headers.reserve(6);
 
     // The views die with the next parse: everything kept is copied here.
@@ -236,13 +297,19 @@ Action RequestHandler::webhook(const Request& request, const ClientInfo& client,
                     .count();
             // Both within [0, kMaxUnixMs]: the difference cannot overflow.
             const auto age = sent_ms ? (now_ms - *sent_ms) / 1000 : 0;
-            if (!sent_ms) {
-                pub.reason = "sent_timestamp_outside_window";
-                pub.detail = "SentTimestamp " + std::string(ev.sent_timestamp.value) +
-                             " is not a time (negative or after year 9999)";
-            } else if (age > config.max_sent_age->count() || -age > config.max_sent_age->count()) {
-                pub.reason = "sent_timestamp_outside_window";
-                pub.detail = "SentTimestamp is " + std::to_string(age) + " s from now";
+            const auto window = config.max_sent_age->count();
+            if (!sent_ms || age > window || -age > window) {
+                // A replay (or a clock far off, or no time at all): refused
+                // without a Kafka write, so replaying a captured body costs
+                // us nothing durable. Mesh's own retries stay inside the window.
+                const auto detail = sent_ms ? "SentTimestamp is " + std::to_string(age) +
+                                                  " s from now"
+                                            : "SentTimestamp " +
+                                                  std::string(ev.sent_timestamp.value) +
+                                                  " is not a time (negative or after year 9999)";
+                log_rejected(400, "sent_timestamp_outside_window", env_name, client_text);
+                return {Route::kWebhook, error_response(400, "sent_timestamp_outside_window",
+                                                        detail, version, keep_alive)};
             }
         }
     }

@@ -63,6 +63,7 @@ struct Action {
     Route route = Route::kOther;
     std::variant<Response, Publication> next;
 
+    static Action answer(Route route, Response response) { return {route, std::move(response)}; }
     bool is_response() const { return std::holds_alternative<Response>(next); }
     Response& response() { return std::get<Response>(next); }
     Publication& publication() { return std::get<Publication>(next); }
@@ -83,6 +84,16 @@ struct ClientInfo {
     bool keep_alive = true;  // false once the server wants the connection closed
 };
 
+// What the request header alone decides, before a byte of the body is read:
+// an answer to give at once (the session then closes the connection unless
+// the request had no body), or the webhook environment to read the body for.
+struct Admission {
+    Route route = Route::kOther;
+    std::optional<Response> answer;  // set: answer this at once
+    std::size_t environment = 0;     // webhooks: index into IngestConfig::environments
+    std::string client;              // the client address the allow-list judged, for log lines
+};
+
 // Shared, read-mostly state every handler sees.
 struct HandlerContext {
     const IngestConfig& config;
@@ -99,7 +110,21 @@ public:
     RequestHandler(const RequestHandler&) = delete;
     RequestHandler& operator=(const RequestHandler&) = delete;
 
-    // Never throws. `now` stamps received-at and checks the replay window.
+    // Never throws. The webhook listener: routing, allow-list, method and the
+    // signature header's presence, everything that needs no body. Only
+    // webhook routes exist there; anything else is 404.
+    Admission admit(const Request& request, const ClientInfo& client);
+
+    // Never throws. The admin listener (--admin-listen): /healthz, /readyz
+    // and /metrics, answered from the header (none takes a body).
+    Action admin(const Request& request, const ClientInfo& client);
+
+    // Never throws. The request of an admission without an answer, body read.
+    // `now` stamps received-at and checks the replay window.
+    Action handle(const Request& request, const Admission& admission, const ClientInfo& client,
+                  std::chrono::system_clock::time_point now);
+
+    // admit() then handle(): the whole request path in one call.
     Action handle(const Request& request, const ClientInfo& client,
                   std::chrono::system_clock::time_point now);
 
@@ -108,8 +133,8 @@ public:
                       bool keep_alive);
 
 private:
-    Action webhook(const Request& request, const ClientInfo& client, std::size_t environment,
-                   std::chrono::system_clock::time_point now);
+    std::optional<Response> admit_webhook(const Request& header, const ClientInfo& client,
+                                          std::size_t environment, std::string& client_text);
 
     const HandlerContext& context_;
     std::vector<common::SignatureVerifier> verifiers_;  // by environment index

@@ -118,20 +118,22 @@ bool contains_any(const std::vector<IpNetwork>& networks, const IpAddress& addre
 }
 
 std::optional<IpAddress> client_address(const IpAddress& peer,
-                                        std::optional<std::string_view> forwarded_for,
+                                        const std::vector<std::string_view>& forwarded_for,
                                         const std::vector<IpNetwork>& trusted_proxies) {
-    if (!forwarded_for || !contains_any(trusted_proxies, peer)) return peer;
-    std::string_view rest = *forwarded_for;
+    if (forwarded_for.empty() || !contains_any(trusted_proxies, peer)) return peer;
     IpAddress leftmost = peer;
-    while (!rest.empty()) {
-        const auto comma = rest.rfind(',');
-        const auto hop = trim(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
-        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(0, comma);
-        if (hop.empty()) continue;
-        auto address = IpAddress::parse(hop);
-        if (!address) return std::nullopt;
-        if (!contains_any(trusted_proxies, *address)) return address;
-        leftmost = *address;
+    for (auto field = forwarded_for.rbegin(); field != forwarded_for.rend(); ++field) {
+        std::string_view rest = *field;
+        while (!rest.empty()) {
+            const auto comma = rest.rfind(',');
+            const auto hop = trim(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
+            rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(0, comma);
+            if (hop.empty()) continue;
+            auto address = IpAddress::parse(hop);
+            if (!address) return std::nullopt;
+            if (!contains_any(trusted_proxies, *address)) return address;
+            leftmost = *address;
+        }
     }
     // Every hop was a trusted proxy: the left-most one is as far as we can see.
     return leftmost;

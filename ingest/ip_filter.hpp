@@ -42,8 +42,13 @@ bool contains_any(const std::vector<IpNetwork>& networks, const IpAddress& addre
 // left part of the header is whatever the client chose to send). An
 // unparseable hop stops the walk: that hop is the client, and it is refused
 // by an allow-list since it parses as no address (nullopt).
+//
+// `forwarded_for` holds every X-Forwarded-For field of the request in the
+// order received: some proxies add a field of their own instead of appending
+// to the last, so reading only the first would believe the client's own.
+// They are one list (RFC 9110 5.3), walked from the right end of the last.
 std::optional<IpAddress> client_address(const IpAddress& peer,
-                                        std::optional<std::string_view> forwarded_for,
+                                        const std::vector<std::string_view>& forwarded_for,
                                         const std::vector<IpNetwork>& trusted_proxies);
 
 }  // namespace meshhook::ingest

@@ -43,14 +43,17 @@ int main(int argc, char** argv) {
     try {
         const std::string ready_file = config.ready_file;
         ingest::Server server(std::move(config));
-        const auto address = server.bind();
+        const auto bound = server.bind();
         if (!ready_file.empty()) {
             common::write_ready_file(settings.describe("ready-file"), ready_file,
-                                     {{"listen", address}, {"pid", std::to_string(::getpid())}});
+                                     {{"listen", bound.listen},
+                                      {"admin", bound.admin},
+                                      {"pid", std::to_string(::getpid())}});
         }
-        std::printf("%s: listening on %s\n", ingest::kProgram.data(), address.c_str());
+        std::printf("%s: listening on %s\n%s: admin on %s\n", ingest::kProgram.data(),
+                    bound.listen.c_str(), ingest::kProgram.data(), bound.admin.c_str());
         std::fflush(stdout);
-        common::log_info("listening on " + address);
+        common::log_info("listening on " + bound.listen + ", admin on " + bound.admin);
         return server.run();
     } catch (const common::ConfigError& e) {
         common::fail_config(ingest::kProgram, e);

@@ -69,7 +69,8 @@ common::KafkaConfig producer_config(const IngestConfig& config) {
 
 Publisher::Publisher(const IngestConfig& config, IngestMetrics& metrics,
                      common::Producer::ReportsReady reports_ready)
-    : producer_(producer_config(config), std::move(reports_ready)) {
+    : producer_(producer_config(config), std::move(reports_ready)),
+      topics_{config.topic, config.dlq_topic} {
     metrics.registry().add_collector(
         [this, &metrics] { metrics.producer_queue_depth().set(producer_.queue_depth()); });
 }

@@ -24,8 +24,8 @@ namespace meshhook::ingest {
 // claims first answers the client: the report, or the session's ack timer.
 // A report after the timer is then only counted, never answered twice.
 //
-// Lifetime: the waiter holds itself alive from produce until its report, and
-// its callback holds the session, so a late report always finds both.
+// Lifetime: the waiter holds itself alive from produce until its report; its
+// callback holds the session until the session answers (see abandon()).
 class AckWaiter final : public common::DeliveryHandler,
                         public std::enable_shared_from_this<AckWaiter> {
 public:
@@ -42,6 +42,11 @@ public:
     void await_report();
     // produce() refused the record: no report will come.
     void cancel_report() { self_.reset(); }
+    // The session answered without the report (its ack timer claimed first):
+    // drop the callback and the session it holds, so a closed connection is
+    // freed now, not when the report comes (up to message.timeout.ms later).
+    // On the session's executor, where complete() runs too.
+    void abandon() noexcept { callback_ = nullptr; }
 
     void on_delivery(const common::DeliveryReport& report) noexcept override;
 
@@ -75,7 +80,11 @@ public:
     // Refuse new records from now on (shutdown); answers are kDraining.
     void close() { closed_.store(true, std::memory_order_release); }
 
-    bool healthy(std::chrono::milliseconds timeout) { return producer_.healthy(timeout); }
+    // nullopt when Kafka is reachable and both topics exist with a leader
+    // for every partition; else what is wrong, in one line.
+    std::optional<std::string> unready(std::chrono::milliseconds timeout) {
+        return producer_.unready(topics_, timeout);
+    }
     int queue_depth() const { return producer_.queue_depth(); }
     // Waits up to `timeout`; then drops what is left (each still gets a
     // failed report). Returns how many records were left.
@@ -83,6 +92,7 @@ public:
 
 private:
     common::Producer producer_;
+    std::vector<std::string> topics_;  // --topic and --dlq-topic
     std::atomic<bool> closed_{false};
 };
 

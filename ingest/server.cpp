@@ -15,15 +15,19 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <functional>
+#include <iterator>
 #include <mutex>
 #include <thread>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include "common/log.hpp"
 #include "ingest/handler.hpp"
 #include "ingest/metrics.hpp"
 #include "ingest/publisher.hpp"
+#include "ingest/reject_log.hpp"
 
 namespace meshhook::ingest {
 namespace {
@@ -37,12 +41,29 @@ using Clock = std::chrono::steady_clock;
 using boost::system::error_code;
 
 constexpr std::size_t kHeaderLimit = std::size_t{16} * 1024;
+// The most unparsed input a session holds. Beast's parser needs a whole
+// header, chunk-size line or trailer section in the buffer before it consumes
+// any of it, and 1.81 bounds only the header: without this cap one chunk line
+// that never ends grows the buffer until the read timeout (hundreds of MiB on
+// loopback). Above the header limit, so an oversized header still gets 431.
+constexpr std::size_t kReadBufferLimit = 2 * kHeaderLimit;
+// Chunk extensions: Mesh sends none, and HTTP gives them no meaning we use.
+// A few bytes are tolerated (";" plus a short token), longer ones get 400.
+constexpr std::size_t kMaxChunkExtension = 16;
 constexpr std::size_t kFirstReadChunk = 4096;
+// Probes and Prometheus need a handful; the cap keeps the admin port bounded
+// without sharing --max-connections, so a flood of webhook connections
+// cannot fail the probes.
+constexpr std::size_t kMaxAdminConnections = 64;
 // After an error response the connection is closed: the client gets this
 // long to read the response before the socket goes (a close with unread
 // input would reset the connection and could destroy the response in flight).
 constexpr std::chrono::milliseconds kLingerTimeout{1000};
 constexpr std::chrono::milliseconds kCancelRetry{5};
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 constexpr std::chrono::milliseconds kReadinessTimeout{1000};
 constexpr std::chrono::milliseconds kReadinessPeriodHealthy{2000};
 constexpr std::chrono::milliseconds kReadinessPeriodUnhealthy{250};
@@ -53,9 +74,22 @@ std::string host_name() {
     return buf;
 }
 
+// Rejected requests and refused connections (status 0) are logged through
+// the rate limit: a flood must not make logging the bottleneck.
+bool may_warn(unsigned status) {
+    return RejectLog::instance().should_log(status, Clock::now());
+}
+
 IpAddress to_ip(const tcp::endpoint& ep) {
     return IpAddress::parse(ep.address().to_string()).value_or(IpAddress{});
 }
+
+struct IpAddressHash {
+    std::size_t operator()(const IpAddress& a) const noexcept {
+        return std::hash<std::string_view>{}(
+            std::string_view(reinterpret_cast<const char*>(a.bytes.data()), a.bytes.size()));
+    }
+};
 
 class SessionBase {
 public:
@@ -78,13 +112,18 @@ struct ServerImpl {
     explicit ServerImpl(IngestConfig cfg);
 
     void do_accept();
+    void do_accept_admin();
     void on_accept(error_code ec, tcp::socket socket);
     void readiness_loop();
     void schedule_reports() noexcept;
     void sweep_reports();
-    void session_ended();
+    // `source`: the peer whose per-source slot the session held, if any.
+    void session_ended(const IpAddress* source, bool admin);
+    // Takes a per-source slot for `peer`; false when its cap is reached.
+    bool admit_source(const IpAddress& peer);
     template <class Stream>
-    void start_session(tcp::socket socket, ThreadContext& thread);
+    void start_session(tcp::socket socket, ThreadContext& thread, const IpAddress& peer,
+                       bool counted_source, bool admin);
 
     IngestConfig config;
     common::Registry registry;
@@ -92,6 +131,9 @@ struct ServerImpl {
     std::atomic<bool> ready{false};
     HandlerContext handler_context;
     std::atomic<std::size_t> connections{0};
+    std::atomic<std::size_t> admin_connections{0};
+    std::mutex sources_mutex;  // taken at accept and at a session's end, not per request
+    std::unordered_map<IpAddress, std::size_t, IpAddressHash> sources;
     std::atomic<bool> draining{false};
 
     std::mutex sessions_mutex;
@@ -109,8 +151,11 @@ struct ServerImpl {
     std::atomic<bool> reports_scheduled{false};
     std::optional<asio::steady_timer> report_sweep;
     std::optional<tcp::acceptor> acceptor;
+    std::optional<tcp::acceptor> admin_acceptor;  // /healthz, /readyz, /metrics
+    std::size_t next_admin_thread = 0;
     std::optional<asio::signal_set> signals;
     std::optional<asio::steady_timer> accept_retry;
+    std::optional<asio::steady_timer> admin_retry;
 
     std::mutex stop_mutex;
     std::condition_variable stop_cv;
@@ -125,18 +170,18 @@ constexpr bool kIsTls = !std::is_same_v<Stream, beast::tcp_stream>;
 template <class Stream>
 class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
 public:
-    Session(ServerImpl& server, ThreadContext& thread, tcp::socket socket)
+    Session(ServerImpl& server, ThreadContext& thread, tcp::socket socket, const IpAddress& peer,
+            bool counted_source, bool admin)
         : server_(server),
           thread_(thread),
           stream_(make_stream(server, std::move(socket))),
           deadline_(stream_.get_executor()),
-          ack_timer_(stream_.get_executor()) {
-        error_code ec;
-        const auto ep = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
-        if (!ec) peer_ = to_ip(ep);
-    }
+          ack_timer_(stream_.get_executor()),
+          peer_(peer),
+          admin_(admin),
+          counted_source_(counted_source) {}
 
-    ~Session() override { server_.session_ended(); }
+    ~Session() override { server_.session_ended(counted_source_ ? &peer_ : nullptr, admin_); }
 
     void start() {
         asio::dispatch(stream_.get_executor(),
@@ -243,9 +288,11 @@ private:
             return do_close(false);
         state_ = State::kIdle;
         if (buffer_.size() > 0) return do_read_request();  // pipelined: already here
-        // The idle wait has its own (longer) timeout; the read timeout starts
-        // with the first byte of a request.
-        arm(server_.config.idle_timeout);
+        // A new connection gets a short wait for its first byte (a client
+        // that connects and sends nothing holds a slot for free); a
+        // keep-alive connection between requests the longer idle timeout.
+        // The read timeout starts with the first byte of a request.
+        arm(served_any_ ? server_.config.idle_timeout : server_.config.first_byte_timeout);
         stream_.async_read_some(buffer_.prepare(kFirstReadChunk),
                                 [self = this->shared_from_this()](error_code ec, std::size_t n) {
                                     self->on_first_bytes(ec, n);
@@ -274,6 +321,12 @@ private:
     void on_header(error_code ec) {
         if (ec) return on_read_error(ec);
         const auto& req = parser_->get();
+        if (admin_) {
+            disarm();
+            auto action = thread_.handler->admin(req, ClientInfo{peer_, !close_after_});
+            route_ = action.route;
+            return answer_early(std::move(action.response()));
+        }
         // RFC 9112 6.3: a request whose Transfer-Encoding does not end in
         // chunked has no reliable length: 400 and close. Beast would read
         // it as bodiless and parse the body as the next request (smuggling).
@@ -283,10 +336,25 @@ private:
              !beast::iequals(req[http::field::transfer_encoding], "chunked"))) {
             disarm();
             route_ = req.target().starts_with("/webhooks/") ? Route::kWebhook : Route::kOther;
-            common::log_warn(
-                "rejected request status=400 reason=unsupported_transfer_encoding client=" +
-                peer_.to_string());
+            if (may_warn(400))
+                common::log_warn(
+                    "rejected request status=400 reason=unsupported_transfer_encoding client=" +
+                    peer_.to_string());
             return write_error(400, "bad_request", "Transfer-Encoding must be chunked");
+        }
+        // Route, allow-list, method, signature header: decided from the
+        // header alone, so a refused request costs no body read.
+        admission_ = thread_.handler->admit(req, ClientInfo{peer_, !close_after_});
+        route_ = admission_.route;
+        if (admission_.answer) {
+            disarm();
+            return answer_early(std::move(*admission_.answer));
+        }
+        if (parser_->chunked()) {
+            // Trailer fields land among the header fields: counted now,
+            // compared once the body is read (see on_read).
+            header_fields_ = static_cast<std::size_t>(std::distance(req.begin(), req.end()));
+            parser_->on_chunk_header(on_chunk_header_);
         }
         if (beast::iequals(req[http::field::expect], "100-continue")) {
             // curl and others wait for this before sending a body; the body
@@ -300,6 +368,18 @@ private:
             return;
         }
         do_read_body();
+    }
+
+    // An answer decided from the header. A body the client may still send is
+    // never read: then the connection closes after the answer (lingering so
+    // the client sees it); a bodiless request keeps the connection.
+    void answer_early(Response res) {
+        if (!parser_->is_done()) {
+            close_after_ = true;
+            linger_ = true;
+        }
+        parser_.reset();
+        write(std::move(res));
     }
 
     void do_read_body() {
@@ -318,22 +398,35 @@ private:
         }
         const auto client = peer_.to_string();
         if (timed_out_) {
-            common::log_warn("rejected request status=408 reason=read_timeout client=" + client);
+            if (may_warn(408))
+                common::log_warn("rejected request status=408 reason=read_timeout client=" +
+                                 client);
             return write_error(408, "request_timeout", "request not received in time");
         }
         if (ec == http::error::body_limit) {
-            common::log_warn("rejected request status=413 reason=body_too_large client=" + client);
+            if (may_warn(413))
+                common::log_warn("rejected request status=413 reason=body_too_large client=" +
+                                 client);
             return write_error(413, "payload_too_large", "body over the limit");
         }
         if (ec == http::error::header_limit) {
-            common::log_warn("rejected request status=431 reason=header_too_large client=" +
-                             client);
+            if (may_warn(431))
+                common::log_warn("rejected request status=431 reason=header_too_large client=" +
+                                 client);
             return write_error(431, "header_too_large", "request header over the limit");
+        }
+        if (ec == http::error::buffer_overflow || ec == http::error::bad_chunk_extension) {
+            if (may_warn(400))
+                common::log_warn(
+                    "rejected request status=400 reason=chunk_line_or_trailer client=" + client);
+            return write_error(400, "bad_request",
+                               "chunk extensions and trailers are not accepted");
         }
         if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
             ec != http::error::end_of_stream && ec != http::error::partial_message) {
-            common::log_warn("rejected request status=400 reason=malformed_http client=" + client +
-                             " detail=" + ec.message());
+            if (may_warn(400))
+                common::log_warn("rejected request status=400 reason=malformed_http client=" +
+                                 client + " detail=" + ec.message());
             return write_error(400, "bad_request", "malformed HTTP request");
         }
         // The client went away mid-request: nobody to answer.
@@ -345,11 +438,22 @@ private:
     void on_read(error_code ec) {
         if (ec) return on_read_error(ec);
         disarm();
+        if (parser_->chunked() &&
+            static_cast<std::size_t>(std::distance(parser_->get().begin(), parser_->get().end())) !=
+                header_fields_) {
+            if (may_warn(400))
+                common::log_warn(
+                    "rejected request status=400 reason=chunk_line_or_trailer client=" +
+                    peer_.to_string());
+            return write_error(400, "bad_request",
+                               "chunk extensions and trailers are not accepted");
+        }
         request_ = parser_->release();
         parser_.reset();
         state_ = State::kPublishing;
         const ClientInfo info{peer_, !close_after_};
-        Action action = thread_.handler->handle(request_, info, std::chrono::system_clock::now());
+        Action action =
+            thread_.handler->handle(request_, admission_, info, std::chrono::system_clock::now());
         route_ = action.route;
         if (action.is_response()) return write(std::move(action.response()));
         publication_.emplace(std::move(action.publication()));
@@ -375,7 +479,9 @@ private:
             [self = this->shared_from_this(), waiter = std::weak_ptr(waiter_)](error_code ec) {
                 auto w = waiter.lock();
                 if (ec || !w || w != self->waiter_) return;
-                if (w->claim()) self->finish_publication(PublishOutcome::kAckTimeout);
+                if (!w->claim()) return;
+                w->abandon();
+                self->finish_publication(PublishOutcome::kAckTimeout);
             });
     }
 
@@ -417,6 +523,7 @@ private:
 
     void on_write(error_code ec) {
         beast::get_lowest_layer(stream_).expires_never();
+        served_any_ = true;
         server_.metrics.request_answered(
             route_, response_.result_int(),
             std::chrono::duration<double>(Clock::now() - started_).count());
@@ -472,8 +579,15 @@ private:
     Stream stream_;
     asio::steady_timer deadline_;
     asio::steady_timer ack_timer_;
-    beast::flat_buffer buffer_;
+    beast::flat_buffer buffer_{kReadBufferLimit};
     std::optional<http::request_parser<http::string_body>> parser_;
+    Admission admission_;
+    // Beast keeps a reference to this callback, so it lives as long as the session.
+    std::function<void(std::uint64_t, std::string_view, error_code&)> on_chunk_header_ =
+        [](std::uint64_t, std::string_view extension, error_code& ec) {
+            if (extension.size() > kMaxChunkExtension) ec = http::error::bad_chunk_extension;
+        };
+    std::size_t header_fields_ = 0;
     Request request_;
     Response response_;
     std::optional<Publication> publication_;
@@ -487,6 +601,9 @@ private:
     bool close_after_ = false;
     bool linger_ = false;
     bool in_flight_ = false;
+    bool served_any_ = false;
+    bool admin_ = false;           // a connection of the admin listener
+    bool counted_source_ = false;  // holds a slot of --max-connections-per-source
     std::array<char, 1024> linger_buffer_{};
 };
 
@@ -506,6 +623,18 @@ ServerImpl::ServerImpl(IngestConfig cfg)
         tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                          ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
                          ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+        SSL_CTX* native = tls->native_handle();
+        // TLS 1.2 at least; for 1.2, forward-secret AEAD suites only (Mozilla
+        // "intermediate" without DHE); 1.3's suites are all of that kind.
+        // Each connection's read and write buffers (about 34 KiB) are freed
+        // while it is idle: keep-alive connections wait mostly idle.
+        if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1 ||
+            SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1) {
+            throw common::ConfigError(
+                "--tls-cert (INGEST_TLS_CERT): OpenSSL refused the TLS "
+                "settings");
+        }
+        SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
         error_code ec;
         tls->use_certificate_chain_file(config.tls_cert, ec);
         if (ec) throw common::ConfigError("--tls-cert (INGEST_TLS_CERT): " + ec.message());
@@ -554,20 +683,40 @@ void ServerImpl::sweep_reports() {
     report_sweep->async_wait([this](error_code ec) {
         if (ec) return;
         publisher->serve_reports();
+        // The summary of suppressed warnings, also once a flood has stopped.
+        RejectLog::instance().flush(Clock::now());
         sweep_reports();
     });
 }
 
-void ServerImpl::session_ended() {
-    connections.fetch_sub(1, std::memory_order_acq_rel);
+bool ServerImpl::admit_source(const IpAddress& peer) {
+    std::lock_guard lock(sources_mutex);
+    auto& n = sources[peer];
+    if (n >= config.max_connections_per_source) {
+        if (n == 0) sources.erase(peer);
+        return false;
+    }
+    ++n;
+    return true;
+}
+
+void ServerImpl::session_ended(const IpAddress* source, bool admin) {
+    if (source != nullptr) {
+        std::lock_guard lock(sources_mutex);
+        const auto it = sources.find(*source);
+        if (it != sources.end() && --it->second == 0) sources.erase(it);
+    }
+    (admin ? admin_connections : connections).fetch_sub(1, std::memory_order_acq_rel);
     std::lock_guard lock(sessions_mutex);
     sessions_cv.notify_all();
 }
 
 template <class Stream>
-void ServerImpl::start_session(tcp::socket socket, ThreadContext& thread) {
-    connections.fetch_add(1, std::memory_order_acq_rel);
-    auto session = std::make_shared<Session<Stream>>(*this, thread, std::move(socket));
+void ServerImpl::start_session(tcp::socket socket, ThreadContext& thread, const IpAddress& peer,
+                               bool counted_source, bool admin) {
+    (admin ? admin_connections : connections).fetch_add(1, std::memory_order_acq_rel);
+    auto session = std::make_shared<Session<Stream>>(*this, thread, std::move(socket), peer,
+                                                     counted_source, admin);
     {
         std::lock_guard lock(sessions_mutex);
         // Pruned as it grows, so the list stays proportional to live connections.
@@ -594,22 +743,75 @@ void ServerImpl::do_accept() {
             return;
         }
         if (connections.load(std::memory_order_acquire) >= config.max_connections) {
-            common::log_warn("connection refused: --max-connections (" +
-                             std::to_string(config.max_connections) + ") reached");
+            if (may_warn(0))
+                common::log_warn("connection refused: --max-connections (" +
+                                 std::to_string(config.max_connections) + ") reached");
             error_code ignored;
+            socket.close(ignored);
+            return do_accept();
+        }
+        error_code ignored;
+        const auto endpoint = socket.remote_endpoint(ignored);
+        const IpAddress peer = to_ip(endpoint);
+        // Without a trusted proxy the peer is the client: one not on the
+        // allow-list is closed here, before a byte is read. (Behind a proxy
+        // the client is only known from the header: the handler checks it.)
+        if (!config.allow_ips.empty() && config.trusted_proxies.empty() &&
+            !contains_any(config.allow_ips, peer)) {
+            if (may_warn(403)) {
+                common::log_warn("connection refused: not in --allow-ips client=" +
+                                 peer.to_string());
+            }
+            socket.close(ignored);
+            return do_accept();
+        }
+        // Behind a load balancer every connection comes from a trusted proxy:
+        // the per-source cap would cap the proxy, so it is exempt.
+        const bool counted = !contains_any(config.trusted_proxies, peer);
+        if (counted && !admit_source(peer)) {
+            if (may_warn(0))
+                common::log_warn("connection refused: --max-connections-per-source (" +
+                                 std::to_string(config.max_connections_per_source) +
+                                 ") reached client=" + peer.to_string());
             socket.close(ignored);
             return do_accept();
         }
         // Responses are one write each; without this, Nagle holds a
         // pipelined request's response until the previous one is acked.
-        error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
         if (tls) {
-            start_session<beast::ssl_stream<beast::tcp_stream>>(std::move(socket), thread);
+            start_session<beast::ssl_stream<beast::tcp_stream>>(std::move(socket), thread, peer,
+                                                                counted, false);
         } else {
-            start_session<beast::tcp_stream>(std::move(socket), thread);
+            start_session<beast::tcp_stream>(std::move(socket), thread, peer, counted, false);
         }
         do_accept();
+    });
+}
+
+// The admin listener: plain HTTP for probes and Prometheus, no allow-list
+// (it belongs on an internal address), its own small connection cap.
+void ServerImpl::do_accept_admin() {
+    auto& thread = *threads[next_admin_thread];
+    next_admin_thread = (next_admin_thread + 1) % threads.size();
+    admin_acceptor->async_accept(thread.ioc, [this, &thread](error_code ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || !admin_acceptor->is_open()) return;
+        if (ec) {
+            common::log_warn("admin accept failed: " + ec.message());
+            admin_retry->expires_after(std::chrono::milliseconds(50));
+            admin_retry->async_wait([this](error_code tec) {
+                if (!tec && admin_acceptor->is_open()) do_accept_admin();
+            });
+            return;
+        }
+        error_code ignored;
+        if (admin_connections.load(std::memory_order_acquire) >= kMaxAdminConnections) {
+            socket.close(ignored);
+            return do_accept_admin();
+        }
+        const IpAddress peer = to_ip(socket.remote_endpoint(ignored));
+        start_session<beast::tcp_stream>(std::move(socket), thread, peer, false, true);
+        do_accept_admin();
     });
 }
 
@@ -618,9 +820,11 @@ void ServerImpl::readiness_loop() {
     while (!stop_requested) {
         lock.unlock();
         // May block up to kReadinessTimeout: that is why this is not an I/O thread.
-        const bool ok = publisher->healthy(kReadinessTimeout);
+        const auto problem = publisher->unready(kReadinessTimeout);
+        const bool ok = !problem;
         if (ok != ready.load()) {
-            common::log_info(ok ? "ready: Kafka reachable" : "not ready: Kafka unreachable");
+            common::log_info(ok ? "ready: Kafka reachable, topics have leaders"
+                                : "not ready: " + *problem);
         }
         ready.store(ok, std::memory_order_release);
         metrics.ready().set(ok ? 1 : 0);
@@ -634,34 +838,47 @@ Server::Server(IngestConfig config) : impl_(std::make_unique<ServerImpl>(std::mo
 
 Server::~Server() = default;
 
-std::string Server::bind() {
-    auto& impl = *impl_;
-    const auto& listen = impl.config.listen;
+namespace {
+
+// Binds and listens on `where`; throws common::ConfigError naming `setting`.
+std::string listen_on(std::optional<tcp::acceptor>& acceptor, asio::io_context& ioc,
+                      const common::HostPort& where, std::string_view setting) {
     error_code ec;
-    const auto address = asio::ip::make_address(listen.host, ec);
-    if (ec)
-        throw common::ConfigError("--listen (INGEST_LISTEN): not an IP address: " + listen.host);
-    const tcp::endpoint endpoint(address, listen.port);
-    auto& ioc = impl.threads.front()->ioc;
-    impl.acceptor.emplace(ioc);
-    impl.acceptor->open(endpoint.protocol(), ec);
-    if (!ec) impl.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) impl.acceptor->bind(endpoint, ec);
-    if (!ec) impl.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    const auto address = asio::ip::make_address(where.host, ec);
+    if (ec) throw common::ConfigError(std::string(setting) + ": not an IP address: " + where.host);
+    const tcp::endpoint endpoint(address, where.port);
+    acceptor.emplace(ioc);
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor->bind(endpoint, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-        throw common::ConfigError("--listen (INGEST_LISTEN): cannot listen on " + listen.host +
-                                  ":" + std::to_string(listen.port) + ": " + ec.message());
+        throw common::ConfigError(std::string(setting) + ": cannot listen on " + where.host + ":" +
+                                  std::to_string(where.port) + ": " + ec.message());
     }
-    const auto bound = impl.acceptor->local_endpoint();
+    const auto bound = acceptor->local_endpoint();
     const auto host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
                                               : bound.address().to_string();
     return host + ":" + std::to_string(bound.port());
+}
+
+}  // namespace
+
+Server::Bound Server::bind() {
+    auto& impl = *impl_;
+    auto& ioc = impl.threads.front()->ioc;
+    Bound out;
+    out.listen = listen_on(impl.acceptor, ioc, impl.config.listen, "--listen (INGEST_LISTEN)");
+    out.admin = listen_on(impl.admin_acceptor, ioc, impl.config.admin_listen,
+                          "--admin-listen (INGEST_ADMIN_LISTEN)");
+    return out;
 }
 
 int Server::run() {
     auto& impl = *impl_;
     auto& ioc0 = impl.threads.front()->ioc;
     impl.accept_retry.emplace(ioc0);
+    impl.admin_retry.emplace(ioc0);
     impl.report_sweep.emplace(ioc0);
     impl.sweep_reports();
     impl.signals->async_wait([this](error_code ec, int sig) {
@@ -671,6 +888,7 @@ int Server::run() {
         stop();
     });
     impl.do_accept();
+    impl.do_accept_admin();
 
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     std::vector<std::thread> io_threads;
@@ -695,6 +913,8 @@ int Server::run() {
     asio::post(ioc0, [&impl] {
         error_code ec;
         impl.acceptor->close(ec);
+        impl.admin_acceptor->close(ec);
+        impl.admin_retry->cancel();
         impl.accept_retry->cancel();
         impl.signals->cancel();
     });
@@ -709,7 +929,9 @@ int Server::run() {
     // Released before waiting: the last reference may be ours, and a session's
     // destructor takes sessions_mutex.
     live.clear();
-    const auto all_closed = [&impl] { return impl.connections.load() == 0; };
+    const auto all_closed = [&impl] {
+        return impl.connections.load() == 0 && impl.admin_connections.load() == 0;
+    };
     bool drained = false;
     {
         std::unique_lock lock(impl.sessions_mutex);

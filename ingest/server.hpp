@@ -21,9 +21,14 @@ public:
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
-    // Binds and listens; returns the bound "host:port" (the real port when 0
-    // was asked for). Throws common::ConfigError naming --listen on failure.
-    std::string bind();
+    // The bound addresses as "host:port" (the real port when 0 was asked for).
+    struct Bound {
+        std::string listen;  // webhooks
+        std::string admin;   // /healthz, /readyz, /metrics
+    };
+    // Binds and listens on both; throws common::ConfigError naming
+    // --listen or --admin-listen on failure.
+    Bound bind();
 
     // Serves until SIGTERM/SIGINT (or stop()), then drains: stop accepting,
     // answer what is in flight, flush the producer. Returns the exit code.

@@ -185,8 +185,9 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
     try {
         ingest_ = std::make_unique<Child>(
             "ingest",
-            std::vector<std::string>{ingest_bin.string(), "--listen", "127.0.0.1:0", "--brokers",
-                                     bootstrap, "--ready-file", ingest_ready.string()},
+            std::vector<std::string>{ingest_bin.string(), "--listen", "127.0.0.1:0",
+                                     "--admin-listen", "127.0.0.1:0", "--brokers", bootstrap,
+                                     "--ready-file", ingest_ready.string()},
             std::map<std::string, std::string>{{"MESH_WEBHOOK_SECRET", secret}}, sink_,
             kIngestColor, nullptr);
         say("started meshhook-ingest (pid " + std::to_string(ingest_->pid()) + ")");
@@ -234,9 +235,13 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
         }
         return 0;
     };
+    // The ready file is written whole (atomically): once it names the
+    // webhook listener it names the admin listener too.
+    int ingest_admin_port = 0;
     if (!wait_for([&] { return (ingest_port_ = ready_port(ingest_ready, "listen")) != 0; }, 30s,
                   "meshhook-ingest did not write its ready file within 30 s") ||
-        !wait_for([&] { return ready(static_cast<std::uint16_t>(ingest_port_.load())); }, 30s,
+        (ingest_admin_port = ready_port(ingest_ready, "admin")) == 0 ||
+        !wait_for([&] { return ready(static_cast<std::uint16_t>(ingest_admin_port)); }, 30s,
                   "meshhook-ingest was not ready (GET /readyz) within 30 s") ||
         !wait_for(
             [&] { return (consumer_port_ = ready_port(consumer_ready, "metrics_listen")) != 0; },
@@ -259,7 +264,7 @@ int Dev::run(const common::Settings& settings, const fs::path& bin_dir) {
         " (simulator, client id meshhook-dev; the consumer "
         "reconciles with it)");
     say("  metrics       http://127.0.0.1:" + std::to_string(metrics_port_) +
-        "/metrics (consumer), " + url.text().substr(0, url.text().size() - url.target.size()) +
+        "/metrics (consumer), http://127.0.0.1:" + std::to_string(ingest_admin_port) +
         "/metrics (ingest)");
     say("  try:  " + self + " send --url " + url.text() + " --secret " + secret +
         " --scenario demo");

@@ -189,7 +189,8 @@ struct Services {
         ingest[i] = std::make_unique<Process>(
             std::vector<std::string>{testing::binary_path("meshhook-ingest").string(), "--listen",
                                      "127.0.0.1:" + std::to_string(ingest_ports[i]), "--brokers",
-                                     bootstrap, "--threads", "2", "--log-level", "warn"},
+                                     bootstrap, "--threads", "2", "--log-level", "warn",
+                                     "--admin-listen", "127.0.0.1:0"},
             std::map<std::string, std::string>{{"MESH_WEBHOOK_SECRET", kSecret}});
     }
     void start_consumer(int i) {

@@ -416,7 +416,7 @@ def check_prometheus_config(project, problems):
     for rf in cfg.get("rule_files", []):
         problems.check((project.deploy / "prometheus" / rf).is_file(), f"prometheus.yml: rule file {rf} missing")
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
-    for job, binary, flag, service in (("meshhook-ingest", "meshhook-ingest", "listen", "ingest"),
+    for job, binary, flag, service in (("meshhook-ingest", "meshhook-ingest", "admin-listen", "ingest"),
                                        ("meshhook-consumer", "meshhook-consumer", "metrics-listen", "consumer")):
         if not problems.check(job in jobs, f"prometheus.yml: no job {job} (alerts.yml expects it)"):
             continue
@@ -532,8 +532,11 @@ def check_compose(project, problems):
         problems.check(used, f"topic {t} appears in no source of the project")
 
     # The meshhook services.
-    expected = {"ingest": ("meshhook-ingest", "listen"), "consumer": ("meshhook-consumer", "metrics-listen")}
-    for svc, (binary, listen_flag) in expected.items():
+    # (binary, the published port's flag, the probed port's flag): ingest
+    # serves webhooks on --listen and its probes on --admin-listen.
+    expected = {"ingest": ("meshhook-ingest", "listen", "admin-listen"),
+                "consumer": ("meshhook-consumer", "metrics-listen", "metrics-listen")}
+    for svc, (binary, listen_flag, probe_flag) in expected.items():
         if not problems.check(svc in services, f"compose: no service {svc}"):
             continue
         s = services[svc]
@@ -557,9 +560,15 @@ def check_compose(project, problems):
         port = host_port(listen)[1] if listen else project.default_port(binary, listen_flag)
         problems.check(port == project.default_port(binary, listen_flag),
                        f"compose {svc}: listens on {port}, {binary} --{listen_flag} defaults to {project.default_port(binary, listen_flag)}")
+        probe = flags.get(probe_flag) or next((expand_defaults(env[v["env"]]) for fl, v in settings.items()
+                                                if fl == probe_flag and v["env"] in env), None)
+        probe_port = host_port(probe)[1] if probe else project.default_port(binary, probe_flag)
+        problems.check(probe_port == project.default_port(binary, probe_flag),
+                       f"compose {svc}: probes on {probe_port}, {binary} --{probe_flag} defaults to "
+                       f"{project.default_port(binary, probe_flag)}")
         hc = " ".join(s.get("healthcheck", {}).get("test", []))
-        problems.check(f"/dev/tcp/127.0.0.1/{port}" in hc and "/readyz" in hc,
-                       f"compose {svc}: healthcheck must probe /readyz on port {port}")
+        problems.check(f"/dev/tcp/127.0.0.1/{probe_port}" in hc and "/readyz" in hc,
+                       f"compose {svc}: healthcheck must probe /readyz on port {probe_port}")
         for p in s.get("ports", []):
             problems.check(str(p).endswith(f":{port}"), f"compose {svc}: published port {p} is not {port}")
         problems.check(s.get("read_only") is True and "ALL" in s.get("cap_drop", []),
@@ -654,6 +663,7 @@ def check_k8s(project, problems):
     kust_images = {i["name"] for i in kust.get("images", [])}
     deployments = {d["metadata"]["name"]: d for d in by_kind.get("Deployment", [])}
     listen_flag = {"meshhook-ingest": "listen", "meshhook-consumer": "metrics-listen"}
+    admin_flag = {"meshhook-ingest": "admin-listen", "meshhook-consumer": "metrics-listen"}
     for binary in ("meshhook-ingest", "meshhook-consumer"):
         if not problems.check(binary in deployments, f"k8s: no Deployment {binary}"):
             continue
@@ -699,13 +709,25 @@ def check_k8s(project, problems):
         port = host_port(listen)[1] if listen else project.default_port(binary, lf)
         problems.check(port == project.default_port(binary, lf),
                        f"{binary}: listens on {port}, default of --{lf} is {project.default_port(binary, lf)}")
-        problems.check(list(ports.values()) == [port], f"{binary}: containerPort {list(ports.values())} != {port}")
+        # Probes and metrics: the admin port (ingest) or the one port (consumer).
+        af = admin_flag[binary]
+        admin = flags.get(af)
+        admin_env = settings.get(af, {}).get("env")
+        if admin is None and admin_env in env:
+            admin = env[admin_env].get("value")
+        admin_port = host_port(admin)[1] if admin else project.default_port(binary, af)
+        problems.check(admin_port == project.default_port(binary, af),
+                       f"{binary}: admin on {admin_port}, default of --{af} is {project.default_port(binary, af)}")
+        problems.check(sorted(set(ports.values())) == sorted({port, admin_port}),
+                       f"{binary}: containerPort {list(ports.values())} != {sorted({port, admin_port})}")
         ann = d["spec"]["template"]["metadata"].get("annotations", {})
-        problems.check(ann.get("prometheus.io/port") == str(port), f"{binary}: prometheus.io/port != {port}")
+        problems.check(ann.get("prometheus.io/port") == str(admin_port),
+                       f"{binary}: prometheus.io/port != {admin_port}")
         for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
             p = c.get(probe, {}).get("httpGet", {})
             problems.check(p.get("path") == path, f"{binary}: {probe} must GET {path}")
-            problems.check(p.get("port") in ports or p.get("port") == port, f"{binary}: {probe} port {p.get('port')} unknown")
+            problems.check(ports.get(p.get("port"), p.get("port")) == admin_port,
+                           f"{binary}: {probe} port {p.get('port')} is not the admin port {admin_port}")
         res = c.get("resources", {})
         for kind in ("requests", "limits"):
             for r in ("cpu", "memory"):
@@ -795,7 +817,8 @@ def check_dockerfile(project, problems):
     last_stage = text.split("\nFROM ")[-1]
     problems.check("USER " in last_stage, "Dockerfile: USER must be set in the final stage")
     exposed = {int(p) for p in re.findall(r"^EXPOSE\s+(.*)$", text, re.M)[0].split()} if "EXPOSE" in text else set()
-    wanted = {project.default_port("meshhook-ingest", "listen"), project.default_port("meshhook-consumer", "metrics-listen")}
+    wanted = {project.default_port("meshhook-ingest", "listen"), project.default_port("meshhook-ingest", "admin-listen"),
+              project.default_port("meshhook-consumer", "metrics-listen")}
     problems.check(exposed == wanted, f"Dockerfile EXPOSE {sorted(exposed)} != default ports {sorted(wanted, key=str)}")
     # The runtime stage installs one package per shared library the binaries
     # link; checked against ldd of the binaries built here, mapped to Debian

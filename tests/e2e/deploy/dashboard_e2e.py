@@ -235,9 +235,11 @@ def run(src, bins, fixtures, tmp, children, prometheus_bin):
     mesh.stdin.flush()
 
     ingest_port, consumer_port, prom_port = free_port(), free_port(), free_port()
+    ingest_admin_port = free_port()  # /healthz, /readyz, /metrics of ingest
     children.start("ingest", [str(bins / "meshhook-ingest")], env={
         "KAFKA_BROKERS": bootstrap,
         "INGEST_LISTEN": f"127.0.0.1:{ingest_port}",
+        "INGEST_ADMIN_LISTEN": f"127.0.0.1:{ingest_admin_port}",
         "MESH_WEBHOOK_SECRET": SECRET,
         "MESH_WEBHOOK_SECRET_SANDBOX": SECRET,
         "INGEST_THREADS": "2",
@@ -264,10 +266,10 @@ def run(src, bins, fixtures, tmp, children, prometheus_bin):
     def ready(port):
         children.check_alive()
         return http_get(port, "/readyz")[0] == 200
-    wait_until("meshhook-ingest /readyz", lambda: ready(ingest_port), 30)
+    wait_until("meshhook-ingest /readyz", lambda: ready(ingest_admin_port), 30)
     wait_until("meshhook-consumer /readyz", lambda: ready(consumer_port), 60)
     # The paths the Kubernetes probes and Prometheus use (deploy/k8s).
-    for port in (ingest_port, consumer_port):
+    for port in (ingest_admin_port, consumer_port):
         for path in ("/healthz", "/metrics"):
             status = http_get(port, path)[0]
             assert status == 200, f"GET {path} on port {port} answered {status}"
@@ -275,7 +277,7 @@ def run(src, bins, fixtures, tmp, children, prometheus_bin):
     # The compose healthchecks (bash and /dev/tcp: the image has no curl)
     # work against the real servers, and fail against a closed port.
     compose = yaml.safe_load((src / "deploy" / "compose.yaml").read_text())
-    for service, port in (("ingest", ingest_port), ("consumer", consumer_port)):
+    for service, port in (("ingest", ingest_admin_port), ("consumer", consumer_port)):
         test = compose["services"][service]["healthcheck"]["test"]
         assert test[0] == "CMD", f"{service} healthcheck: {test}"
         default = re.search(r"/dev/tcp/127\.0\.0\.1/(\d+)", test[-1]).group(1)
@@ -290,7 +292,7 @@ def run(src, bins, fixtures, tmp, children, prometheus_bin):
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(rules)],
         "scrape_configs": [
-            {"job_name": "meshhook-ingest", "static_configs": [{"targets": [f"127.0.0.1:{ingest_port}"]}]},
+            {"job_name": "meshhook-ingest", "static_configs": [{"targets": [f"127.0.0.1:{ingest_admin_port}"]}]},
             {"job_name": "meshhook-consumer", "static_configs": [{"targets": [f"127.0.0.1:{consumer_port}"]}]},
         ],
     }))  # JSON is YAML

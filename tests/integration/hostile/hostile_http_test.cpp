@@ -293,7 +293,7 @@ void idle_connections(Target& t, Published& out) {
         EXPECT_EQ(responses[0].status, 200u) << responses[0].body;
         if (responses[0].status == 200) ++out.events;
     }
-    RawSocket probe(t.port());
+    RawSocket probe(t.ingest.admin_port());
     const auto ready = send_and_read(probe, get("/readyz", true), 1, 10s);
     ASSERT_EQ(ready.size(), 1u);
     EXPECT_EQ(ready[0].status, 200u);
@@ -723,11 +723,15 @@ void pipelined_floods(Target& t, Published& out) {
         std::vector<std::string> expected_id;
         for (std::size_t i = 0; i < kCount; ++i) {
             if (i % 10 == 9) {
-                flood += get("/healthz");
-                expected_status.push_back(200);
+                // Bodiless, answered from the header; the connection stays.
+                flood += get("/webhooks/mesh");
+                expected_status.push_back(405);
                 expected_id.emplace_back();
             } else if (i % 10 == 4) {
-                flood += post(unique_event().body);  // unsigned
+                // Signed wrongly: a 401 decided on the body, so the connection
+                // stays. (An unsigned one is refused from its header, and the
+                // connection closes after it: its body is never read.)
+                flood += post(unique_event().body, {signature_line("another body")});
                 expected_status.push_back(401);
                 expected_id.emplace_back();
             } else {
@@ -788,12 +792,12 @@ void pipelined_floods(Target& t, Published& out) {
     {
         SCOPED_TRACE("garbage at the end of a flood");
         std::string flood;
-        for (int i = 0; i < 100; ++i) flood += get("/healthz");
+        for (int i = 0; i < 100; ++i) flood += get("/webhooks/mesh");
         flood += std::string("\x01\x02\x03 nonsense\r\n\r\n");
         RawSocket s(t.port());
         const auto responses = send_and_read(s, std::move(flood), 101, 30s);
         ASSERT_EQ(responses.size(), 101u);
-        for (std::size_t i = 0; i < 100; ++i) EXPECT_EQ(responses[i].status, 200u);
+        for (std::size_t i = 0; i < 100; ++i) EXPECT_EQ(responses[i].status, 405u);
         EXPECT_EQ(responses.back().status, 400u) << responses.back().body;
         EXPECT_TRUE(s.wait_closed(5s));
     }
@@ -867,9 +871,9 @@ void hostile_json(Target& t, Published& out) {
             ++out.events;  // wrong (asserted above), but counted so the totals stay exact
         }
         // Still serving, on the same connection too.
-        const auto health = send_and_read(s, get("/healthz"), 1, 10s);
+        const auto health = send_and_read(s, get("/webhooks/mesh"), 1, 10s);
         ASSERT_EQ(health.size(), 1u);
-        EXPECT_EQ(health[0].status, 200u);
+        EXPECT_EQ(health[0].status, 405u);
     }
     // Control: nesting a real payload might carry is an ordinary event.
     const auto nested_ok = with_leading_member(
@@ -906,11 +910,18 @@ protected:
         broker_ = std::make_unique<BrokerProcess>();
         ingest_ = std::make_unique<Ingest>(
             broker_->bootstrap(),
-            std::vector<std::string>{"--read-timeout-ms", std::to_string(kReadTimeout.count()),
-                                     "--idle-timeout-ms", std::to_string(kIdleTimeout.count()),
-                                     "--max-body-bytes", std::to_string(kMaxBodyBytes),
-                                     "--max-connections", std::to_string(kMaxConnections),
-                                     "--ack-timeout-ms", "5000"});
+            std::vector<std::string>{
+                "--read-timeout-ms", std::to_string(kReadTimeout.count()), "--idle-timeout-ms",
+                std::to_string(kIdleTimeout.count()), "--max-body-bytes",
+                std::to_string(kMaxBodyBytes), "--max-connections", std::to_string(kMaxConnections),
+                // Every attacker is 127.0.0.1, and the idle
+                // connections here wait the idle timeout
+                // itself: the per-source cap and the short
+                // first-byte deadline have their own tests
+                // (bounded_test.cpp).
+                "--max-connections-per-source", std::to_string(kMaxConnections),
+                "--first-byte-timeout-ms", std::to_string(kIdleTimeout.count()), "--ack-timeout-ms",
+                "5000"});
         target_.emplace(Target{*broker_, *ingest_});
     }
 

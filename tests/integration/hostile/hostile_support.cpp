@@ -250,14 +250,20 @@ Ingest::Ingest(const std::string& bootstrap, std::vector<std::string> extra_args
     for (int attempt = 0; attempt < 3 && !process_; ++attempt) {
         port_ = free_port();
         std::vector<std::string> argv = {
-            binary,      "--listen", "127.0.0.1:" + std::to_string(port_), "--brokers", bootstrap,
-            "--threads", "2"};
+            binary,      "--listen",       "127.0.0.1:" + std::to_string(port_),
+            "--brokers", bootstrap,        "--threads",
+            "2",         "--admin-listen", "127.0.0.1:0"};
         argv.insert(argv.end(), extra_args.begin(), extra_args.end());
         auto p = std::make_unique<Process>(
             argv,
             std::map<std::string, std::string>{{"MESH_WEBHOOK_SECRET", std::string(kSecret)}});
         const auto line = p->read_line(std::chrono::seconds(20));
-        if (line && *line == std::string(kPrefix) + std::to_string(port_)) {
+        const auto admin = line ? p->read_line(std::chrono::seconds(20)) : std::nullopt;
+        constexpr std::string_view kAdminPrefix = "meshhook-ingest: admin on 127.0.0.1:";
+        if (line && *line == std::string(kPrefix) + std::to_string(port_) && admin &&
+            admin->starts_with(kAdminPrefix)) {
+            admin_port_ =
+                static_cast<std::uint16_t>(std::stoul(admin->substr(kAdminPrefix.size())));
             process_ = std::move(p);
         } else {
             failure = line.value_or("<no line>") + "\n" + p->stderr_text();
@@ -267,7 +273,7 @@ Ingest::Ingest(const std::string& bootstrap, std::vector<std::string> extra_args
     const bool ready = wait_until(
         [&] {
             try {
-                RawSocket s(port_);
+                RawSocket s(admin_port_);
                 if (!s.send_all(get("/readyz", true))) return false;
                 const auto res = s.read_response(std::chrono::seconds(2));
                 return res && res->status == 200;
@@ -279,13 +285,15 @@ Ingest::Ingest(const std::string& bootstrap, std::vector<std::string> extra_args
     if (!ready) throw std::runtime_error("meshhook-ingest never ready: " + process_->stderr_text());
 }
 
-std::size_t Ingest::peak_rss_kib() const {
+std::size_t Ingest::status_kib(std::string_view field) const {
     std::ifstream in("/proc/" + std::to_string(process_->pid()) + "/status");
     std::string line;
     while (std::getline(in, line)) {
-        if (line.starts_with("VmHWM:")) return std::stoul(line.substr(6));
+        if (line.starts_with(field) && line.size() > field.size() && line[field.size()] == ':') {
+            return std::stoul(line.substr(field.size() + 1));
+        }
     }
-    throw std::runtime_error("no VmHWM for meshhook-ingest");
+    throw std::runtime_error("no " + std::string(field) + " for meshhook-ingest");
 }
 
 std::size_t Ingest::open_descriptors() const {

@@ -108,17 +108,23 @@ std::string with_leading_member(std::string_view body, std::string_view member);
 class Ingest {
 public:
     Ingest(const std::string& bootstrap, std::vector<std::string> extra_args);
-    std::uint16_t port() const { return port_; }
+    std::uint16_t port() const { return port_; }              // webhooks
+    std::uint16_t admin_port() const { return admin_port_; }  // /healthz, /readyz, /metrics
     pid_t pid() const { return process_->pid(); }
     Process& process() { return *process_; }
 
-    std::size_t peak_rss_kib() const;      // VmHWM
+    std::size_t peak_rss_kib() const { return status_kib("VmHWM"); }
+    std::size_t rss_kib() const { return status_kib("VmRSS"); }
     std::size_t open_descriptors() const;  // entries in /proc/PID/fd
     bool alive() { return process_->running(); }
 
 private:
+    std::size_t status_kib(
+        std::string_view field) const;  // a "Name: N kB" line of /proc/PID/status
+
     std::unique_ptr<Process> process_;
     std::uint16_t port_ = 0;
+    std::uint16_t admin_port_ = 0;
 };
 
 // Records in a topic: the sum of its partitions' high watermarks.

@@ -201,8 +201,9 @@ IngestProcess::IngestProcess(const std::string& bootstrap, Options options) {
     const std::string binary = override_binary != nullptr && *override_binary != '\0'
                                    ? std::string(override_binary)
                                    : binary_path("meshhook-ingest").string();
-    std::vector<std::string> argv = {binary,      "--listen", "127.0.0.1:0", "--brokers", bootstrap,
-                                     "--threads", "2"};
+    std::vector<std::string> argv = {binary,      "--listen",       "127.0.0.1:0",
+                                     "--brokers", bootstrap,        "--threads",
+                                     "2",         "--admin-listen", "127.0.0.1:0"};
     // Apache Kafka: a fresh producer's first acks=all produce to a freshly
     // created topic (InitProducerId, topic metadata, leader connection, the
     // followers' first fetch) takes 150-600 ms on this two-core machine with
@@ -225,10 +226,17 @@ IngestProcess::IngestProcess(const std::string& bootstrap, Options options) {
                                  "\n" + process_->stderr_text());
     }
     port_ = static_cast<std::uint16_t>(std::stoul(line->substr(kPrefix.size())));
+    const auto admin = process_->read_line(std::chrono::seconds(20));
+    constexpr std::string_view kAdminPrefix = "meshhook-ingest: admin on 127.0.0.1:";
+    if (!admin || !admin->starts_with(kAdminPrefix)) {
+        throw std::runtime_error("meshhook-ingest did not say its admin address: " +
+                                 admin.value_or("<no line>") + "\n" + process_->stderr_text());
+    }
+    admin_port_ = static_cast<std::uint16_t>(std::stoul(admin->substr(kAdminPrefix.size())));
     if (options.wait_ready) {
         const bool ready = wait_until(
             [&] {
-                const auto res = request_once(port_, get_request("/readyz", false));
+                const auto res = request_once(admin_port_, get_request("/readyz", false));
                 return res && res->status == 200;
             },
             std::chrono::seconds(20));
@@ -238,7 +246,7 @@ IngestProcess::IngestProcess(const std::string& bootstrap, Options options) {
 }
 
 std::string IngestProcess::metrics() {
-    const auto res = request_once(port_, get_request("/metrics", false));
+    const auto res = request_once(admin_port_, get_request("/metrics", false));
     return res ? res->body : std::string();
 }
 
@@ -381,6 +389,26 @@ std::optional<HttpResponse> https_request(std::uint16_t port, std::string_view r
     auto out = to_response(std::move(msg));
     out.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
     return out;
+}
+
+bool tls_handshake_succeeds(std::uint16_t port, const std::string& ca_cert_path,
+                            const std::function<void(void* ssl_ctx)>& configure) {
+    namespace asio = boost::asio;
+    namespace ssl = asio::ssl;
+    asio::io_context ioc;
+    ssl::context ctx(ssl::context::tls_client);
+    ctx.load_verify_file(ca_cert_path);
+    ctx.set_verify_mode(ssl::verify_peer);
+    configure(ctx.native_handle());
+    boost::beast::ssl_stream<boost::beast::tcp_stream> stream(ioc, ctx);
+    boost::system::error_code ec;
+    auto& socket = boost::beast::get_lowest_layer(stream).socket();
+    socket.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
+    if (ec) return false;
+    timeval tv{5, 0};
+    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    stream.handshake(ssl::stream_base::client, ec);
+    return !ec;
 }
 
 std::optional<double> metric_value(const std::string& text, const std::string& series) {

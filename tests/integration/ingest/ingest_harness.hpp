@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -92,13 +93,15 @@ public:
     IngestProcess(const std::string& bootstrap, Options options);
     explicit IngestProcess(const std::string& bootstrap) : IngestProcess(bootstrap, Options{}) {}
 
-    std::uint16_t port() const { return port_; }
+    std::uint16_t port() const { return port_; }              // webhooks
+    std::uint16_t admin_port() const { return admin_port_; }  // /healthz, /readyz, /metrics
     Process& process() { return *process_; }
-    std::string metrics();  // GET /metrics body
+    std::string metrics();  // GET /metrics body, from the admin listener
 
 private:
     std::unique_ptr<Process> process_;
     std::uint16_t port_ = 0;
+    std::uint16_t admin_port_ = 0;
 };
 
 inline IngestProcess::Options with_args(std::vector<std::string> args) {
@@ -139,6 +142,12 @@ private:
 // nullopt when the handshake or the exchange fails.
 std::optional<HttpResponse> https_request(std::uint16_t port, std::string_view request,
                                           const std::string& ca_cert_path);
+
+// Whether a TLS handshake with 127.0.0.1:port succeeds for a client that
+// trusts `ca_cert_path` and whose context `configure` (an SSL_CTX*) has
+// narrowed to given versions or ciphers.
+bool tls_handshake_succeeds(std::uint16_t port, const std::string& ca_cert_path,
+                            const std::function<void(void* ssl_ctx)>& configure);
 
 // Value of a sample line "name{labels} value" in Prometheus text, or nullopt.
 std::optional<double> metric_value(const std::string& text, const std::string& series);

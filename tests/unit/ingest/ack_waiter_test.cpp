@@ -74,6 +74,26 @@ TEST(AckWaiter, LateReportAfterTheTimerClaimedIsNeverASecondAnswer) {
     EXPECT_TRUE(weak.expired()) << "freed once the report was handled";
 }
 
+// The callback holds the session: once the ack timer answered, abandon()
+// frees it at once, while the waiter itself still waits for its report.
+TEST(AckWaiter, AbandonedWaiterReleasesItsSessionBeforeTheReportComes) {
+    boost::asio::io_context ioc;
+    common::Histogram h(common::latency_buckets());
+    auto session = std::make_shared<int>(0);
+    std::weak_ptr<int> session_alive = session;
+    auto waiter = std::make_shared<AckWaiter>(
+        ioc.get_executor(), [session](PublishOutcome) { ++*session; }, h);
+    session.reset();
+    waiter->await_report();
+    ASSERT_TRUE(waiter->claim());  // the ack timer answered 503
+    EXPECT_FALSE(session_alive.expired()) << "held through the callback until abandoned";
+    waiter->abandon();
+    EXPECT_TRUE(session_alive.expired()) << "the session is freed before the report";
+    waiter->on_delivery(ok_report());  // the late report is only counted
+    ioc.run();
+    EXPECT_EQ(h.count(), 1u);
+}
+
 TEST(AckWaiter, RefusedProduceOwesNoReport) {
     boost::asio::io_context ioc;
     common::Histogram h(common::latency_buckets());

@@ -20,7 +20,8 @@ protected:
              {"MESH_WEBHOOK_SECRET", "KAFKA_BROKERS", "INGEST_LISTEN", "KAFKA_TOPIC",
               "KAFKA_DLQ_TOPIC", "INGEST_MAX_BODY_BYTES", "INGEST_ACK_TIMEOUT_MS",
               "INGEST_ALLOW_IPS", "INGEST_TRUSTED_PROXIES", "INGEST_TLS_CERT", "INGEST_TLS_KEY",
-              "LOG_FORMAT", "LOG_LEVEL", "INGEST_THREADS"}) {
+              "LOG_FORMAT", "LOG_LEVEL", "INGEST_THREADS", "INGEST_ADMIN_LISTEN",
+              "INGEST_FIRST_BYTE_TIMEOUT_MS", "INGEST_MAX_CONNECTIONS_PER_SOURCE"}) {
             ::unsetenv(v);
         }
     }
@@ -57,6 +58,28 @@ TEST_F(Config, DefaultsMatchTheIssue) {
     EXPECT_FALSE(c.max_sent_age);
     EXPECT_FALSE(c.tls());
     EXPECT_GE(c.threads, 1u);
+    EXPECT_EQ(c.admin_listen.port, 9090);
+    EXPECT_EQ(c.first_byte_timeout, 3000ms);
+    EXPECT_EQ(c.max_connections_per_source, 256u);
+}
+
+TEST_F(Config, AdminListenerAndConnectionBoundsAreCheckedAtStart) {
+    const std::vector<std::string> base = {"--brokers", "k:9092", "--webhook-secret", "s1"};
+    auto with = [&](std::vector<std::string> extra) {
+        auto args = base;
+        args.insert(args.end(), extra.begin(), extra.end());
+        return args;
+    };
+    EXPECT_EQ(error_of(with({"--listen", "0.0.0.0:9090"})),
+              "--admin-listen (INGEST_ADMIN_LISTEN): must differ from --listen");
+    EXPECT_NE(error_of(with({"--max-connections-per-source", "0"}))
+                  .find("--max-connections-per-source (INGEST_MAX_CONNECTIONS_PER_SOURCE)"),
+              std::string::npos);
+    EXPECT_NE(error_of(with({"--first-byte-timeout-ms", "x"}))
+                  .find("--first-byte-timeout-ms (INGEST_FIRST_BYTE_TIMEOUT_MS)"),
+              std::string::npos);
+    const auto c = load(with({"--admin-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"}));
+    EXPECT_EQ(c.admin_listen.host, "127.0.0.1");
 }
 
 // Tests and the fuzzer build their IngestConfig in code: it must be the

@@ -70,6 +70,9 @@ protected:
     Action handle(const Request& r, std::string_view peer = "20.22.113.37") {
         return handler_.handle(r, {IpAddress::parse(peer).value(), true}, kNow);
     }
+    Action admin(const Request& r) {
+        return handler_.admin(r, {IpAddress::parse("10.0.0.1").value(), true});
+    }
     std::uint64_t counter(std::string_view name, const common::Labels& labels) {
         return registry_.counter(name, "", labels).value();
     }
@@ -291,7 +294,7 @@ TEST_F(Handler, WrongMethodIs405WithAllowAndUnknownPathIs404) {
     ASSERT_TRUE(get_webhook.is_response());
     EXPECT_EQ(get_webhook.response().result_int(), 405u);
     EXPECT_EQ(get_webhook.response()[http::field::allow], "POST");
-    auto post_metrics = handle(post("/metrics", "{}", std::nullopt));
+    auto post_metrics = admin(post("/metrics", "{}", std::nullopt));
     EXPECT_EQ(post_metrics.response().result_int(), 405u);
     EXPECT_EQ(post_metrics.response()[http::field::allow], "GET");
     auto unknown = handle(get("/nope"));
@@ -300,17 +303,30 @@ TEST_F(Handler, WrongMethodIs405WithAllowAndUnknownPathIs404) {
 }
 
 TEST_F(Handler, ReadyzFollowsTheReadinessFlagAndHealthzIsAlwaysUp) {
-    EXPECT_EQ(handle(get("/healthz")).response().result_int(), 200u);
-    EXPECT_EQ(handle(get("/readyz")).response().result_int(), 503u);
+    EXPECT_EQ(admin(get("/healthz")).response().result_int(), 200u);
+    EXPECT_EQ(admin(get("/readyz")).response().result_int(), 503u);
     ready_ = true;
-    EXPECT_EQ(handle(get("/readyz")).response().result_int(), 200u);
-    EXPECT_EQ(handle(get("/healthz")).route, Route::kHealthz);
-    EXPECT_EQ(handle(get("/readyz")).route, Route::kReadyz);
+    EXPECT_EQ(admin(get("/readyz")).response().result_int(), 200u);
+    EXPECT_EQ(admin(get("/healthz")).route, Route::kHealthz);
+    EXPECT_EQ(admin(get("/readyz")).route, Route::kReadyz);
+}
+
+TEST_F(Handler, EachListenerServesOnlyItsOwnRoutes) {
+    ready_ = true;
+    for (const auto* path : {"/healthz", "/readyz", "/metrics"}) {
+        const auto action = handle(get(path));
+        ASSERT_TRUE(action.is_response());
+        EXPECT_EQ(action.route, Route::kOther) << path;
+        EXPECT_EQ(std::get<Response>(action.next).result_int(), 404u) << path;
+    }
+    auto webhook = admin(signed_post("/webhooks/mesh", fixture("03-succeeded.json")));
+    ASSERT_TRUE(webhook.is_response());
+    EXPECT_EQ(webhook.response().result_int(), 404u);
 }
 
 TEST_F(Handler, MetricsRouteRendersThePrometheusText) {
     metrics_.request_answered(Route::kWebhook, 200, 0.004);
-    auto action = handle(get("/metrics"));
+    auto action = admin(get("/metrics"));
     EXPECT_EQ(action.route, Route::kMetrics);
     const auto& res = action.response();
     EXPECT_EQ(res.result_int(), 200u);
@@ -322,9 +338,9 @@ TEST_F(Handler, MetricsRouteRendersThePrometheusText) {
 TEST_F(Handler, ConnectionCloseIsHonouredInTheResponse) {
     Request r = get("/healthz");
     r.keep_alive(false);
-    EXPECT_FALSE(handle(r).response().keep_alive());
-    auto action =
-        handler_.handle(get("/healthz"), {IpAddress::parse("127.0.0.1").value(), false}, kNow);
+    EXPECT_FALSE(admin(r).response().keep_alive());
+    auto action = handler_.handle(get("/webhooks/mesh"),
+                                  {IpAddress::parse("20.22.113.37").value(), false}, kNow);
     EXPECT_FALSE(action.response().keep_alive());
 }
 
@@ -353,8 +369,9 @@ TEST_F(HandlerWithAllowList, RefusesAddressesOutsideTheList) {
     auto other = handle(signed_post("/webhooks/mesh", body), "198.51.100.1");
     ASSERT_TRUE(other.is_response());
     EXPECT_EQ(other.response().result_int(), 403u);
-    // Health endpoints are for the platform, not for Mesh: not behind the list.
-    EXPECT_EQ(handle(get("/healthz"), "198.51.100.1").response().result_int(), 200u);
+    // Health endpoints are for the platform, not for Mesh: on the admin
+    // listener, not behind the list.
+    EXPECT_EQ(admin(get("/healthz")).response().result_int(), 200u);
 }
 
 TEST_F(HandlerWithAllowList, BelievesForwardedForOnlyFromTrustedProxies) {
@@ -402,15 +419,16 @@ TEST_F(HandlerWithReplayWindow, AcceptsDeliveriesSentInsideTheWindowInSecondsOrM
 // Untrusted signed integers: `now - sent` used to overflow. With sent =
 // now + INT64_MIN the age wrapped to INT64_MIN, both window checks passed and
 // the delivery was published as fresh.
-TEST_F(HandlerWithReplayWindow, DeadLettersTimestampsThatAreNotTimesWithoutOverflow) {
+TEST_F(HandlerWithReplayWindow, RefusesTimestampsThatAreNotTimesWithoutOverflow) {
     constexpr auto kMin = std::numeric_limits<std::int64_t>::min();
     constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
     for (const std::int64_t sent :
          {std::int64_t{1'795'860'000} + kMin, kMin, kMax, std::int64_t{-1}, kMax - 1}) {
         auto action = handle(signed_post("/webhooks/mesh", body_sent_at(sent)));
-        ASSERT_FALSE(action.is_response()) << sent;
-        EXPECT_EQ(action.publication().kind, Publication::Kind::kDeadLetter) << sent;
-        EXPECT_EQ(header_of(action.publication(), "reason"), "sent_timestamp_outside_window");
+        ASSERT_TRUE(action.is_response()) << sent;
+        EXPECT_EQ(action.response().result_int(), 400u) << sent;
+        EXPECT_NE(action.response().body().find("sent_timestamp_outside_window"),
+                  std::string::npos);
     }
     // Milliseconds at the edge of the window are read as milliseconds.
     EXPECT_EQ(handle(signed_post("/webhooks/mesh", body_sent_at(1'795'860'000'000 - 299'000)))
@@ -419,12 +437,17 @@ TEST_F(HandlerWithReplayWindow, DeadLettersTimestampsThatAreNotTimesWithoutOverf
               Publication::Kind::kEvent);
 }
 
-TEST_F(HandlerWithReplayWindow, DeadLettersDeliveriesSentOutsideTheWindow) {
-    for (const auto sent : {std::int64_t{1'795'860'000 - 301}, std::int64_t{1'795'860'000 + 301}}) {
+// A stale body is a replay: answered 400 with nothing to produce, so each
+// replay costs no Kafka write. One without SentTimestamp cannot be judged and
+// goes to the DLQ like any other unusable signed delivery.
+TEST_F(HandlerWithReplayWindow, RefusesDeliveriesSentOutsideTheWindowWithoutAPublication) {
+    for (const auto sent : {std::int64_t{1'795'860'000 - 301}, std::int64_t{1'795'860'000 + 301},
+                            std::int64_t{1'795'860'000'000 - 301'000}}) {
         auto action = handle(signed_post("/webhooks/mesh", body_sent_at(sent)));
-        ASSERT_FALSE(action.is_response());
-        EXPECT_EQ(action.publication().kind, Publication::Kind::kDeadLetter);
-        EXPECT_EQ(header_of(action.publication(), "reason"), "sent_timestamp_outside_window");
+        ASSERT_TRUE(action.is_response()) << sent;
+        EXPECT_EQ(action.response().result_int(), 400u);
+        EXPECT_NE(action.response().body().find("sent_timestamp_outside_window"),
+                  std::string::npos);
     }
     auto missing = handle(
         signed_post("/webhooks/mesh",

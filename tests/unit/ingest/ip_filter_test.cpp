@@ -60,18 +60,33 @@ TEST(IpNetwork, ListErrorNamesTheSetting) {
 
 TEST(ClientAddress, PeerUnlessThePeerIsATrustedProxy) {
     const auto proxies = parse_networks("p", "10.0.0.0/8");
-    EXPECT_EQ(client_address(ip("198.51.100.1"), "20.22.113.37", proxies), ip("198.51.100.1"));
-    EXPECT_EQ(client_address(ip("10.0.0.5"), std::nullopt, proxies), ip("10.0.0.5"));
-    EXPECT_EQ(client_address(ip("10.0.0.5"), "20.22.113.37", proxies), ip("20.22.113.37"));
+    EXPECT_EQ(client_address(ip("198.51.100.1"), {"20.22.113.37"}, proxies), ip("198.51.100.1"));
+    EXPECT_EQ(client_address(ip("10.0.0.5"), {}, proxies), ip("10.0.0.5"));
+    EXPECT_EQ(client_address(ip("10.0.0.5"), {"20.22.113.37"}, proxies), ip("20.22.113.37"));
 }
 
 TEST(ClientAddress, RightMostUntrustedHopWins) {
     const auto proxies = parse_networks("p", "10.0.0.0/8");
     // client-chosen, real client, inner proxy
-    EXPECT_EQ(client_address(ip("10.0.0.5"), "1.1.1.1, 20.22.113.37, 10.0.0.9", proxies),
+    EXPECT_EQ(client_address(ip("10.0.0.5"), {"1.1.1.1, 20.22.113.37, 10.0.0.9"}, proxies),
               ip("20.22.113.37"));
-    EXPECT_EQ(client_address(ip("10.0.0.5"), "10.0.0.7,10.0.0.9", proxies), ip("10.0.0.7"));
-    EXPECT_FALSE(client_address(ip("10.0.0.5"), "garbage, 10.0.0.9", proxies));
+    EXPECT_EQ(client_address(ip("10.0.0.5"), {"10.0.0.7,10.0.0.9"}, proxies), ip("10.0.0.7"));
+    EXPECT_FALSE(client_address(ip("10.0.0.5"), {"garbage, 10.0.0.9"}, proxies));
+}
+
+// A proxy that adds its own X-Forwarded-For field instead of appending: the
+// client's forged first field must not be the one believed.
+TEST(ClientAddress, EveryForwardedForFieldIsReadInOrderAndWalkedFromTheRight) {
+    const auto proxies = parse_networks("p", "10.0.0.0/8");
+    EXPECT_EQ(client_address(ip("10.0.0.5"), {"20.22.113.37", "198.51.100.7"}, proxies),
+              ip("198.51.100.7"));
+    EXPECT_EQ(client_address(ip("10.0.0.5"), {"20.22.113.37", "198.51.100.7, 10.0.0.9"}, proxies),
+              ip("198.51.100.7"));
+    // Trusted hops in the last field: the walk goes on into the earlier one.
+    EXPECT_EQ(
+        client_address(ip("10.0.0.5"), {"1.1.1.1, 20.22.113.37", "10.0.0.8", "10.0.0.9"}, proxies),
+        ip("20.22.113.37"));
+    EXPECT_FALSE(client_address(ip("10.0.0.5"), {"20.22.113.37", "junk"}, proxies));
 }
 
 }  // namespace
