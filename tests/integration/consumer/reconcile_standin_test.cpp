@@ -88,7 +88,7 @@ public:
         std::lock_guard lock(mutex_);
         items_.push_back(
             R"({"id":")" + id + R"(","status":")" + status + R"(","destinationAmount":)" + amount +
-            R"(,"symbol":"USDC","networkName":"Ethereum","destinationAddress":)"
+            R"(,"symbol":"USDC","networkName":"Ethereum","userId":"user-7","destinationAddress":)"
             R"("0x9f8e7d6c5b4a39281706f5e4d3c2b1a098765432","hash":"0x)" +
             id.substr(0, 8) + R"(","createdTimestamp":)" + std::to_string(created) + "}");
     }

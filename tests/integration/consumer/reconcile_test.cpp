@@ -56,7 +56,7 @@ std::string webhook(const std::string& transfer, const std::string& status,
                     const std::string& amount, const std::string& event_id) {
     return R"({"Id":")" + event_id + R"(-d","EventId":")" + event_id + R"(","TransferId":")" +
            transfer + R"(","TransferStatus":")" + status +
-           R"(","Timestamp":1764316800000,"Token":"USDC","Chain":"Ethereum","DestinationAmount":)" +
+           R"(","Timestamp":1764316800000,"UserId":"user-7","Token":"USDC","Chain":"Ethereum","DestinationAmount":)" +
            amount + R"(,"DestinationAddress":"0x9f8e7d6c5b4a39281706f5e4d3c2b1a098765432"})";
 }
 
@@ -201,7 +201,7 @@ TEST_F(Reconcile, AQuietPendingTransferCreatedBeforeTheWindowIsLookedUpByIdAndCr
                                       864000;
     const std::string created = " created=" + std::to_string(ten_days_ago) +
                                 " executed=" + std::to_string(ten_days_ago + 60) +
-                                " symbol=USDC networkName=Ethereum "
+                                " symbol=USDC networkName=Ethereum userId=user-7 "
                                 "destinationAddress=0x9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
     mesh.transfer(old + " succeeded 31.000000000000000007 hash=0xold" + created);
     mesh.transfer(still + " pending 8" + created);
@@ -256,7 +256,7 @@ TEST_F(Reconcile, CliDryRunReportsEachDisagreementAndApplyProducesTheConsumersEv
     const std::string same = "e3000000-0000-4000-8000-000000000005";     // 9.990 here
     const std::string lost = "f3000000-0000-4000-8000-000000000006";     // failed, never heard
     const std::string common =
-        " symbol=USDC networkName=Ethereum "
+        " symbol=USDC networkName=Ethereum userId=user-7 "
         "destinationAddress=0x9f8e7d6c5b4a39281706f5e4d3c2b1a098765432";
     mesh.transfer(stale + " succeeded 12.5 hash=0x1" + common);
     mesh.transfer(differs + " succeeded 5.5 hash=0x2" + common);
@@ -350,7 +350,7 @@ TEST_F(Reconcile, CliDryRunReportsEachDisagreementAndApplyProducesTheConsumersEv
 TEST_F(Reconcile, WrongSecretIsLoggedAndCountedAndTheConsumerKeepsRunning) {
     MeshSimulator mesh;
     mesh.transfer(
-        "f0000000-0000-4000-8000-000000000006 succeeded 5 symbol=USDC networkName=Ethereum");
+        "f0000000-0000-4000-8000-000000000006 succeeded 5 symbol=USDC networkName=Ethereum userId=user-7");
     start(mesh, "not-the-secret");
     ASSERT_TRUE(wait_until(
         [&] {
