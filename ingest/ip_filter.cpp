@@ -122,8 +122,10 @@ std::optional<IpAddress> client_address(const IpAddress& peer,
                                         const std::vector<IpNetwork>& trusted_proxies) {
     if (forwarded_for.empty() || !contains_any(trusted_proxies, peer)) return peer;
     IpAddress leftmost = peer;
-    for (auto field = forwarded_for.rbegin(); field != forwarded_for.rend(); ++field) {
-        std::string_view rest = *field;
+    // From the last field back (an index loop: clang 14 cannot compile
+    // std::views::reverse over libstdc++ 12's ranges).
+    for (std::size_t field = forwarded_for.size(); field-- > 0;) {
+        std::string_view rest = forwarded_for[field];
         while (!rest.empty()) {
             const auto comma = rest.rfind(',');
             const auto hop = trim(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
