@@ -16,6 +16,7 @@
 #include "consumer/consume_loop.hpp"
 #include "consumer/http_server.hpp"
 #include "consumer/metrics.hpp"
+#include "consumer/policy_file.hpp"
 #include "consumer/reconcile.hpp"
 #include "consumer/relay.hpp"
 #include "consumer/store.hpp"
@@ -219,10 +220,10 @@ ConsumerConfig load_config(const common::Settings& s) {
     c.batch_max = static_cast<std::size_t>(
         common::parse_uint(s.describe("batch-max"), s.get("batch-max"), 1, 100000));
     c.batch_wait = millis(s, "batch-ms", 0, 60000);
-    c.policy.parse_allowed_assets(s.describe("allowed-assets"), s.get("allowed-assets"));
+    parse_allowed_assets(c.policy, s.describe("allowed-assets"), s.get("allowed-assets"));
     if (!s.get("destination-addresses-file").empty()) {
-        c.policy.load_destination_file(s.describe("destination-addresses-file"),
-                                       s.get("destination-addresses-file"));
+        load_destination_file(c.policy, s.describe("destination-addresses-file"),
+                              s.get("destination-addresses-file"));
     }
     c.metrics_listen =
         common::parse_host_port(s.describe("metrics-listen"), s.get("metrics-listen"));

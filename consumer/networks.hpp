@@ -9,7 +9,7 @@
 // - pure functions: parsing an answer, checking one event against a list
 //   (tests feed them bodies and events, no sockets);
 // - NetworkScreen: the TransferScreen the pure decision consults (Policy in
-//   consumer/state_machine.hpp); it only reads the last good list per
+//   consumer/policy.hpp); it only reads the last good list per
 //   environment from memory, never does I/O;
 // - NetworkDirectory: the thread that fetches the list at start and every
 //   `refresh`, per environment with API credentials, keeping the last good
@@ -31,8 +31,8 @@
 #include <vector>
 
 #include "consumer/address_format.hpp"
+#include "consumer/policy.hpp"
 #include "consumer/reconcile.hpp"
-#include "consumer/state_machine.hpp"
 
 namespace meshhook::common {
 class Registry;

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "common/kafka.hpp"
-#include "consumer/state_machine.hpp"
+#include "consumer/records.hpp"
 
 namespace meshhook::common {
 class Settings;

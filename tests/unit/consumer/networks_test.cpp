@@ -16,6 +16,8 @@
 
 #include "common/metrics.hpp"
 #include "consumer/mesh_client.hpp"
+#include "consumer/policy_file.hpp"
+#include "consumer/state_machine.hpp"
 #include "tests/support/process.hpp"
 
 namespace meshhook::consumer {
@@ -217,7 +219,7 @@ TEST_F(NetworkDecision, EnvironmentWithoutCredentialsKeepsTheStaticPolicyAlone) 
     // "staging" has no API credentials: not screened, as before the list existed.
     EXPECT_EQ(reason(succeeded("DOGE", "Narnia", "anything", "staging")), "credit");
     Policy with_assets;
-    with_assets.parse_allowed_assets("--allowed-assets", "USDC:Ethereum");
+    parse_allowed_assets(with_assets, "--allowed-assets", "USDC:Ethereum");
     with_assets.set_screen(screen_);
     const Decision d = decide(std::nullopt, succeeded("DOGE", "Narnia", "anything", "staging"),
                               with_assets, kTopics, kNow);
@@ -226,7 +228,7 @@ TEST_F(NetworkDecision, EnvironmentWithoutCredentialsKeepsTheStaticPolicyAlone) 
 
 TEST_F(NetworkDecision, AllowedAssetsStillApplyWithAList) {
     Policy both;
-    both.parse_allowed_assets("--allowed-assets", "USDC:Ethereum");
+    parse_allowed_assets(both, "--allowed-assets", "USDC:Ethereum");
     both.set_screen(screen_);
     EXPECT_EQ(decide(std::nullopt, succeeded("USDC", "Solana", kUsdcMint), both, kTopics, kNow)
                   .review_reason,

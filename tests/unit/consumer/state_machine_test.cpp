@@ -13,6 +13,8 @@
 
 #include "common/config.hpp"
 #include "common/transfer_event.hpp"
+#include "consumer/encoding.hpp"
+#include "consumer/policy_file.hpp"
 #include "tests/support/process.hpp"
 
 namespace meshhook::consumer {
@@ -337,7 +339,7 @@ TEST(StateMachine, StatusesCompareCaseInsensitively) {
 
 Policy assets(std::string_view list) {
     Policy p;
-    p.parse_allowed_assets("--allowed-assets", list);
+    parse_allowed_assets(p, "--allowed-assets", list);
     return p;
 }
 
@@ -667,7 +669,7 @@ TEST(Policy, DestinationListIsPerEnvironment) {
                                  "\n"
                                  "sandbox 0xsandbox\n");
     Policy p;
-    p.load_destination_file("--destination-addresses-file", path.string());
+    load_destination_file(p, "--destination-addresses-file", path.string());
     std::filesystem::remove(path);
 
     EXPECT_TRUE(decide(std::nullopt, event("Succeeded"), p, kTopics, kNow).credit);
@@ -692,7 +694,7 @@ TEST(Policy, BadAssetListNamesTheSetting) {
     for (const char* bad : {"USDC", "USDC:", ":Ethereum", "USDC:Ethereum:x"}) {
         Policy p;
         try {
-            p.parse_allowed_assets("--allowed-assets (CONSUMER_ALLOWED_ASSETS)", bad);
+            parse_allowed_assets(p, "--allowed-assets (CONSUMER_ALLOWED_ASSETS)", bad);
             ADD_FAILURE() << bad << " was accepted";
         } catch (const common::ConfigError& e) {
             EXPECT_NE(std::string(e.what()).find("--allowed-assets"), std::string::npos);
@@ -704,13 +706,13 @@ TEST(Policy, BadDestinationFileNamesTheLine) {
     const auto path = write_temp("bad-destinations", "production 0xabc\nproduction\n");
     Policy p;
     try {
-        p.load_destination_file("--destination-addresses-file", path.string());
+        load_destination_file(p, "--destination-addresses-file", path.string());
         ADD_FAILURE() << "accepted";
     } catch (const common::ConfigError& e) {
         EXPECT_NE(std::string(e.what()).find("line 2"), std::string::npos) << e.what();
     }
     std::filesystem::remove(path);
-    EXPECT_THROW(p.load_destination_file("--destination-addresses-file", "/nonexistent/x"),
+    EXPECT_THROW(load_destination_file(p, "--destination-addresses-file", "/nonexistent/x"),
                  common::ConfigError);
 }
 
