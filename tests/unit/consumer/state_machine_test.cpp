@@ -604,6 +604,30 @@ TEST(StatusAfterCredit, RefundAfterACreditIsAnAnomalyAndAReviewNeverADebit) {
     EXPECT_FALSE(d.credit);
 }
 
+// The review after a credit is keyed under the transfer's review key (one
+// helper spells every review key), one per kind and EventId, and carries that
+// key as its idempotencyKey; its anomaly twin is keyed the same way.
+TEST(StatusAfterCredit, ItsReviewAndAnomalyAreKeyedPerKindAndEventId) {
+    const Replay credited = replay({event("Succeeded")});
+    const TransferEvent refund = event("RefundSucceeded");
+    const Decision d = decide(credited.row, refund, Policy{}, kTopics, kNow + 10);
+    const std::string key = "review:production:t-1:refund_after_credit:" + refund.event_id;
+    EXPECT_EQ(review_key("production", "t-1", "refund_after_credit:" + refund.event_id), key);
+    EXPECT_EQ(review_key("production", "t-1"), "review:production:t-1");
+    ASSERT_TRUE(d.anomaly);
+    EXPECT_EQ(d.anomaly->dedup_key,
+              "anomaly:refund_after_credit:production:t-1:" + refund.event_id);
+    bool reviewed = false;
+    for (const OutboxRecord& rec : d.outbox) {
+        if (rec.topic != kTopics.reviews) continue;
+        reviewed = true;
+        EXPECT_EQ(rec.dedup_key, key);
+        EXPECT_NE(rec.payload.find(R"("idempotencyKey":")" + key + "\""), std::string::npos)
+            << rec.payload;
+    }
+    EXPECT_TRUE(reviewed);
+}
+
 TEST(StatusAfterCredit, AnyOtherUnknownStatusAfterACreditIsItsOwnKind) {
     const Replay r = replay({event("Succeeded"), event("Reversed")});
     const auto anomalies = on_topic(r, kTopics.anomalies);
