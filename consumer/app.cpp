@@ -16,6 +16,7 @@
 #include "consumer/consume_loop.hpp"
 #include "consumer/http_server.hpp"
 #include "consumer/metrics.hpp"
+#include "consumer/policy_file.hpp"
 #include "consumer/reconcile.hpp"
 #include "consumer/relay.hpp"
 #include "consumer/store.hpp"
@@ -181,18 +182,9 @@ void declare_settings(common::Settings& s) {
               "(the group's offsets); unset, it refuses to start when the output topics already "
               "hold records. Ignored once the store has offsets"});
     declare_reconcile_settings(s, true);
-    s.add({"network-checks", "CONSUMER_NETWORK_CHECKS", "on",
-           "on: where Mesh API credentials are set, succeeded transfers are checked against "
-           "Mesh's network list (chain, token, address format) before a credit; off: not "
-           "fetched, --allowed-assets alone applies"})
-        .add({"networks-refresh-s", "CONSUMER_NETWORKS_REFRESH_S", "600",
-              "With Mesh API credentials: seconds between fetches of Mesh's network list (a "
-              "failed fetch keeps the last good list and is retried after 30 s)"})
-        .add({"networks-start-wait-s", "CONSUMER_NETWORKS_START_WAIT_S", "30",
-              "At start, longest wait for Mesh's network list before consuming; without one, "
-              "succeeded transfers of that environment go to review (network_list_unavailable)"})
-        .add({"ready-file", "CONSUMER_READY_FILE", "",
-              "once ready, write metrics_listen=HOST:PORT and pid=N here (atomically)"});
+    declare_network_settings(s);
+    s.add({"ready-file", "CONSUMER_READY_FILE", "",
+           "once ready, write metrics_listen=HOST:PORT and pid=N here (atomically)"});
     common::declare_log_settings(s);
     common::declare_client_properties(s);
 }
@@ -219,10 +211,10 @@ ConsumerConfig load_config(const common::Settings& s) {
     c.batch_max = static_cast<std::size_t>(
         common::parse_uint(s.describe("batch-max"), s.get("batch-max"), 1, 100000));
     c.batch_wait = millis(s, "batch-ms", 0, 60000);
-    c.policy.parse_allowed_assets(s.describe("allowed-assets"), s.get("allowed-assets"));
+    parse_allowed_assets(c.policy, s.describe("allowed-assets"), s.get("allowed-assets"));
     if (!s.get("destination-addresses-file").empty()) {
-        c.policy.load_destination_file(s.describe("destination-addresses-file"),
-                                       s.get("destination-addresses-file"));
+        load_destination_file(c.policy, s.describe("destination-addresses-file"),
+                              s.get("destination-addresses-file"));
     }
     c.metrics_listen =
         common::parse_host_port(s.describe("metrics-listen"), s.get("metrics-listen"));
@@ -248,17 +240,7 @@ ConsumerConfig load_config(const common::Settings& s) {
         }
     }
     c.reconcile = load_reconcile_config(s, true);
-    if (const std::string& checks = s.get("network-checks"); checks == "off") {
-        c.networks.enabled = false;
-    } else if (checks != "on") {
-        throw ConfigError(s.describe("network-checks") + ": expected on or off, got \"" + checks +
-                          "\"");
-    }
-    c.networks.refresh = std::chrono::seconds(common::parse_uint(
-        s.describe("networks-refresh-s"), s.get("networks-refresh-s"), 1, 86400));
-    c.networks.retry = std::min(c.networks.retry, c.networks.refresh);
-    c.networks.start_wait = std::chrono::seconds(common::parse_uint(
-        s.describe("networks-start-wait-s"), s.get("networks-start-wait-s"), 0, 3600));
+    c.networks = load_networks_config(s);
     return c;
 }
 

@@ -12,9 +12,10 @@
 #include "common/kafka.hpp"
 #include "common/log.hpp"
 #include "consumer/networks.hpp"
+#include "consumer/policy.hpp"
 #include "consumer/reconcile.hpp"
 #include "consumer/start_from.hpp"
-#include "consumer/state_machine.hpp"
+#include "consumer/topics.hpp"
 
 namespace meshhook::consumer {
 

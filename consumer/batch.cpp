@@ -9,6 +9,7 @@
 
 #include "common/identifier.hpp"
 #include "common/log.hpp"
+#include "consumer/encoding.hpp"
 
 namespace meshhook::consumer {
 

@@ -36,8 +36,6 @@ struct PartitionAdvance {
     std::int64_t next = 0;
 };
 
-inline constexpr std::size_t kOutcomeCount = 8;
-
 struct BatchStats {
     std::map<std::string, std::uint64_t> events_by_status;
     std::array<std::uint64_t, kOutcomeCount> outcomes{};  // indexed by Outcome

@@ -6,6 +6,7 @@
 #include <locale>
 #include <regex>
 
+#include "common/config.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "consumer/mesh_client.hpp"
@@ -473,6 +474,43 @@ void NetworkDirectory::run() {
             next[i] = clock::now() + (ok ? config_.refresh : config_.retry);
         }
     }
+}
+
+void declare_network_settings(common::Settings& settings) {
+    settings
+        .add({"network-checks", "CONSUMER_NETWORK_CHECKS", "on",
+              "on: where Mesh API credentials are set, succeeded transfers are checked against "
+              "Mesh's network list (chain, token, address format) before a credit; off: not "
+              "fetched, --allowed-assets alone applies"})
+        .add({"networks-refresh-s", "CONSUMER_NETWORKS_REFRESH_S", "600",
+              "With Mesh API credentials: seconds between fetches of Mesh's network list (a "
+              "failed fetch keeps the last good list and is retried after " +
+                  std::to_string(kNetworksRetry.count()) + " s)"})
+        .add({"networks-start-wait-s", "CONSUMER_NETWORKS_START_WAIT_S", "30",
+              "At start, longest wait for Mesh's network list before consuming; without one, "
+              "succeeded transfers of that environment go to review (network_list_unavailable)"});
+}
+
+NetworksConfig load_networks_config(const common::Settings& s) {
+    NetworksConfig c;
+    if (const std::string& checks = s.get("network-checks"); checks == "on") {
+        c.enabled = true;
+    } else if (checks != "off") {
+        throw common::ConfigError(s.describe("network-checks") + ": expected on or off, got \"" +
+                                  checks + "\"");
+    }
+    c.refresh = std::chrono::seconds(common::parse_uint(s.describe("networks-refresh-s"),
+                                                        s.get("networks-refresh-s"), 1, 86400));
+    c.retry = std::min(c.retry, c.refresh);
+    c.start_wait = std::chrono::seconds(common::parse_uint(
+        s.describe("networks-start-wait-s"), s.get("networks-start-wait-s"), 0, 3600));
+    return c;
+}
+
+NetworksConfig default_networks_config() {
+    common::Settings s{"meshhook-consumer", ""};
+    declare_network_settings(s);
+    return load_networks_config(s);
 }
 
 }  // namespace meshhook::consumer

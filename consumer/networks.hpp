@@ -9,7 +9,7 @@
 // - pure functions: parsing an answer, checking one event against a list
 //   (tests feed them bodies and events, no sockets);
 // - NetworkScreen: the TransferScreen the pure decision consults (Policy in
-//   consumer/state_machine.hpp); it only reads the last good list per
+//   consumer/policy.hpp); it only reads the last good list per
 //   environment from memory, never does I/O;
 // - NetworkDirectory: the thread that fetches the list at start and every
 //   `refresh`, per environment with API credentials, keeping the last good
@@ -31,14 +31,18 @@
 #include <vector>
 
 #include "consumer/address_format.hpp"
+#include "consumer/policy.hpp"
 #include "consumer/reconcile.hpp"
-#include "consumer/state_machine.hpp"
 
 namespace meshhook::common {
 class Registry;
-}
+class Settings;
+}  // namespace meshhook::common
 
 namespace meshhook::consumer {
+
+// After a failed fetch of the network list, the next one (not a setting).
+inline constexpr std::chrono::seconds kNetworksRetry{30};
 
 struct ApiResult;
 
@@ -124,13 +128,23 @@ private:
     std::map<std::string, std::shared_ptr<const NetworkCatalog>, std::less<>> catalogs_;
 };
 
+// The settings' defaults are declared once, in declare_network_settings();
+// load_networks_config() sets the fields without a default here.
 struct NetworksConfig {
-    bool enabled = true;                  // --network-checks off: not fetched, nothing screened
-    std::chrono::seconds refresh{600};    // between good fetches
-    std::chrono::seconds retry{30};       // after a failed one
-    std::chrono::seconds start_wait{30};  // at start, before consuming
+    bool enabled{};                  // --network-checks off: not fetched, nothing screened
+    std::chrono::seconds refresh{};  // between good fetches
+    std::chrono::seconds retry{kNetworksRetry};  // after a failed one (at most `refresh`)
+    std::chrono::seconds start_wait{};           // at start, before consuming
     std::chrono::milliseconds call_timeout{10000};
 };
+
+// --network-checks, --networks-refresh-s, --networks-start-wait-s
+// (CONSUMER_NETWORK*), and what they load into; load throws
+// common::ConfigError naming the setting.
+void declare_network_settings(common::Settings& settings);
+NetworksConfig load_networks_config(const common::Settings& settings);
+// The declared defaults, for code without a command line (tests).
+NetworksConfig default_networks_config();
 
 class NetworkDirectory {
 public:

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "common/kafka.hpp"
-#include "consumer/state_machine.hpp"
+#include "consumer/records.hpp"
 
 namespace meshhook::common {
 class Settings;
@@ -54,13 +54,16 @@ struct MeshEnvironment {
 
 struct ReconcileConfig {
     std::vector<MeshEnvironment> environments;  // empty: reconciliation is off
-    std::chrono::seconds interval{300};
-    std::chrono::seconds stale_after{900};
-    std::chrono::seconds lookback{259200};
-    int calls_per_second = 5;                       // every call: list pages and look-ups
-    std::chrono::milliseconds call_timeout{10000};  // the whole call, connect to last byte
-    std::chrono::seconds unauthorized_wait{60};     // after a 401, at least this long
-    std::vector<std::string> warnings;              // logged once logging is up (e.g. http://)
+    // The settings' defaults are declared once, in declare_reconcile_settings();
+    // load_reconcile_config() sets every field below. `interval` stays 0
+    // without --reconcile-interval-s (`meshhook reconcile`: one pass).
+    std::chrono::seconds interval{};
+    std::chrono::seconds stale_after{};
+    std::chrono::seconds lookback{};
+    int calls_per_second{};                    // every call: list pages and look-ups
+    std::chrono::milliseconds call_timeout{};  // the whole call, connect to last byte
+    std::chrono::seconds unauthorized_wait{};  // after a 401, at least this long
+    std::vector<std::string> warnings;         // logged once logging is up (e.g. http://)
     bool enabled() const { return !environments.empty(); }
 };
 

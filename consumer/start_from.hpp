@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "common/kafka.hpp"
-#include "consumer/state_machine.hpp"
 #include "consumer/store.hpp"
+#include "consumer/topics.hpp"
 
 namespace meshhook::consumer {
 

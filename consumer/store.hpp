@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "consumer/state_machine.hpp"
+#include "consumer/records.hpp"
 
 namespace meshhook::consumer {
 

@@ -23,6 +23,7 @@
 #include "common/kafka.hpp"
 #include "common/transfer_event.hpp"
 #include "common/wire.hpp"
+#include "consumer/encoding.hpp"
 #include "consumer/state_machine.hpp"
 #include "consumer/store.hpp"
 #include "tests/integration/consumer/harness.hpp"

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "common/transfer_event.hpp"
+#include "consumer/encoding.hpp"
 #include "consumer/sql.hpp"
 #include "consumer/state_machine.hpp"
 #include "consumer/store.hpp"

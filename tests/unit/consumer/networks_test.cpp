@@ -14,8 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "common/config.hpp"
 #include "common/metrics.hpp"
 #include "consumer/mesh_client.hpp"
+#include "consumer/policy_file.hpp"
+#include "consumer/state_machine.hpp"
 #include "tests/support/process.hpp"
 
 namespace meshhook::consumer {
@@ -217,7 +220,7 @@ TEST_F(NetworkDecision, EnvironmentWithoutCredentialsKeepsTheStaticPolicyAlone) 
     // "staging" has no API credentials: not screened, as before the list existed.
     EXPECT_EQ(reason(succeeded("DOGE", "Narnia", "anything", "staging")), "credit");
     Policy with_assets;
-    with_assets.parse_allowed_assets("--allowed-assets", "USDC:Ethereum");
+    parse_allowed_assets(with_assets, "--allowed-assets", "USDC:Ethereum");
     with_assets.set_screen(screen_);
     const Decision d = decide(std::nullopt, succeeded("DOGE", "Narnia", "anything", "staging"),
                               with_assets, kTopics, kNow);
@@ -226,7 +229,7 @@ TEST_F(NetworkDecision, EnvironmentWithoutCredentialsKeepsTheStaticPolicyAlone) 
 
 TEST_F(NetworkDecision, AllowedAssetsStillApplyWithAList) {
     Policy both;
-    both.parse_allowed_assets("--allowed-assets", "USDC:Ethereum");
+    parse_allowed_assets(both, "--allowed-assets", "USDC:Ethereum");
     both.set_screen(screen_);
     EXPECT_EQ(decide(std::nullopt, succeeded("USDC", "Solana", kUsdcMint), both, kTopics, kNow)
                   .review_reason,
@@ -296,12 +299,44 @@ ApiResult answer(int status, std::string body) {
     return r;
 }
 
+// NetworksConfig carries no second spelling of its settings' defaults: code
+// without a command line gets the declared ones, and a bad value stops the
+// start naming the setting.
+TEST(NetworksSettings, DefaultConfigInCodeIsTheDeclaredDefaults) {
+    const NetworksConfig in_code = default_networks_config();
+    common::Settings declared("meshhook-consumer", "test");
+    declare_network_settings(declared);
+    EXPECT_EQ(in_code.enabled, declared.get("network-checks") == "on");
+    EXPECT_EQ(std::to_string(in_code.refresh.count()), declared.get("networks-refresh-s"));
+    EXPECT_EQ(std::to_string(in_code.start_wait.count()), declared.get("networks-start-wait-s"));
+    EXPECT_EQ(in_code.retry, std::min(kNetworksRetry, in_code.refresh));
+}
+
+TEST(NetworksSettings, LoadsWhatIsSetAndRefusesABadValueNamingTheSetting) {
+    common::Settings s("meshhook-consumer", "test");
+    declare_network_settings(s);
+    s.set("network-checks", "off").set("networks-refresh-s", "5").set("networks-start-wait-s", "0");
+    const NetworksConfig c = load_networks_config(s);
+    EXPECT_FALSE(c.enabled);
+    EXPECT_EQ(c.refresh, std::chrono::seconds(5));
+    EXPECT_EQ(c.retry, std::chrono::seconds(5));  // never longer than the refresh
+    EXPECT_EQ(c.start_wait, std::chrono::seconds(0));
+
+    s.set("network-checks", "maybe");
+    try {
+        (void)load_networks_config(s);
+        ADD_FAILURE() << "--network-checks maybe was accepted";
+    } catch (const common::ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("--network-checks"), std::string::npos) << e.what();
+    }
+}
+
 TEST(NetworkDirectory, AFailedFetchKeepsTheLastGoodListAndIsCounted) {
     common::Registry registry;
     auto screen = std::make_shared<NetworkScreen>(std::vector<std::string>{"production"});
     ScriptedMesh mesh;
     const MeshEnvironment env{"production", "id", "secret", "http://127.0.0.1:1"};
-    NetworkDirectory directory({env}, NetworksConfig{}, screen, &registry, mesh.fetch());
+    NetworkDirectory directory({env}, default_networks_config(), screen, &registry, mesh.fetch());
     EXPECT_EQ(sample(registry, "meshhook_consumer_networks_list_age_seconds", "production"), -1);
     EXPECT_EQ(sample(registry, "meshhook_consumer_networks_known", "production"), 0);
 
@@ -361,7 +396,7 @@ TEST(NetworkDirectory, AFailedFetchKeepsTheLastGoodListAndIsCounted) {
 TEST(NetworkDirectory, FetchFirstRetriesTransientFailuresAndGivesUpAtOnceOnFinalAnswers) {
     auto screen = std::make_shared<NetworkScreen>(std::vector<std::string>{"production"});
     const MeshEnvironment env{"production", "id", "secret", "http://127.0.0.1:1"};
-    NetworksConfig config;
+    NetworksConfig config = default_networks_config();
     config.start_wait = std::chrono::seconds(30);
     {
         ScriptedMesh mesh;
@@ -408,7 +443,7 @@ TEST(NetworkDirectory, FetchFirstRetriesTransientFailuresAndGivesUpAtOnceOnFinal
 TEST(NetworkDirectory, ItsThreadRefreshesPeriodicallyAndAFailureInBetweenKeepsTheList) {
     auto screen = std::make_shared<NetworkScreen>(std::vector<std::string>{"production"});
     const MeshEnvironment env{"production", "id", "secret", "http://127.0.0.1:1"};
-    NetworksConfig config;
+    NetworksConfig config = default_networks_config();
     config.refresh = std::chrono::seconds(1);
     config.retry = std::chrono::seconds(1);
     ScriptedMesh mesh;

@@ -229,6 +229,28 @@ TEST(ReconcileLookup, TargetNamesTheTransferPercentEncoded) {
               "/p/api/v1/transfers/managed/mesh?Id=a%20b%26c%3Dd%2F%C3%A9&Count=10&Offset=0");
 }
 
+// ReconcileConfig carries no second spelling of its settings' defaults:
+// loaded from the declared settings, each field is the declared default.
+TEST(ReconcileSettings, LoadedFromTheDeclarationsEachFieldIsTheDeclaredDefault) {
+    common::Settings declared("meshhook-consumer", "test");
+    declare_reconcile_settings(declared, true);
+    const ReconcileConfig c = load_reconcile_config(declared, true);
+    EXPECT_EQ(std::to_string(c.interval.count()), declared.get("reconcile-interval-s"));
+    EXPECT_EQ(std::to_string(c.stale_after.count()), declared.get("reconcile-stale-after-s"));
+    EXPECT_EQ(std::to_string(c.lookback.count()), declared.get("reconcile-lookback-s"));
+    EXPECT_EQ(std::to_string(c.calls_per_second), declared.get("reconcile-calls-per-s"));
+    EXPECT_EQ(std::to_string(c.call_timeout.count()), declared.get("reconcile-call-timeout-ms"));
+    EXPECT_EQ(std::to_string(c.unauthorized_wait.count()),
+              declared.get("reconcile-unauthorized-wait-s"));
+
+    // `meshhook reconcile` declares no interval: one pass, none loaded.
+    common::Settings one_pass("meshhook reconcile", "test");
+    declare_reconcile_settings(one_pass, false);
+    const ReconcileConfig once = load_reconcile_config(one_pass, false);
+    EXPECT_EQ(once.interval.count(), 0);
+    EXPECT_EQ(once.lookback, c.lookback);
+}
+
 TEST(ReconcileSettings, ProductionAndPerEnvironmentCredentialsWithDefaultUrls) {
     std::vector<std::string> warnings;
     const auto envs = mesh_environments({{"MESH_CLIENT_ID", "id"},

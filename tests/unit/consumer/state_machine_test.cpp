@@ -13,6 +13,8 @@
 
 #include "common/config.hpp"
 #include "common/transfer_event.hpp"
+#include "consumer/encoding.hpp"
+#include "consumer/policy_file.hpp"
 #include "tests/support/process.hpp"
 
 namespace meshhook::consumer {
@@ -337,7 +339,7 @@ TEST(StateMachine, StatusesCompareCaseInsensitively) {
 
 Policy assets(std::string_view list) {
     Policy p;
-    p.parse_allowed_assets("--allowed-assets", list);
+    parse_allowed_assets(p, "--allowed-assets", list);
     return p;
 }
 
@@ -602,6 +604,30 @@ TEST(StatusAfterCredit, RefundAfterACreditIsAnAnomalyAndAReviewNeverADebit) {
     EXPECT_FALSE(d.credit);
 }
 
+// The review after a credit is keyed under the transfer's review key (one
+// helper spells every review key), one per kind and EventId, and carries that
+// key as its idempotencyKey; its anomaly twin is keyed the same way.
+TEST(StatusAfterCredit, ItsReviewAndAnomalyAreKeyedPerKindAndEventId) {
+    const Replay credited = replay({event("Succeeded")});
+    const TransferEvent refund = event("RefundSucceeded");
+    const Decision d = decide(credited.row, refund, Policy{}, kTopics, kNow + 10);
+    const std::string key = "review:production:t-1:refund_after_credit:" + refund.event_id;
+    EXPECT_EQ(review_key("production", "t-1", "refund_after_credit:" + refund.event_id), key);
+    EXPECT_EQ(review_key("production", "t-1"), "review:production:t-1");
+    ASSERT_TRUE(d.anomaly);
+    EXPECT_EQ(d.anomaly->dedup_key,
+              "anomaly:refund_after_credit:production:t-1:" + refund.event_id);
+    bool reviewed = false;
+    for (const OutboxRecord& rec : d.outbox) {
+        if (rec.topic != kTopics.reviews) continue;
+        reviewed = true;
+        EXPECT_EQ(rec.dedup_key, key);
+        EXPECT_NE(rec.payload.find(R"("idempotencyKey":")" + key + "\""), std::string::npos)
+            << rec.payload;
+    }
+    EXPECT_TRUE(reviewed);
+}
+
 TEST(StatusAfterCredit, AnyOtherUnknownStatusAfterACreditIsItsOwnKind) {
     const Replay r = replay({event("Succeeded"), event("Reversed")});
     const auto anomalies = on_topic(r, kTopics.anomalies);
@@ -667,7 +693,7 @@ TEST(Policy, DestinationListIsPerEnvironment) {
                                  "\n"
                                  "sandbox 0xsandbox\n");
     Policy p;
-    p.load_destination_file("--destination-addresses-file", path.string());
+    load_destination_file(p, "--destination-addresses-file", path.string());
     std::filesystem::remove(path);
 
     EXPECT_TRUE(decide(std::nullopt, event("Succeeded"), p, kTopics, kNow).credit);
@@ -692,7 +718,7 @@ TEST(Policy, BadAssetListNamesTheSetting) {
     for (const char* bad : {"USDC", "USDC:", ":Ethereum", "USDC:Ethereum:x"}) {
         Policy p;
         try {
-            p.parse_allowed_assets("--allowed-assets (CONSUMER_ALLOWED_ASSETS)", bad);
+            parse_allowed_assets(p, "--allowed-assets (CONSUMER_ALLOWED_ASSETS)", bad);
             ADD_FAILURE() << bad << " was accepted";
         } catch (const common::ConfigError& e) {
             EXPECT_NE(std::string(e.what()).find("--allowed-assets"), std::string::npos);
@@ -704,13 +730,13 @@ TEST(Policy, BadDestinationFileNamesTheLine) {
     const auto path = write_temp("bad-destinations", "production 0xabc\nproduction\n");
     Policy p;
     try {
-        p.load_destination_file("--destination-addresses-file", path.string());
+        load_destination_file(p, "--destination-addresses-file", path.string());
         ADD_FAILURE() << "accepted";
     } catch (const common::ConfigError& e) {
         EXPECT_NE(std::string(e.what()).find("line 2"), std::string::npos) << e.what();
     }
     std::filesystem::remove(path);
-    EXPECT_THROW(p.load_destination_file("--destination-addresses-file", "/nonexistent/x"),
+    EXPECT_THROW(load_destination_file(p, "--destination-addresses-file", "/nonexistent/x"),
                  common::ConfigError);
 }
 
