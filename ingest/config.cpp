@@ -72,8 +72,8 @@ void declare_settings(common::Settings& s) {
               "CIDR list of clients allowed to post webhooks (empty: any)"})
         .add({"trusted-proxies", "INGEST_TRUSTED_PROXIES", "",
               "CIDR list of proxies whose X-Forwarded-For is believed"})
-        .add({"max-sent-age-s", "INGEST_MAX_SENT_AGE_S", "0",
-              "Replay window on the signed SentTimestamp, in seconds (0: off)"})
+        .add({"max-sent-age-s", "INGEST_MAX_SENT_AGE_S", "86400",
+              "Replay window on the signed SentTimestamp, in seconds (0 or off: no window)"})
         .add({"tls-cert", "INGEST_TLS_CERT", "",
               "PEM certificate chain; enables TLS with --tls-key"})
         .add({"tls-key", "INGEST_TLS_KEY", "", "PEM private key for --tls-cert"})
@@ -155,8 +155,13 @@ IngestConfig load_config(const common::Settings& s,
         // Without an allow-list nothing reads X-Forwarded-For: say so rather than ignore it.
         throw ConfigError(s.describe("trusted-proxies") + ": only meaningful with --allow-ips");
     }
-    const auto max_age = common::parse_uint(s.describe("max-sent-age-s"), s.get("max-sent-age-s"),
-                                            0, 7ULL * 24 * 3600);
+    // 24 h by default: Mesh's retries of one event span hours, and each
+    // attempt carries a fresh SentTimestamp, so only a replay is that old.
+    const auto& max_age_text = s.get("max-sent-age-s");
+    const auto max_age =
+        max_age_text == "off"
+            ? 0
+            : common::parse_uint(s.describe("max-sent-age-s"), max_age_text, 0, 7ULL * 24 * 3600);
     if (max_age > 0) c.max_sent_age = std::chrono::seconds(static_cast<std::int64_t>(max_age));
 
     c.tls_cert = s.get("tls-cert");

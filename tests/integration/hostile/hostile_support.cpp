@@ -220,7 +220,7 @@ std::string get(std::string_view path, bool close) {
 
 Event unique_event() {
     Event e;
-    e.body = fixture("03-succeeded.json");
+    e.body = fresh_fixture("03-succeeded.json");
     e.event_id = fresh_id();
     e.transfer_id = fresh_id();
     replace_string_member(e.body, "Id", fresh_id());

@@ -55,7 +55,8 @@ TEST_F(Config, DefaultsMatchTheIssue) {
     EXPECT_EQ(c.max_body_bytes, 65536u);
     EXPECT_EQ(c.ack_timeout, 150ms);
     EXPECT_TRUE(c.allow_ips.empty());
-    EXPECT_FALSE(c.max_sent_age);
+    ASSERT_TRUE(c.max_sent_age);
+    EXPECT_EQ(*c.max_sent_age, std::chrono::seconds(86400));  // the replay window is on
     EXPECT_FALSE(c.tls());
     EXPECT_GE(c.threads, 1u);
     EXPECT_EQ(c.admin_listen.port, 9090);
@@ -178,6 +179,8 @@ TEST_F(Config, EveryBadValueNamesItsSetting) {
         {{"--allow-ips", "10.0.0.0/8", "--trusted-proxies", "proxy"}, "--trusted-proxies"},
         {{"--trusted-proxies", "10.0.0.0/8"}, "--trusted-proxies"},
         {{"--max-sent-age-s", "soon"}, "--max-sent-age-s"},
+        {{"--max-sent-age-s", "OFF"}, "--max-sent-age-s"},
+        {{"--max-sent-age-s", "604801"}, "--max-sent-age-s"},
         {{"--tls-cert", "/nonexistent/cert.pem"}, "TLS needs both"},
         {{"--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"}, "--tls-cert"},
         {{"--topic", "bad topic"}, "--topic (KAFKA_TOPIC)"},
@@ -213,4 +216,15 @@ TEST_F(Config, SummaryLineNeverShowsTheSecret) {
 }
 
 }  // namespace
+TEST_F(Config, ReplayWindowTurnsOffWithZeroOrOff) {
+    for (const char* off : {"0", "off"}) {
+        EXPECT_FALSE(load({"--brokers", "k:9092", "--webhook-secret", "s", "--max-sent-age-s", off})
+                         .max_sent_age)
+            << off;
+    }
+    EXPECT_EQ(load({"--brokers", "k:9092", "--webhook-secret", "s", "--max-sent-age-s", "300"})
+                  .max_sent_age,
+              std::chrono::seconds(300));
+}
+
 }  // namespace meshhook::ingest

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/signature.hpp"
+#include "common/transfer_event.hpp"
 #include "tests/support/process.hpp"
 
 namespace meshhook::ingest {
@@ -19,7 +20,6 @@ namespace {
 
 namespace http = boost::beast::http;
 using namespace std::chrono_literals;
-using testing::fixture;
 
 constexpr std::string_view kSecret = "whsec_test_fixture_secret";
 constexpr std::string_view kSandboxSecret = "whsec_sandbox";
@@ -58,6 +58,12 @@ std::string header_of(const Publication& p, std::string_view name) {
 
 // A fixed "now" (late 2026), in seconds since the epoch.
 constexpr auto kNow = std::chrono::system_clock::time_point(1'795'860'000s);
+
+// A fixture body as Mesh would send it at kNow: the replay window is on by
+// default, and the fixtures' SentTimestamp is from November 2025.
+std::string fixture(const std::string& name) {
+    return common::restamp_sent_timestamp(testing::fixture(name), kNow);
+}
 
 class Handler : public ::testing::Test {
 protected:
