@@ -74,6 +74,9 @@ void declare_settings(common::Settings& s) {
               "CIDR list of proxies whose X-Forwarded-For is believed"})
         .add({"max-sent-age-s", "INGEST_MAX_SENT_AGE_S", "86400",
               "Replay window on the signed SentTimestamp, in seconds (0 or off: no window)"})
+        .add({"remember-deliveries", "INGEST_REMEMBER_DELIVERIES", "100000",
+              "Acknowledged delivery Ids remembered per environment: a repeat is answered 200 "
+              "without a second record (0: none)"})
         .add({"tls-cert", "INGEST_TLS_CERT", "",
               "PEM certificate chain; enables TLS with --tls-key"})
         .add({"tls-key", "INGEST_TLS_KEY", "", "PEM private key for --tls-cert"})
@@ -163,6 +166,9 @@ IngestConfig load_config(const common::Settings& s,
             ? 0
             : common::parse_uint(s.describe("max-sent-age-s"), max_age_text, 0, 7ULL * 24 * 3600);
     if (max_age > 0) c.max_sent_age = std::chrono::seconds(static_cast<std::int64_t>(max_age));
+
+    c.remembered_deliveries = common::parse_uint(s.describe("remember-deliveries"),
+                                                 s.get("remember-deliveries"), 0, 10'000'000);
 
     c.tls_cert = s.get("tls-cert");
     c.tls_key = s.get("tls-key");

@@ -50,6 +50,7 @@ struct IngestConfig {
     std::vector<IpNetwork> allow_ips;                  // empty: every client address is allowed
     std::vector<IpNetwork> trusted_proxies;            // whose X-Forwarded-For is believed
     std::optional<std::chrono::seconds> max_sent_age;  // replay window; nullopt = off
+    std::size_t remembered_deliveries{};  // acknowledged Ids kept per environment; 0 = none
     std::string tls_cert;
     std::string tls_key;
     std::string ready_file;  // --ready-file: bound address for supervisors and tests

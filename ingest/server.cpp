@@ -129,6 +129,7 @@ struct ServerImpl {
     common::Registry registry;
     IngestMetrics metrics;
     std::atomic<bool> ready{false};
+    RecentDeliveries recent;
     HandlerContext handler_context;
     std::atomic<std::size_t> connections{0};
     std::atomic<std::size_t> admin_connections{0};
@@ -617,7 +618,8 @@ ServerImpl::ServerImpl(IngestConfig cfg)
                   for (const auto& e : config.environments) names.push_back(e.name);
                   return names;
               }()),
-      handler_context{config, metrics, ready, host_name()} {
+      recent(config.environments.size(), config.remembered_deliveries),
+      handler_context{config, metrics, ready, host_name(), &recent} {
     if (config.tls()) {
         tls.emplace(ssl::context::tls_server);
         tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |

@@ -718,6 +718,26 @@ TEST_F(IngestServer, ReplayWindowRefusesDeliveriesSentOutsideItWithoutAKafkaWrit
     EXPECT_EQ(events[0].value, fresh.body);
 }
 
+// A captured body replayed inside the window carries an acknowledged Id (each
+// of Mesh's attempts has a new one): answered 200 again, produced once.
+TEST_F(IngestServer, ReplayedAcknowledgedDeliveryIsAnswered200AndNotProducedTwice) {
+    const auto event = unique_event();
+    const auto post = signed_post("/webhooks/mesh", event.body, kFixtureSecret);
+    {
+        IngestProcess ingest(broker_.bootstrap());
+        for (int i = 0; i < 3; ++i) EXPECT_EQ(status_of(request_once(ingest.port(), post)), 200u);
+        EXPECT_NE(ingest.metrics().find(
+                      R"(meshhook_ingest_repeated_deliveries_total{environment="production"} 2)"),
+                  std::string::npos);
+    }
+    EXPECT_EQ(read_topic(broker_.bootstrap(), kTopic).size(), 1u);
+
+    // Without the memory each repeat is a record (the consumer dedups by EventId).
+    IngestProcess forgetful(broker_.bootstrap(), with_args({"--remember-deliveries", "0"}));
+    EXPECT_EQ(status_of(request_once(forgetful.port(), post)), 200u);
+    EXPECT_EQ(read_topic(broker_.bootstrap(), kTopic).size(), 2u);
+}
+
 TEST_F(IngestServer, ConnectionsOverTheCapAreClosed) {
     IngestProcess ingest(broker_.bootstrap(), with_args({"--max-connections", "2"}));
     // Two connections that have been served count against the cap. (The

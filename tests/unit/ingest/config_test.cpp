@@ -57,6 +57,7 @@ TEST_F(Config, DefaultsMatchTheIssue) {
     EXPECT_TRUE(c.allow_ips.empty());
     ASSERT_TRUE(c.max_sent_age);
     EXPECT_EQ(*c.max_sent_age, std::chrono::seconds(86400));  // the replay window is on
+    EXPECT_EQ(c.remembered_deliveries, 100000u);
     EXPECT_FALSE(c.tls());
     EXPECT_GE(c.threads, 1u);
     EXPECT_EQ(c.admin_listen.port, 9090);
@@ -180,6 +181,7 @@ TEST_F(Config, EveryBadValueNamesItsSetting) {
         {{"--trusted-proxies", "10.0.0.0/8"}, "--trusted-proxies"},
         {{"--max-sent-age-s", "soon"}, "--max-sent-age-s"},
         {{"--max-sent-age-s", "OFF"}, "--max-sent-age-s"},
+        {{"--remember-deliveries", "-1"}, "--remember-deliveries (INGEST_REMEMBER_DELIVERIES)"},
         {{"--max-sent-age-s", "604801"}, "--max-sent-age-s"},
         {{"--tls-cert", "/nonexistent/cert.pem"}, "TLS needs both"},
         {{"--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"}, "--tls-cert"},
