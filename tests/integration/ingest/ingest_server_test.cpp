@@ -804,6 +804,55 @@ TEST_F(IngestServer, TlsRefusesOldVersionsAndWeakCiphers) {
     EXPECT_FALSE(handshake(TLS1_2_VERSION, "ECDHE-ECDSA-AES256-SHA384"));
 }
 
+// SIGHUP reads --tls-cert and --tls-key again: a connection opened before
+// keeps working on the old certificate, new handshakes get the new one, and a
+// pair that does not load leaves the current one serving.
+TEST_F(IngestServer, TlsCertificateReloadedOnSighupWithoutDroppingConnections) {
+    const testing::ingest::SelfSignedCert served;  // its files are overwritten below
+    const testing::ingest::SelfSignedCert old_cert;
+    const testing::ingest::SelfSignedCert new_cert;
+    const auto install = [&](const testing::ingest::SelfSignedCert& c) {
+        std::filesystem::copy_file(c.cert_path(), served.cert_path(),
+                                   std::filesystem::copy_options::overwrite_existing);
+        std::filesystem::copy_file(c.key_path(), served.key_path(),
+                                   std::filesystem::copy_options::overwrite_existing);
+    };
+    install(old_cert);
+    IngestProcess ingest(broker_.bootstrap(), with_args({"--tls-cert", served.cert_path(),
+                                                         "--tls-key", served.key_path()}));
+    const auto trusts = [&](const testing::ingest::SelfSignedCert& c) {
+        return testing::ingest::tls_handshake_succeeds(ingest.port(), c.cert_path(), [](void*) {});
+    };
+    TlsConnection open(ingest.port(), old_cert.cert_path());
+    ASSERT_TRUE(open.handshaken());
+    const auto before = unique_event();
+    EXPECT_EQ(status_of(open.request(signed_post("/webhooks/mesh", before.body, kFixtureSecret))),
+              200u);
+    EXPECT_FALSE(trusts(new_cert));
+
+    install(new_cert);
+    ingest.process().signal(SIGHUP);
+    EXPECT_TRUE(wait_until([&] { return trusts(new_cert); }, 10s));
+    EXPECT_FALSE(trusts(old_cert));
+    // The connection from before the reload: still open, still answered.
+    const auto after = unique_event();
+    EXPECT_EQ(status_of(open.request(signed_post("/webhooks/mesh", after.body, kFixtureSecret))),
+              200u);
+
+    // A broken pair (the key of another certificate) is refused; the new one stays.
+    std::filesystem::copy_file(old_cert.key_path(), served.key_path(),
+                               std::filesystem::copy_options::overwrite_existing);
+    ingest.process().signal(SIGHUP);
+    EXPECT_TRUE(wait_until(
+        [&] {
+            return ingest.process().stderr_text().find("TLS reload failed") != std::string::npos;
+        },
+        10s));
+    EXPECT_TRUE(trusts(new_cert));
+    EXPECT_TRUE(ingest.process().running());
+    EXPECT_EQ(read_topic(broker_.bootstrap(), kTopic).size(), 2u);
+}
+
 // --kafka-config-file reaches the producer: the same delivery is stored with
 // PLAINTEXT (what the test broker speaks) and cannot be with SSL, which that
 // broker does not speak, so it is answered 503 (Mesh retries it).
