@@ -94,6 +94,9 @@ void declare_settings(common::Settings& s) {
               "How long the producer waits to batch records (librdkafka linger.ms)"})
         .add({"max-queued-messages", "INGEST_MAX_QUEUED_MESSAGES", "100000",
               "Records the producer may hold unacknowledged; beyond it webhooks get 503"})
+        .add({"max-queued-kbytes", "INGEST_MAX_QUEUED_KBYTES", "65536",
+              "KiB of records the producer may hold unacknowledged (queue.buffering.max.kbytes); "
+              "beyond it webhooks get 503"})
         .add({"ready-file", "INGEST_READY_FILE", "",
               "once listening, write listen=HOST:PORT and pid=N here (atomically)"});
     common::declare_log_settings(s);
@@ -197,6 +200,9 @@ IngestConfig load_config(const common::Settings& s,
     }
     c.max_queued_messages = common::parse_uint(s.describe("max-queued-messages"),
                                                s.get("max-queued-messages"), 1, 10000000);
+    // librdkafka's default is 1 GiB: the memory budget (ingest/README.md) needs a bound.
+    c.max_queued_kbytes =
+        common::parse_uint(s.describe("max-queued-kbytes"), s.get("max-queued-kbytes"), 1, 2097151);
     const auto log = common::log_settings(s);
     c.log_format = log.format;
     c.log_level = log.level;

@@ -63,6 +63,7 @@ struct IngestConfig {
     std::chrono::milliseconds kafka_message_timeout{};
     std::chrono::milliseconds kafka_linger{};  // librdkafka linger.ms: batching against latency
     std::size_t max_queued_messages{};         // producer queue; beyond it: 503 queue_full
+    std::size_t max_queued_kbytes{};           // idem, in KiB of records
 
     bool tls() const { return !tls_cert.empty(); }
     // Index of `name` in environments, or nullopt.

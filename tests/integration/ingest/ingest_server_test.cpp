@@ -561,6 +561,28 @@ TEST_F(IngestServer, FullProducerQueueIs503AtOnce) {
     EXPECT_EQ(metric_value(metrics, "meshhook_ingest_producer_queue_depth"), 2);
 }
 
+// The queue's bytes are bounded too (librdkafka's default is 1 GiB): 1 KiB
+// takes two of these ~0.5 KiB records, far below the message-count bound
+// (100,000), and the third is refused at once.
+TEST_F(IngestServer, ProducerQueueFullByBytesIs503AtOnce) {
+    IngestProcess ingest(broker_.bootstrap(), with_args({"--max-queued-kbytes", "1"}));
+    for (int id = 1; id <= 3; ++id) broker_.broker_down(id);
+    HttpConnection conn(ingest.port());
+    std::vector<std::string> answers;
+    for (int i = 0; i < 3; ++i) {
+        const auto e = unique_event();
+        const auto res = conn.round_trip(signed_post("/webhooks/mesh", e.body, kFixtureSecret));
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 503u);
+        answers.push_back(res->body.find("queue_full") != std::string::npos ? "queue_full"
+                                                                            : res->body);
+    }
+    EXPECT_NE(answers[0], "queue_full");
+    EXPECT_NE(answers[1], "queue_full");
+    EXPECT_EQ(answers[2], "queue_full");
+    EXPECT_EQ(metric_value(ingest.metrics(), "meshhook_ingest_producer_queue_depth"), 2);
+}
+
 TEST_F(IngestServer, SigtermDuringLoadLosesNoAcknowledgedEventAndExitsZero) {
     IngestProcess ingest(broker_.bootstrap());
     const auto port = ingest.port();

@@ -58,6 +58,7 @@ TEST_F(Config, DefaultsMatchTheIssue) {
     ASSERT_TRUE(c.max_sent_age);
     EXPECT_EQ(*c.max_sent_age, std::chrono::seconds(86400));  // the replay window is on
     EXPECT_EQ(c.remembered_deliveries, 100000u);
+    EXPECT_EQ(c.max_queued_kbytes, 65536u);  // librdkafka's own default is 1 GiB
     EXPECT_FALSE(c.tls());
     EXPECT_GE(c.threads, 1u);
     EXPECT_EQ(c.admin_listen.port, 9090);
@@ -108,6 +109,7 @@ TEST_F(Config, DefaultConfigInCodeIsTheDeclaredDefaults) {
               declared.get("kafka-message-timeout-ms"));
     EXPECT_EQ(std::to_string(in_code.kafka_linger.count()), declared.get("kafka-linger-ms"));
     EXPECT_EQ(std::to_string(in_code.max_queued_messages), declared.get("max-queued-messages"));
+    EXPECT_EQ(std::to_string(in_code.max_queued_kbytes), declared.get("max-queued-kbytes"));
     EXPECT_EQ(in_code.log_level, declared.get("log-level"));
     ASSERT_EQ(in_code.environments.size(), 1U);
     EXPECT_EQ(in_code.environments[0].name, "production");
