@@ -229,6 +229,13 @@ Event unique_event() {
     return e;
 }
 
+std::string fresh_delivery(const std::string& fixture_name) {
+    std::string body = fresh_fixture(fixture_name);
+    const bool camel = body.find("\"Id\":\"") == std::string::npos;  // 06 is camelCase
+    replace_string_member(body, camel ? "id" : "Id", fresh_id());
+    return body;
+}
+
 std::string with_leading_member(std::string_view body, std::string_view member) {
     if (body.empty() || body.front() != '{') throw std::runtime_error("body is not an object");
     std::string out = "{";
