@@ -352,8 +352,9 @@ def run(src, bins, fixtures, tmp, children, prometheus_bin):
                            "--secret", SECRET, "--scenario", "demo"],
                           capture_output=True, text=True, timeout=60)
     assert send.returncode == 0, f"meshhook send --scenario demo exited {send.returncode}: {send.stdout}{send.stderr}"
-    # Probes and an unknown route, as load balancers and scanners do.
-    assert http_get(ingest_port, "/healthz")[0] == 200
+    # Probes (on the admin listener since ingest15) and an unknown route, as
+    # load balancers and scanners do.
+    assert http_get(ingest_admin_port, "/healthz")[0] == 200
     assert http_get(ingest_port, "/no-such-route")[0] == 404
 
     # The consumer has applied everything: credits for 03 and 06.
