@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes a wrk Lua script that posts N distinct signed Mesh deliveries in turn.
 
-Each body is fixture 03 with its own TransferId/EventId/Id, signed with the
+Each body is fixture 03 sent now (SentTimestamp) with its own TransferId/EventId/Id, signed with the
 secret the way Mesh does (base64 HMAC-SHA256 over the exact bytes). wrk's
 LuaJIT has no HMAC, so the signing happens here, ahead of the run.
 
@@ -11,7 +11,9 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import sys
+import time
 import uuid
 
 
@@ -22,6 +24,12 @@ def lua_string(s: str) -> str:
 def main() -> None:
     fixture, secret, n, path, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
     template = open(fixture, 'rb').read().decode()
+    # Sent now (same unit), as Mesh stamps each delivery: ingest's replay window
+    # (24 h by default) refuses the fixture's 2025 SentTimestamp.
+    template = re.sub(r'("[Ss]entTimestamp"\s*:\s*)(\d+)',
+                      lambda m: m.group(1) + str(int(time.time()) if int(m.group(2)) < 100_000_000_000
+                                                 else int(time.time() * 1000)),
+                      template, count=1)
     original = json.loads(template, parse_float=str)
     bodies = []
     for i in range(n):

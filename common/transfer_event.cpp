@@ -243,6 +243,41 @@ std::optional<std::int64_t> unix_ms_by_magnitude(std::int64_t value) {
     return value;
 }
 
+std::string restamp_sent_timestamp(std::string_view body,
+                                   std::chrono::system_clock::time_point now) {
+    const simdjson::padded_string padded(body);
+    simdjson::ondemand::parser parser;
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::object object;
+    if (parser.iterate(padded).get(doc) != simdjson::SUCCESS ||
+        doc.get_object().get(object) != simdjson::SUCCESS) {
+        return std::string(body);
+    }
+    for (auto member : object) {
+        std::string_view key;
+        simdjson::ondemand::value value;
+        if (member.unescaped_key().get(key) != simdjson::SUCCESS ||
+            member.value().get(value) != simdjson::SUCCESS) {
+            return std::string(body);
+        }
+        if (key != "SentTimestamp" && key != "sentTimestamp") continue;
+        std::int64_t old = 0;
+        if (value.get_int64().get(old) != simdjson::SUCCESS) return std::string(body);
+        // The raw token points into the padded copy, whose bytes are the body's.
+        const std::string_view token = trim_ws(value.raw_json_token());
+        const auto offset = static_cast<std::size_t>(token.data() - padded.data());
+        const auto since = now.time_since_epoch();
+        const auto stamp =
+            old < kSecondsBelow
+                ? std::chrono::duration_cast<std::chrono::seconds>(since).count()
+                : std::chrono::duration_cast<std::chrono::milliseconds>(since).count();
+        std::string out(body);
+        out.replace(offset, token.size(), std::to_string(stamp));
+        return out;
+    }
+    return std::string(body);
+}
+
 struct TransferEventParser::Impl {
     simdjson::ondemand::parser parser;
     std::string padded;  // body copy with SIMDJSON_PADDING spare bytes, reused

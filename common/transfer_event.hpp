@@ -1,6 +1,7 @@
 #pragma once
 // Parsing of Mesh transfer-status webhook bodies (simdjson on-demand).
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -110,6 +111,15 @@ private:
 inline constexpr std::int64_t kSecondsBelow = 100'000'000'000;
 inline constexpr std::int64_t kMaxUnixMs = 253'402'300'799'999;  // 9999-12-31T23:59:59.999Z
 std::optional<std::int64_t> unix_ms_by_magnitude(std::int64_t value);
+
+// `body` with its top-level SentTimestamp (or sentTimestamp) integer replaced
+// by `now`, in the unit it had (seconds or milliseconds, by magnitude), every
+// other byte kept: what Mesh does for each attempt it sends, so a sender of
+// stored bodies (the CLI, tests, benchmarks) passes a receiver's replay window
+// (ingest --max-sent-age-s) and signs the restamped bytes. A body that is not
+// a JSON object, or has no integer SentTimestamp, comes back unchanged.
+std::string restamp_sent_timestamp(std::string_view body,
+                                   std::chrono::system_clock::time_point now);
 
 // True for text that is exactly one JSON number (RFC 8259 grammar).
 bool is_json_number(std::string_view text);

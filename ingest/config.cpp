@@ -72,8 +72,11 @@ void declare_settings(common::Settings& s) {
               "CIDR list of clients allowed to post webhooks (empty: any)"})
         .add({"trusted-proxies", "INGEST_TRUSTED_PROXIES", "",
               "CIDR list of proxies whose X-Forwarded-For is believed"})
-        .add({"max-sent-age-s", "INGEST_MAX_SENT_AGE_S", "0",
-              "Replay window on the signed SentTimestamp, in seconds (0: off)"})
+        .add({"max-sent-age-s", "INGEST_MAX_SENT_AGE_S", "86400",
+              "Replay window on the signed SentTimestamp, in seconds (0 or off: no window)"})
+        .add({"remember-deliveries", "INGEST_REMEMBER_DELIVERIES", "100000",
+              "Acknowledged delivery Ids remembered per environment: a repeat is answered 200 "
+              "without a second record (0: none)"})
         .add({"tls-cert", "INGEST_TLS_CERT", "",
               "PEM certificate chain; enables TLS with --tls-key"})
         .add({"tls-key", "INGEST_TLS_KEY", "", "PEM private key for --tls-cert"})
@@ -91,6 +94,9 @@ void declare_settings(common::Settings& s) {
               "How long the producer waits to batch records (librdkafka linger.ms)"})
         .add({"max-queued-messages", "INGEST_MAX_QUEUED_MESSAGES", "100000",
               "Records the producer may hold unacknowledged; beyond it webhooks get 503"})
+        .add({"max-queued-kbytes", "INGEST_MAX_QUEUED_KBYTES", "65536",
+              "KiB of records the producer may hold unacknowledged (queue.buffering.max.kbytes); "
+              "beyond it webhooks get 503"})
         .add({"ready-file", "INGEST_READY_FILE", "",
               "once listening, write listen=HOST:PORT and pid=N here (atomically)"});
     common::declare_log_settings(s);
@@ -155,9 +161,17 @@ IngestConfig load_config(const common::Settings& s,
         // Without an allow-list nothing reads X-Forwarded-For: say so rather than ignore it.
         throw ConfigError(s.describe("trusted-proxies") + ": only meaningful with --allow-ips");
     }
-    const auto max_age = common::parse_uint(s.describe("max-sent-age-s"), s.get("max-sent-age-s"),
-                                            0, 7ULL * 24 * 3600);
+    // 24 h by default: Mesh's retries of one event span hours, and each
+    // attempt carries a fresh SentTimestamp, so only a replay is that old.
+    const auto& max_age_text = s.get("max-sent-age-s");
+    const auto max_age =
+        max_age_text == "off"
+            ? 0
+            : common::parse_uint(s.describe("max-sent-age-s"), max_age_text, 0, 7ULL * 24 * 3600);
     if (max_age > 0) c.max_sent_age = std::chrono::seconds(static_cast<std::int64_t>(max_age));
+
+    c.remembered_deliveries = common::parse_uint(s.describe("remember-deliveries"),
+                                                 s.get("remember-deliveries"), 0, 10'000'000);
 
     c.tls_cert = s.get("tls-cert");
     c.tls_key = s.get("tls-key");
@@ -186,6 +200,9 @@ IngestConfig load_config(const common::Settings& s,
     }
     c.max_queued_messages = common::parse_uint(s.describe("max-queued-messages"),
                                                s.get("max-queued-messages"), 1, 10000000);
+    // librdkafka's default is 1 GiB: the memory budget (ingest/README.md) needs a bound.
+    c.max_queued_kbytes =
+        common::parse_uint(s.describe("max-queued-kbytes"), s.get("max-queued-kbytes"), 1, 2097151);
     const auto log = common::log_settings(s);
     c.log_format = log.format;
     c.log_level = log.level;

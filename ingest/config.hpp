@@ -50,6 +50,7 @@ struct IngestConfig {
     std::vector<IpNetwork> allow_ips;                  // empty: every client address is allowed
     std::vector<IpNetwork> trusted_proxies;            // whose X-Forwarded-For is believed
     std::optional<std::chrono::seconds> max_sent_age;  // replay window; nullopt = off
+    std::size_t remembered_deliveries{};  // acknowledged Ids kept per environment; 0 = none
     std::string tls_cert;
     std::string tls_key;
     std::string ready_file;  // --ready-file: bound address for supervisors and tests
@@ -62,6 +63,7 @@ struct IngestConfig {
     std::chrono::milliseconds kafka_message_timeout{};
     std::chrono::milliseconds kafka_linger{};  // librdkafka linger.ms: batching against latency
     std::size_t max_queued_messages{};         // producer queue; beyond it: 503 queue_full
+    std::size_t max_queued_kbytes{};           // idem, in KiB of records
 
     bool tls() const { return !tls_cert.empty(); }
     // Index of `name` in environments, or nullopt.

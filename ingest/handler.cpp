@@ -51,6 +51,15 @@ Response simple(unsigned status, std::string body, std::string_view content_type
     return res;
 }
 
+// 200 for an event Kafka holds: after its delivery report, or for a repeat of
+// an acknowledged delivery.
+Response accepted(std::string_view event_id, std::string_view transfer_id, unsigned version,
+                  bool keep_alive) {
+    std::string body = R"({"status":"accepted","eventId":)" + json_string(event_id) +
+                       ",\"transferId\":" + json_string(transfer_id) + "}";
+    return simple(200, std::move(body), kJson, version, keep_alive);
+}
+
 Response method_not_allowed(std::string_view allow, unsigned version, bool keep_alive) {
     auto res = error_response(405, "method_not_allowed", std::string("use ").append(allow), version,
                               keep_alive);
@@ -302,11 +311,10 @@ Action RequestHandler::handle(const Request& request, const Admission& admission
                 // A replay (or a clock far off, or no time at all): refused
                 // without a Kafka write, so replaying a captured body costs
                 // us nothing durable. Mesh's own retries stay inside the window.
-                const auto detail = sent_ms ? "SentTimestamp is " + std::to_string(age) +
-                                                  " s from now"
-                                            : "SentTimestamp " +
-                                                  std::string(ev.sent_timestamp.value) +
-                                                  " is not a time (negative or after year 9999)";
+                const auto detail = sent_ms
+                                        ? "SentTimestamp is " + std::to_string(age) + " s from now"
+                                        : "SentTimestamp " + std::string(ev.sent_timestamp.value) +
+                                              " is not a time (negative or after year 9999)";
                 log_rejected(400, "sent_timestamp_outside_window", env_name, client_text);
                 return {Route::kWebhook, error_response(400, "sent_timestamp_outside_window",
                                                         detail, version, keep_alive)};
@@ -326,6 +334,17 @@ Action RequestHandler::handle(const Request& request, const Admission& admission
         pub.topic = config.topic;
         pub.transfer_id = std::string(ev.transfer_id.value);
         pub.key = pub.transfer_id;
+        if (ev.id.has_value()) {
+            // Mesh's retries carry a new Id: an acknowledged one again is a
+            // replay of a captured body, inside the window. Kafka holds it
+            // already, so it gets the same 200 and no second record.
+            if (context_.recent != nullptr && context_.recent->contains(env, ev.id.value)) {
+                context_.metrics.repeated(env);
+                return {Route::kWebhook,
+                        accepted(pub.event_id, pub.transfer_id, version, keep_alive)};
+            }
+            pub.delivery_id = std::string(ev.id.value);
+        }
     }
     return {Route::kWebhook, std::move(pub)};
 }
@@ -336,9 +355,9 @@ Response RequestHandler::complete(const Publication& pub, PublishOutcome outcome
     if (outcome == PublishOutcome::kAcknowledged) {
         if (pub.kind == Publication::Kind::kEvent) {
             context_.metrics.published(pub.environment);
-            std::string body = R"({"status":"accepted","eventId":)" + json_string(pub.event_id) +
-                               ",\"transferId\":" + json_string(pub.transfer_id) + "}";
-            return simple(200, std::move(body), kJson, version, keep_alive);
+            if (context_.recent != nullptr)
+                context_.recent->remember(pub.environment, pub.delivery_id);
+            return accepted(pub.event_id, pub.transfer_id, version, keep_alive);
         }
         context_.metrics.dlq_write(pub.environment, pub.reason);
         log_rejected(400, pub.reason, env_name, pub.client, "dead_lettered=true");

@@ -27,6 +27,7 @@
 #include "ingest/config.hpp"
 #include "ingest/ip_filter.hpp"
 #include "ingest/metrics.hpp"
+#include "ingest/recent_deliveries.hpp"
 
 namespace meshhook::ingest {
 
@@ -55,6 +56,7 @@ struct Publication {
     std::string reason;  // dead letters: the stable snake_case reason
     std::string detail;  // dead letters: one human-readable line
     std::string event_id;
+    std::string delivery_id;  // Mesh's `Id`, remembered once acknowledged
     std::string transfer_id;
     std::string client;  // client address, for log lines
 };
@@ -99,7 +101,8 @@ struct HandlerContext {
     const IngestConfig& config;
     IngestMetrics& metrics;
     const std::atomic<bool>& ready;
-    std::string host;  // this machine's name, for the `host` header
+    std::string host;                    // this machine's name, for the `host` header
+    RecentDeliveries* recent = nullptr;  // acknowledged delivery Ids; null: none remembered
 };
 
 // One per I/O thread: owns a signature verifier per environment and a parser,

@@ -11,6 +11,9 @@ constexpr std::string_view kDuration = "meshhook_ingest_request_duration_seconds
 constexpr std::string_view kDurationHelp = "Request received to response written";
 constexpr std::string_view kPublished = "meshhook_ingest_published_total";
 constexpr std::string_view kPublishedHelp = "Events acknowledged by Kafka and answered 200";
+constexpr std::string_view kRepeated = "meshhook_ingest_repeated_deliveries_total";
+constexpr std::string_view kRepeatedHelp =
+    "Deliveries whose Id was acknowledged before, answered 200 without a second record";
 constexpr std::string_view kDlq = "meshhook_ingest_dlq_writes_total";
 constexpr std::string_view kDlqHelp = "Signed but unusable bodies written to the DLQ";
 constexpr std::string_view kUnavailableName = "meshhook_ingest_unavailable_total";
@@ -71,6 +74,7 @@ IngestMetrics::IngestMetrics(common::Registry& registry,
         PerEnvironment e;
         e.name = name;
         e.published = &registry.counter(kPublished, kPublishedHelp, {{"environment", name}});
+        e.repeated = &registry.counter(kRepeated, kRepeatedHelp, {{"environment", name}});
         for (std::size_t i = 0; i < kSignatureReasons.size(); ++i) {
             e.signature_failures[i] = &registry.counter(
                 kSignatureFailures, kSignatureFailuresHelp,
@@ -106,6 +110,10 @@ void IngestMetrics::signature_failure(std::size_t environment, common::Signature
 
 void IngestMetrics::published(std::size_t environment) {
     environments_.at(environment).published->inc();
+}
+
+void IngestMetrics::repeated(std::size_t environment) {
+    environments_.at(environment).repeated->inc();
 }
 
 void IngestMetrics::dlq_write(std::size_t environment, std::string_view reason) {

@@ -30,6 +30,7 @@ public:
     void request_answered(Route route, unsigned status, double seconds);
     void signature_failure(std::size_t environment, common::SignatureError reason);
     void published(std::size_t environment);
+    void repeated(std::size_t environment);  // answered from RecentDeliveries
     void dlq_write(std::size_t environment, std::string_view reason);
     void unavailable(Unavailable reason);
 
@@ -45,6 +46,7 @@ private:
     struct PerEnvironment {
         std::string name;
         common::Counter* published = nullptr;
+        common::Counter* repeated = nullptr;
         std::array<common::Counter*, 3> signature_failures{};  // missing, undecodable, mismatch
     };
 

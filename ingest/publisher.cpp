@@ -60,6 +60,7 @@ common::KafkaConfig producer_config(const IngestConfig& config) {
         // Bounds memory and the backlog during an outage; a full queue is
         // back-pressure, answered 503 at once rather than after the ack timeout.
         {"queue.buffering.max.messages", std::to_string(config.max_queued_messages)},
+        {"queue.buffering.max.kbytes", std::to_string(config.max_queued_kbytes)},
     };
     // Connection and security properties only (load_client_properties refuses
     // the rest), so none of the settings above can be overridden.

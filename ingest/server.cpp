@@ -64,6 +64,36 @@ constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+// A server context with --tls-cert and --tls-key read now: at start, and again
+// on SIGHUP. Throws common::ConfigError naming the setting.
+std::shared_ptr<ssl::context> make_tls_context(const IngestConfig& config) {
+    auto tls = std::make_shared<ssl::context>(ssl::context::tls_server);
+    tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                     ssl::context::single_dh_use);
+    SSL_CTX* native = tls->native_handle();
+    // TLS 1.2 at least; for 1.2, forward-secret AEAD suites only (Mozilla
+    // "intermediate" without DHE); 1.3's suites are all of that kind.
+    // Each connection's read and write buffers (about 34 KiB) are freed
+    // while it is idle: keep-alive connections wait mostly idle.
+    if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1) {
+        throw common::ConfigError("--tls-cert (INGEST_TLS_CERT): OpenSSL refused the TLS settings");
+    }
+    SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
+    error_code ec;
+    tls->use_certificate_chain_file(config.tls_cert, ec);
+    if (ec) throw common::ConfigError("--tls-cert (INGEST_TLS_CERT): " + ec.message());
+    tls->use_private_key_file(config.tls_key, ssl::context::pem, ec);
+    if (ec) throw common::ConfigError("--tls-key (INGEST_TLS_KEY): " + ec.message());
+    // A certificate and key from different pairs (a reload that caught one
+    // file replaced and not the other) would fail every handshake.
+    if (SSL_CTX_check_private_key(native) != 1) {
+        throw common::ConfigError("--tls-key (INGEST_TLS_KEY): does not match --tls-cert");
+    }
+    return tls;
+}
 constexpr std::chrono::milliseconds kReadinessTimeout{1000};
 constexpr std::chrono::milliseconds kReadinessPeriodHealthy{2000};
 constexpr std::chrono::milliseconds kReadinessPeriodUnhealthy{250};
@@ -129,6 +159,7 @@ struct ServerImpl {
     common::Registry registry;
     IngestMetrics metrics;
     std::atomic<bool> ready{false};
+    RecentDeliveries recent;
     HandlerContext handler_context;
     std::atomic<std::size_t> connections{0};
     std::atomic<std::size_t> admin_connections{0};
@@ -140,8 +171,24 @@ struct ServerImpl {
     std::vector<std::weak_ptr<SessionBase>> sessions;
     std::condition_variable sessions_cv;  // with sessions_mutex: a session ended
 
-    // Sessions hold references into these: both outlive the io_contexts.
-    std::optional<ssl::context> tls;
+    // TLS: the context new connections get; replaced whole on SIGHUP
+    // (reload_tls), each session keeping the one it started with.
+    std::shared_ptr<ssl::context> tls;
+    std::mutex tls_mutex;
+    std::shared_ptr<ssl::context> current_tls() {
+        const std::lock_guard lock(tls_mutex);
+        return tls;
+    }
+    void reload_tls();
+    void wait_reload() {
+        reload_signals->async_wait([this](error_code ec, int) {
+            if (ec) return;
+            reload_tls();
+            wait_reload();
+        });
+    }
+    std::optional<asio::signal_set> reload_signals;  // SIGHUP
+    // Sessions hold references into these: they outlive the io_contexts.
     std::vector<std::unique_ptr<ThreadContext>> threads;
     std::size_t next_thread = 0;
     // After the io_contexts: destroyed first, so the producer (whose flush
@@ -174,7 +221,8 @@ public:
             bool counted_source, bool admin)
         : server_(server),
           thread_(thread),
-          stream_(make_stream(server, std::move(socket))),
+          tls_(kIsTls<Stream> ? server.current_tls() : nullptr),
+          stream_(make_stream(tls_.get(), std::move(socket))),
           deadline_(stream_.get_executor()),
           ack_timer_(stream_.get_executor()),
           peer_(peer),
@@ -209,9 +257,9 @@ private:
         kClosing
     };
 
-    static Stream make_stream(ServerImpl& server, tcp::socket socket) {
+    static Stream make_stream(ssl::context* tls, tcp::socket socket) {
         if constexpr (kIsTls<Stream>) {
-            return Stream(beast::tcp_stream(std::move(socket)), *server.tls);
+            return Stream(beast::tcp_stream(std::move(socket)), *tls);
         } else {
             return Stream(std::move(socket));
         }
@@ -576,6 +624,10 @@ private:
 
     ServerImpl& server_;
     ThreadContext& thread_;
+    // The certificate this connection was accepted with; a SIGHUP reload
+    // swaps the server's for new connections only. Declared before the stream,
+    // which uses it, so it outlives it.
+    std::shared_ptr<ssl::context> tls_;
     Stream stream_;
     asio::steady_timer deadline_;
     asio::steady_timer ack_timer_;
@@ -617,30 +669,9 @@ ServerImpl::ServerImpl(IngestConfig cfg)
                   for (const auto& e : config.environments) names.push_back(e.name);
                   return names;
               }()),
-      handler_context{config, metrics, ready, host_name()} {
-    if (config.tls()) {
-        tls.emplace(ssl::context::tls_server);
-        tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                         ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                         ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
-        SSL_CTX* native = tls->native_handle();
-        // TLS 1.2 at least; for 1.2, forward-secret AEAD suites only (Mozilla
-        // "intermediate" without DHE); 1.3's suites are all of that kind.
-        // Each connection's read and write buffers (about 34 KiB) are freed
-        // while it is idle: keep-alive connections wait mostly idle.
-        if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1 ||
-            SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1) {
-            throw common::ConfigError(
-                "--tls-cert (INGEST_TLS_CERT): OpenSSL refused the TLS "
-                "settings");
-        }
-        SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
-        error_code ec;
-        tls->use_certificate_chain_file(config.tls_cert, ec);
-        if (ec) throw common::ConfigError("--tls-cert (INGEST_TLS_CERT): " + ec.message());
-        tls->use_private_key_file(config.tls_key, ssl::context::pem, ec);
-        if (ec) throw common::ConfigError("--tls-key (INGEST_TLS_KEY): " + ec.message());
-    }
+      recent(config.environments.size(), config.remembered_deliveries),
+      handler_context{config, metrics, ready, host_name(), &recent} {
+    if (config.tls()) tls = make_tls_context(config);
     for (unsigned i = 0; i < config.threads; ++i) {
         auto t = std::make_unique<ThreadContext>();
         t->handler = std::make_unique<RequestHandler>(handler_context);
@@ -654,6 +685,31 @@ ServerImpl::ServerImpl(IngestConfig cfg)
     metrics.ready().set(0);
     // Registered now, not in run(): a SIGTERM right after "listening" must drain, not kill.
     signals.emplace(threads.front()->ioc, SIGTERM, SIGINT);
+    // SIGHUP's default action ends the process: handled always, TLS or not.
+    reload_signals.emplace(threads.front()->ioc, SIGHUP);
+}
+
+// SIGHUP: --tls-cert and --tls-key read again. New handshakes get the new
+// pair; open connections keep theirs (each session holds its context). A
+// pair that does not load is logged and the current one kept serving.
+void ServerImpl::reload_tls() {
+    if (!config.tls()) {
+        common::log_info("received SIGHUP: no TLS certificate to reload");
+        return;
+    }
+    try {
+        auto fresh = make_tls_context(config);
+        {
+            const std::lock_guard lock(tls_mutex);
+            tls = std::move(fresh);
+        }
+        common::log_info("received SIGHUP: TLS certificate and key reloaded from " +
+                         config.tls_cert);
+    } catch (const common::ConfigError& e) {
+        common::log_error(std::string("received SIGHUP: TLS reload failed, the previous "
+                                      "certificate stays in use: ") +
+                          e.what());
+    }
 }
 
 // Delivery reports are served on the first I/O thread, not a poller thread
@@ -779,7 +835,7 @@ void ServerImpl::do_accept() {
         // Responses are one write each; without this, Nagle holds a
         // pipelined request's response until the previous one is acked.
         socket.set_option(tcp::no_delay(true), ignored);
-        if (tls) {
+        if (config.tls()) {
             start_session<beast::ssl_stream<beast::tcp_stream>>(std::move(socket), thread, peer,
                                                                 counted, false);
         } else {
@@ -887,6 +943,7 @@ int Server::run() {
                          ": draining");
         stop();
     });
+    impl.wait_reload();
     impl.do_accept();
     impl.do_accept_admin();
 
@@ -917,6 +974,7 @@ int Server::run() {
         impl.admin_retry->cancel();
         impl.accept_retry->cancel();
         impl.signals->cancel();
+        impl.reload_signals->cancel();
     });
     std::vector<std::shared_ptr<SessionBase>> live;
     {

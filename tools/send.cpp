@@ -22,6 +22,9 @@ int send_main(int argc, const char* const* argv) {
         "  meshhook send --url URL --scenario demo       the fixture bodies 01..05, built in\n"
         "  meshhook send --url URL --scenario random --transfers N --seed S\n\n"
         "Each body is signed (X-Mesh-Signature-256) with the first secret of --secret.\n"
+        "Like Mesh, each attempt's SentTimestamp is set to its send time first (seconds or\n"
+        "milliseconds, as the body had it), so ingest's replay window accepts stored bodies;\n"
+        "--exact sends the bytes as they are.\n"
         "Deliveries of one transfer go out in order; different transfers concurrently.\n"
         "A non-200 answer is retried with doubling back-off (Retry-After wins), up to\n"
         "--max-attempts. Prints a summary of answers and latencies; exit 0 only when\n"
@@ -40,6 +43,10 @@ int send_main(int argc, const char* const* argv) {
         .add({"max-attempts", "", "6", "attempts per delivery, the first included"})
         .add({"backoff-ms", "", "200", "first retry delay; doubles per attempt, at most 5000"})
         .add({"timeout-ms", "", "5000", "per request"})
+        .add({"exact", "", "",
+              "send each body's bytes as they are (no fresh SentTimestamp): a stored body is "
+              "refused by ingest's replay window",
+              false, true})
         .add({"verbose", "", "", "one line per attempt", false, true});
     if (auto code = parse_or_exit(settings, kProgram, argc, argv)) return *code;
 
@@ -67,6 +74,7 @@ int send_main(int argc, const char* const* argv) {
         options.timeout = std::chrono::milliseconds(
             common::parse_uint("--timeout-ms", settings.get("timeout-ms"), 1, 600000));
         options.verbose = settings.is_set("verbose");
+        options.restamp = !settings.is_set("exact");
 
         const auto& scenario = settings.get("scenario");
         if (!scenario.empty()) {

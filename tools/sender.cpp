@@ -78,16 +78,22 @@ void worker(Shared& shared) {
         const std::size_t index = shared.next_stream.fetch_add(1);
         if (index >= shared.streams.size()) return;
         for (const auto& delivery : shared.streams[index]) {
-            const HttpClient::Headers headers = {
-                {std::string(common::kSignatureHeader), common::sign(o.secret, delivery.body)},
-                {"Content-Type", "application/json"}};
             bool delivered = false;
             std::string last;
             unsigned attempt = 1;
             for (; attempt <= o.max_attempts; ++attempt) {
                 shared.pacer.wait();
+                // Like Mesh, every attempt carries the time it was sent, signed:
+                // a stored body would be outside ingest's replay window.
+                const std::string body = o.restamp
+                                             ? common::restamp_sent_timestamp(
+                                                   delivery.body, std::chrono::system_clock::now())
+                                             : delivery.body;
+                const HttpClient::Headers headers = {
+                    {std::string(common::kSignatureHeader), common::sign(o.secret, body)},
+                    {"Content-Type", "application/json"}};
                 const auto start = Clock::now();
-                const auto result = client.request("POST", o.url.target, delivery.body, headers);
+                const auto result = client.request("POST", o.url.target, body, headers);
                 const double ms =
                     std::chrono::duration<double, std::milli>(Clock::now() - start).count();
                 const std::string answer =

@@ -34,6 +34,9 @@ struct SendOptions {
     std::chrono::milliseconds max_backoff{5000};
     std::chrono::milliseconds timeout{5000};  // per request
     bool verbose = false;                     // one line per attempt on the log stream
+    // Each attempt's SentTimestamp set to its send time (common::restamp_sent_timestamp),
+    // as Mesh does; false sends the stored bytes exactly (`meshhook send --exact`).
+    bool restamp = true;
 };
 
 struct SendSummary {

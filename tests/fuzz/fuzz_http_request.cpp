@@ -42,6 +42,9 @@ struct World {
         config.environments = {{"production", {"whsec_test_fixture_secret"}},
                                {"sandbox", {"whsec_sandbox"}}};
         config.max_body_bytes = 64 * 1024;
+        // The seeds are the fixtures as signed in 2025: with the replay window
+        // on they would all stop at 400, and the publication path go unfuzzed.
+        config.max_sent_age.reset();
         metrics = std::make_unique<ingest::IngestMetrics>(
             registry, std::vector<std::string>{"production", "sandbox"});
         context = std::make_unique<ingest::HandlerContext>(

@@ -24,6 +24,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/transfer_event.hpp"
 #include "common/wire.hpp"
 
 extern char** environ;
@@ -57,6 +58,10 @@ std::string read_file(const std::filesystem::path& path) {
 
 std::string fixture(const std::string& name) {
     return read_file(fixture_path(name));
+}
+
+std::string fresh_fixture(const std::string& name) {
+    return common::restamp_sent_timestamp(fixture(name), std::chrono::system_clock::now());
 }
 
 std::uint16_t free_port() {

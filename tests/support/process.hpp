@@ -30,6 +30,10 @@ std::filesystem::path binary_path(const std::string& name);
 std::filesystem::path fixture_path(const std::string& name);
 std::string read_file(const std::filesystem::path& path);
 std::string fixture(const std::string& name);  // its exact bytes
+// The fixture as Mesh would send it now: SentTimestamp set to the present
+// (common::restamp_sent_timestamp). ingest's replay window is on by default
+// and the fixtures were sent in November 2025.
+std::string fresh_fixture(const std::string& name);
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 std::uint16_t free_port();

@@ -69,6 +69,13 @@ std::string uuid_like(std::mt19937_64& rng) {
     return s;
 }
 
+// Sent now, as Mesh stamps each delivery: ingest's replay window is on.
+std::int64_t sent_now_s() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
 std::string body_for(const std::string& transfer_id, const std::string& event_id,
                      const std::string& status, const std::string& amount, std::mt19937_64& rng,
                      bool camel) {
@@ -80,8 +87,8 @@ std::string body_for(const std::string& transfer_id, const std::string& event_id
         return pascal;
     };
     b << "{\"" << name("Id") << "\":\"" << uuid_like(rng) << "\",\"" << name("EventId") << "\":\""
-      << event_id << "\",\"" << name("SentTimestamp") << "\":1764316800,\"" << name("UserId")
-      << "\":\"user-chaos\",\"" << name("TransactionId") << "\":\"order-"
+      << event_id << "\",\"" << name("SentTimestamp") << "\":" << sent_now_s() << ",\""
+      << name("UserId") << "\":\"user-chaos\",\"" << name("TransactionId") << "\":\"order-"
       << transfer_id.substr(0, 8) << "\",\"" << name("TransferId") << "\":\"" << transfer_id
       << "\",\"" << name("TransferStatus") << "\":\"" << status_text << "\",\"" << name("TxHash")
       << "\":" << (status == "succeeded" ? "\"0xabc\"" : "null") << ",\"" << name("Chain")

@@ -746,6 +746,18 @@ def check_k8s(project, problems):
             need = pre_s + 2 * drain_ms / 1000
             problems.check(grace > need, f"{binary}: terminationGracePeriodSeconds {grace} <= preStop + drain {need}")
             problems.check("replicas" not in spec, f"{binary}: the HPA owns replicas; do not set them")
+            # The memory budget of ingest/README.md ("Memory budget") within the limit.
+            def setting(flag):
+                name = settings.get(flag, {}).get("env")
+                return int(env.get(name, {}).get("value") or settings.get(flag, {}).get("default") or 0)
+            limit = str(res.get("limits", {}).get("memory", "0"))
+            limit_mib = int(limit[:-2]) * (1024 if limit.endswith("Gi") else 1) if limit[-2:] in ("Mi", "Gi") else 0
+            budget_mib = (24 + 2 * setting("remember-deliveries") * 171 / 2**20
+                          + setting("max-queued-kbytes") / 1024 + setting("max-queued-messages") * 0.3 / 1024
+                          + setting("max-connections") * (16 + 32 + setting("max-body-bytes") / 1024) / 1024)
+            problems.check(0 < budget_mib <= limit_mib,
+                           f"{binary}: memory budget {budget_mib:.0f} MiB exceeds the limit {limit}"
+                           " (ingest/README.md, Memory budget)")
         else:
             drain_ms = int(env.get("CONSUMER_DRAIN_TIMEOUT_MS", {}).get("value")
                            or settings.get("drain-timeout-ms", {}).get("default") or 0)

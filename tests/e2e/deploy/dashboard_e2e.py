@@ -77,6 +77,15 @@ def wait_until(what, condition, timeout, interval=0.2):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def fresh(body):
+    """The body with SentTimestamp set to now (same unit), as Mesh stamps every
+    delivery: ingest refuses one outside its replay window (24 h by default)."""
+    def now(m):
+        seconds = int(m.group(2)) < 100_000_000_000
+        return m.group(1) + str(int(time.time()) if seconds else int(time.time() * 1000)).encode()
+    return re.sub(rb'("[Ss]entTimestamp"\s*:\s*)(-?\d+)', now, body, count=1)
+
+
 def sign(body):
     return base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
 
@@ -314,7 +323,7 @@ def run(src, bins, fixtures, tmp, children, prometheus_bin):
         status, answer = post(ingest_port, path, body, h)
         assert status == expect, f"POST {path} answered {status} ({answer[:200]!r}), expected {expect}"
 
-    bodies = {p.name: p.read_bytes() for p in sorted(fixtures.glob("*.json"))}
+    bodies = {p.name: fresh(p.read_bytes()) for p in sorted(fixtures.glob("*.json"))}
     for name in ("01-pending.json", "02-processing.json", "03-succeeded.json",
                  "04-succeeded-retry.json", "05-failed-other-transfer.json", "06-camelcase-succeeded.json"):
         deliver(bodies[name])

@@ -28,7 +28,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using testing::BrokerProcess;
-using testing::fixture;
 using testing::wait_until;
 using namespace testing::hostile;
 
@@ -124,7 +123,7 @@ public:
     // One delivery; "" when it got 200, otherwise what went wrong.
     std::string deliver_one() {
         const auto& file = signed_fixtures()[next_++ % signed_fixtures().size()];
-        const auto body = fixture(file);
+        const auto body = fresh_delivery(file);
         try {
             if (!conn_) conn_.emplace(port_);
             const auto start = Clock::now();

@@ -220,13 +220,20 @@ std::string get(std::string_view path, bool close) {
 
 Event unique_event() {
     Event e;
-    e.body = fixture("03-succeeded.json");
+    e.body = fresh_fixture("03-succeeded.json");
     e.event_id = fresh_id();
     e.transfer_id = fresh_id();
     replace_string_member(e.body, "Id", fresh_id());
     replace_string_member(e.body, "EventId", e.event_id);
     replace_string_member(e.body, "TransferId", e.transfer_id);
     return e;
+}
+
+std::string fresh_delivery(const std::string& fixture_name) {
+    std::string body = fresh_fixture(fixture_name);
+    const bool camel = body.find("\"Id\":\"") == std::string::npos;  // 06 is camelCase
+    replace_string_member(body, camel ? "id" : "Id", fresh_id());
+    return body;
 }
 
 std::string with_leading_member(std::string_view body, std::string_view member) {

@@ -101,6 +101,10 @@ struct Event {
 };
 Event unique_event();
 
+// A fixture as Mesh sends a new attempt of it: SentTimestamp now and a new
+// delivery Id (ingest answers a known Id 200 without producing it again).
+std::string fresh_delivery(const std::string& fixture_name);
+
 // Splices `member` (e.g. R"("Note":"x")") in as the body's first member.
 std::string with_leading_member(std::string_view body, std::string_view member);
 

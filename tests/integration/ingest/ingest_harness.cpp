@@ -361,34 +361,56 @@ SelfSignedCert::~SelfSignedCert() {
     std::filesystem::remove_all(dir_, ec);
 }
 
-std::optional<HttpResponse> https_request(std::uint16_t port, std::string_view request,
-                                          const std::string& ca_cert_path) {
+struct TlsConnection::Impl {
+    boost::asio::io_context ioc;
+    boost::asio::ssl::context ctx{boost::asio::ssl::context::tls_client};
+    std::optional<boost::beast::ssl_stream<boost::beast::tcp_stream>> stream;
+    boost::beast::flat_buffer buffer;
+    bool handshaken = false;
+};
+
+TlsConnection::TlsConnection(std::uint16_t port, const std::string& ca_cert_path)
+    : impl_(std::make_unique<Impl>()) {
     namespace asio = boost::asio;
     namespace ssl = asio::ssl;
-    asio::io_context ioc;
-    ssl::context ctx(ssl::context::tls_client);
-    ctx.load_verify_file(ca_cert_path);
-    ctx.set_verify_mode(ssl::verify_peer);
-    boost::beast::ssl_stream<boost::beast::tcp_stream> stream(ioc, ctx);
+    impl_->ctx.load_verify_file(ca_cert_path);
+    impl_->ctx.set_verify_mode(ssl::verify_peer);
+    auto& stream = impl_->stream.emplace(impl_->ioc, impl_->ctx);
     boost::system::error_code ec;
     auto& socket = boost::beast::get_lowest_layer(stream).socket();
     socket.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
-    if (ec) return std::nullopt;
+    if (ec) return;
     // Synchronous Asio reads honour no deadline; the socket's own timeout bounds them.
     timeval tv{5, 0};
     ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    const auto start = Clock::now();
     stream.handshake(ssl::stream_base::client, ec);
+    impl_->handshaken = !ec;
+}
+
+TlsConnection::~TlsConnection() = default;
+
+bool TlsConnection::handshaken() const {
+    return impl_->handshaken;
+}
+
+std::optional<HttpResponse> TlsConnection::request(std::string_view request) {
+    if (!impl_->handshaken) return std::nullopt;
+    boost::system::error_code ec;
+    const auto start = Clock::now();
+    boost::asio::write(*impl_->stream, boost::asio::buffer(request.data(), request.size()), ec);
     if (ec) return std::nullopt;
-    asio::write(stream, asio::buffer(request.data(), request.size()), ec);
-    if (ec) return std::nullopt;
-    boost::beast::flat_buffer buffer;
     http::response<http::string_body> msg;
-    http::read(stream, buffer, msg, ec);
+    http::read(*impl_->stream, impl_->buffer, msg, ec);
     if (ec) return std::nullopt;
     auto out = to_response(std::move(msg));
     out.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
     return out;
+}
+
+std::optional<HttpResponse> https_request(std::uint16_t port, std::string_view request,
+                                          const std::string& ca_cert_path) {
+    TlsConnection connection(port, ca_cert_path);
+    return connection.request(request);
 }
 
 bool tls_handshake_succeeds(std::uint16_t port, const std::string& ca_cert_path,

@@ -138,6 +138,23 @@ private:
     std::filesystem::path dir_;
 };
 
+// A keep-alive TLS connection to 127.0.0.1:port that trusts only
+// `ca_cert_path`; the handshake happens in the constructor.
+class TlsConnection {
+public:
+    TlsConnection(std::uint16_t port, const std::string& ca_cert_path);
+    ~TlsConnection();
+    TlsConnection(const TlsConnection&) = delete;
+    TlsConnection& operator=(const TlsConnection&) = delete;
+    bool handshaken() const;
+    // One request and its response on this connection; nullopt when it fails.
+    std::optional<HttpResponse> request(std::string_view request);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
 // One request over TLS, verifying the server against `ca_cert_path`.
 // nullopt when the handshake or the exchange fails.
 std::optional<HttpResponse> https_request(std::uint16_t port, std::string_view request,

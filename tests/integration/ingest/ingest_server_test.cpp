@@ -93,8 +93,10 @@ protected:
 TEST_F(IngestServer, EveryFixtureGetsItsStatusAndLandsInItsTopicWithExactBytesAndHeaders) {
     IngestProcess ingest(broker_.bootstrap());
     const auto before = now_ms();
+    std::map<std::string, std::string> bodies;  // as sent: restamped, as Mesh would
+    for (const auto& c : fixture_cases()) bodies[c.file] = testing::fresh_fixture(c.file);
     for (const auto& c : fixture_cases()) {
-        const auto body = fixture(c.file);
+        const auto& body = bodies[c.file];
         const auto res =
             request_once(ingest.port(), signed_post("/webhooks/mesh", body, kFixtureSecret));
         ASSERT_TRUE(res) << c.file;
@@ -115,7 +117,7 @@ TEST_F(IngestServer, EveryFixtureGetsItsStatusAndLandsInItsTopicWithExactBytesAn
     ASSERT_EQ(dead.size(), 2u);
 
     for (const auto& c : fixture_cases()) {
-        const auto body = fixture(c.file);
+        const auto& body = bodies[c.file];
         const auto& records = c.dlq_reason.empty() ? events : dead;
         const auto it = std::find_if(records.begin(), records.end(),
                                      [&](const Record& r) { return r.value == body; });
@@ -150,7 +152,7 @@ TEST_F(IngestServer, EveryFixtureGetsItsStatusAndLandsInItsTopicWithExactBytesAn
 
 TEST_F(IngestServer, RefusesMissingUndecodableAndMismatchedSignaturesWith401AndPublishesNothing) {
     IngestProcess ingest(broker_.bootstrap());
-    const auto body = fixture("03-succeeded.json");
+    const auto body = testing::fresh_fixture("03-succeeded.json");
     const auto missing = request_once(ingest.port(), post_request("/webhooks/mesh", body, {}));
     const auto undecodable = request_once(
         ingest.port(),
@@ -331,7 +333,7 @@ TEST_F(IngestServer, StalledClientGets408AndTheConnectionIsClosed) {
 
     // Headers complete, body stalled half way: same.
     HttpConnection conn2(ingest.port());
-    const auto body = fixture("03-succeeded.json");
+    const auto body = testing::fresh_fixture("03-succeeded.json");
     const auto req = signed_post("/webhooks/mesh", body, kFixtureSecret);
     ASSERT_TRUE(conn2.send(std::string_view(req).substr(0, req.size() - 10)));
     const auto res2 = conn2.read_response(3s);
@@ -559,6 +561,28 @@ TEST_F(IngestServer, FullProducerQueueIs503AtOnce) {
     EXPECT_EQ(metric_value(metrics, "meshhook_ingest_producer_queue_depth"), 2);
 }
 
+// The queue's bytes are bounded too (librdkafka's default is 1 GiB): 1 KiB
+// takes two of these ~0.5 KiB records, far below the message-count bound
+// (100,000), and the third is refused at once.
+TEST_F(IngestServer, ProducerQueueFullByBytesIs503AtOnce) {
+    IngestProcess ingest(broker_.bootstrap(), with_args({"--max-queued-kbytes", "1"}));
+    for (int id = 1; id <= 3; ++id) broker_.broker_down(id);
+    HttpConnection conn(ingest.port());
+    std::vector<std::string> answers;
+    for (int i = 0; i < 3; ++i) {
+        const auto e = unique_event();
+        const auto res = conn.round_trip(signed_post("/webhooks/mesh", e.body, kFixtureSecret));
+        ASSERT_TRUE(res);
+        EXPECT_EQ(res->status, 503u);
+        answers.push_back(res->body.find("queue_full") != std::string::npos ? "queue_full"
+                                                                            : res->body);
+    }
+    EXPECT_NE(answers[0], "queue_full");
+    EXPECT_NE(answers[1], "queue_full");
+    EXPECT_EQ(answers[2], "queue_full");
+    EXPECT_EQ(metric_value(ingest.metrics(), "meshhook_ingest_producer_queue_depth"), 2);
+}
+
 TEST_F(IngestServer, SigtermDuringLoadLosesNoAcknowledgedEventAndExitsZero) {
     IngestProcess ingest(broker_.bootstrap());
     const auto port = ingest.port();
@@ -698,8 +722,8 @@ TEST_F(IngestServer, AllowListRefusesOtherClientsAndBelievesOnlyTrustedProxies) 
 }
 
 TEST_F(IngestServer, ReplayWindowRefusesDeliveriesSentOutsideItWithoutAKafkaWrite) {
-    IngestProcess ingest(broker_.bootstrap(), with_args({"--max-sent-age-s", "300"}));
-    // The fixtures were sent in 2025: a replay as far as this window is concerned.
+    // The default window (24 h): the fixtures were sent in November 2025.
+    IngestProcess ingest(broker_.bootstrap());
     const auto old = request_once(
         ingest.port(), signed_post("/webhooks/mesh", fixture("03-succeeded.json"), kFixtureSecret));
     ASSERT_TRUE(old);
@@ -714,6 +738,26 @@ TEST_F(IngestServer, ReplayWindowRefusesDeliveriesSentOutsideItWithoutAKafkaWrit
     const auto events = read_topic(broker_.bootstrap(), kTopic);
     ASSERT_EQ(events.size(), 1u);
     EXPECT_EQ(events[0].value, fresh.body);
+}
+
+// A captured body replayed inside the window carries an acknowledged Id (each
+// of Mesh's attempts has a new one): answered 200 again, produced once.
+TEST_F(IngestServer, ReplayedAcknowledgedDeliveryIsAnswered200AndNotProducedTwice) {
+    const auto event = unique_event();
+    const auto post = signed_post("/webhooks/mesh", event.body, kFixtureSecret);
+    {
+        IngestProcess ingest(broker_.bootstrap());
+        for (int i = 0; i < 3; ++i) EXPECT_EQ(status_of(request_once(ingest.port(), post)), 200u);
+        EXPECT_NE(ingest.metrics().find(
+                      R"(meshhook_ingest_repeated_deliveries_total{environment="production"} 2)"),
+                  std::string::npos);
+    }
+    EXPECT_EQ(read_topic(broker_.bootstrap(), kTopic).size(), 1u);
+
+    // Without the memory each repeat is a record (the consumer dedups by EventId).
+    IngestProcess forgetful(broker_.bootstrap(), with_args({"--remember-deliveries", "0"}));
+    EXPECT_EQ(status_of(request_once(forgetful.port(), post)), 200u);
+    EXPECT_EQ(read_topic(broker_.bootstrap(), kTopic).size(), 2u);
 }
 
 TEST_F(IngestServer, ConnectionsOverTheCapAreClosed) {
@@ -780,6 +824,55 @@ TEST_F(IngestServer, TlsRefusesOldVersionsAndWeakCiphers) {
     EXPECT_FALSE(handshake(TLS1_1_VERSION, "DEFAULT:@SECLEVEL=0"));
     EXPECT_FALSE(handshake(TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA"));
     EXPECT_FALSE(handshake(TLS1_2_VERSION, "ECDHE-ECDSA-AES256-SHA384"));
+}
+
+// SIGHUP reads --tls-cert and --tls-key again: a connection opened before
+// keeps working on the old certificate, new handshakes get the new one, and a
+// pair that does not load leaves the current one serving.
+TEST_F(IngestServer, TlsCertificateReloadedOnSighupWithoutDroppingConnections) {
+    const testing::ingest::SelfSignedCert served;  // its files are overwritten below
+    const testing::ingest::SelfSignedCert old_cert;
+    const testing::ingest::SelfSignedCert new_cert;
+    const auto install = [&](const testing::ingest::SelfSignedCert& c) {
+        std::filesystem::copy_file(c.cert_path(), served.cert_path(),
+                                   std::filesystem::copy_options::overwrite_existing);
+        std::filesystem::copy_file(c.key_path(), served.key_path(),
+                                   std::filesystem::copy_options::overwrite_existing);
+    };
+    install(old_cert);
+    IngestProcess ingest(broker_.bootstrap(), with_args({"--tls-cert", served.cert_path(),
+                                                         "--tls-key", served.key_path()}));
+    const auto trusts = [&](const testing::ingest::SelfSignedCert& c) {
+        return testing::ingest::tls_handshake_succeeds(ingest.port(), c.cert_path(), [](void*) {});
+    };
+    TlsConnection open(ingest.port(), old_cert.cert_path());
+    ASSERT_TRUE(open.handshaken());
+    const auto before = unique_event();
+    EXPECT_EQ(status_of(open.request(signed_post("/webhooks/mesh", before.body, kFixtureSecret))),
+              200u);
+    EXPECT_FALSE(trusts(new_cert));
+
+    install(new_cert);
+    ingest.process().signal(SIGHUP);
+    EXPECT_TRUE(wait_until([&] { return trusts(new_cert); }, 10s));
+    EXPECT_FALSE(trusts(old_cert));
+    // The connection from before the reload: still open, still answered.
+    const auto after = unique_event();
+    EXPECT_EQ(status_of(open.request(signed_post("/webhooks/mesh", after.body, kFixtureSecret))),
+              200u);
+
+    // A broken pair (the key of another certificate) is refused; the new one stays.
+    std::filesystem::copy_file(old_cert.key_path(), served.key_path(),
+                               std::filesystem::copy_options::overwrite_existing);
+    ingest.process().signal(SIGHUP);
+    EXPECT_TRUE(wait_until(
+        [&] {
+            return ingest.process().stderr_text().find("TLS reload failed") != std::string::npos;
+        },
+        10s));
+    EXPECT_TRUE(trusts(new_cert));
+    EXPECT_TRUE(ingest.process().running());
+    EXPECT_EQ(read_topic(broker_.bootstrap(), kTopic).size(), 2u);
 }
 
 // --kafka-config-file reaches the producer: the same delivery is stored with

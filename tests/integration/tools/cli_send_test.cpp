@@ -143,10 +143,39 @@ private:
 
 const std::string kSecret = "whsec_test_fixture_secret";
 
-TEST(CliSend, DemoScenarioSendsFixturesOneToFiveInOrderSignedLikeMesh) {
+std::int64_t now_s() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// True when `body` is fixture `name` with only its SentTimestamp changed, to a
+// time in [from_s, to_s]: what `meshhook send` does to every attempt, as Mesh does.
+::testing::AssertionResult is_restamped(const std::string& body, const std::string& name,
+                                        std::int64_t from_s, std::int64_t to_s) {
+    common::TransferEventParser parser;
+    const auto parsed = parser.parse(body);
+    if (!parsed.ok() || !parsed.event.sent_timestamp.has_value()) {
+        return ::testing::AssertionFailure() << "no SentTimestamp in " << body;
+    }
+    const auto sent = parsed.event.sent_timestamp_value;
+    if (sent < from_s || sent > to_s) {
+        return ::testing::AssertionFailure()
+               << "SentTimestamp " << sent << " outside [" << from_s << ", " << to_s << "]";
+    }
+    const std::chrono::system_clock::time_point at{std::chrono::seconds(sent)};
+    if (common::restamp_sent_timestamp(fixture(name), at) != body) {
+        return ::testing::AssertionFailure() << "not " << name << " restamped: " << body;
+    }
+    return ::testing::AssertionSuccess();
+}
+
+TEST(CliSend, DemoScenarioSendsFixturesOneToFiveInOrderRestampedAndSignedLikeMesh) {
     ScriptedServer server({});
+    const auto before = now_s();
     const auto r =
         run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--scenario", "demo"});
+    const auto after = now_s();
     EXPECT_EQ(r.code, 0) << r.err;
     const auto requests = server.requests();
     ASSERT_EQ(requests.size(), 5U);
@@ -154,24 +183,39 @@ TEST(CliSend, DemoScenarioSendsFixturesOneToFiveInOrderSignedLikeMesh) {
                                             "03-succeeded.json", "04-succeeded-retry.json",
                                             "05-failed-other-transfer.json"};
     for (std::size_t i = 0; i < names.size(); ++i) {
-        EXPECT_EQ(requests[i].body, fixture(names[i])) << names[i];
+        EXPECT_TRUE(is_restamped(requests[i].body, names[i], before, after));
         EXPECT_EQ(requests[i].signature, common::sign(kSecret, requests[i].body)) << names[i];
     }
-    // The documented value for 03, not just self-consistency.
-    EXPECT_EQ(requests[2].signature, "+USHqMn1BKTQbXdliClRAc/TzIa8hxuzELNeZzBGd38=");
     EXPECT_NE(r.out.find("deliveries 5: 5 delivered (200), 0 given up"), std::string::npos)
         << r.out;
     EXPECT_NE(r.out.find("latency ms p50"), std::string::npos) << r.out;
 }
 
-TEST(CliSend, RetriesNon200AnswersWithTheSameBytesUntilAccepted) {
+TEST(CliSend, ExactSendsTheStoredBytesWithTheirDocumentedSignature) {
+    ScriptedServer server({});
+    const auto r = run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--exact",
+                                 fixture_path("03-succeeded.json").string()});
+    EXPECT_EQ(r.code, 0) << r.err;
+    const auto requests = server.requests();
+    ASSERT_EQ(requests.size(), 1U);
+    EXPECT_EQ(requests[0].body, fixture("03-succeeded.json"));
+    // The documented value for 03, not just self-consistency.
+    EXPECT_EQ(requests[0].signature, "+USHqMn1BKTQbXdliClRAc/TzIa8hxuzELNeZzBGd38=");
+}
+
+TEST(CliSend, RetriesNon200AnswersWithTheSameEventRestampedUntilAccepted) {
     ScriptedServer server({503, 500, 200});
+    const auto before = now_s();
     const auto r = run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--backoff-ms",
                                  "10", fixture_path("03-succeeded.json").string()});
+    const auto after = now_s();
     EXPECT_EQ(r.code, 0) << r.err;
     const auto requests = server.requests();
     ASSERT_EQ(requests.size(), 3U);
-    for (const auto& req : requests) EXPECT_EQ(req.body, fixture("03-succeeded.json"));
+    for (const auto& req : requests) {
+        EXPECT_TRUE(is_restamped(req.body, "03-succeeded.json", before, after));
+        EXPECT_EQ(req.signature, common::sign(kSecret, req.body));
+    }
     EXPECT_NE(r.out.find("200 x1"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("500 x1"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("503 x1"), std::string::npos) << r.out;
@@ -190,9 +234,11 @@ TEST(CliSend, GivesUpAfterMaxAttemptsWithOneLineAndExitOne) {
 
 TEST(CliSend, DirectorySendsItsJsonFilesByNameKeepingEachTransfersOrder) {
     ScriptedServer server({});
+    const auto before = now_s();
     const auto r =
         run_meshhook({"send", "--url", server.url(), "--secret", kSecret, "--concurrency", "3",
                       fixture_path("01-pending.json").parent_path().string()});
+    const auto after = now_s();
     EXPECT_EQ(r.code, 0) << r.err;
     const auto requests = server.requests();
     ASSERT_EQ(requests.size(), 8U);
@@ -200,7 +246,7 @@ TEST(CliSend, DirectorySendsItsJsonFilesByNameKeepingEachTransfersOrder) {
     for (const auto& req : requests) {
         for (const std::string name : {"01-pending.json", "02-processing.json", "03-succeeded.json",
                                        "04-succeeded-retry.json"}) {
-            if (req.body == fixture(name)) order.push_back(name);
+            if (is_restamped(req.body, name, before, after)) order.push_back(name);
         }
     }
     EXPECT_EQ(order, (std::vector<std::string>{"01-pending.json", "02-processing.json",

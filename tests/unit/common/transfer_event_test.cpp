@@ -270,5 +270,28 @@ TEST(UnixMsByMagnitude, TheParserKeepsTheExtremesAsSignedValues) {
     EXPECT_EQ(unix_ms_by_magnitude(r.event.sent_timestamp_value), std::nullopt);
 }
 
+TEST(RestampSentTimestamp, ReplacesOnlyTheSentTimestampInItsUnit) {
+    const std::chrono::system_clock::time_point now{std::chrono::milliseconds(1'796'000'123'456)};
+    const std::string fixture = testing::fixture("03-succeeded.json");
+    const std::string restamped = restamp_sent_timestamp(fixture, now);
+    std::string expected = fixture;
+    const auto at = expected.find("1764317100");  // the fixture's SentTimestamp, in seconds
+    ASSERT_NE(at, std::string::npos);
+    expected.replace(at, 10, "1796000123");
+    EXPECT_EQ(restamped, expected);  // Timestamp (the event's time) and the amounts kept
+
+    EXPECT_EQ(restamp_sent_timestamp(R"({"sentTimestamp" : 1764317100000 ,"Id":"a"})", now),
+              R"({"sentTimestamp" : 1796000123456 ,"Id":"a"})");
+}
+
+TEST(RestampSentTimestamp, LeavesBodiesWithoutAnIntegerSentTimestampAlone) {
+    const std::chrono::system_clock::time_point now{std::chrono::seconds(1'796'000'000)};
+    for (const std::string body :
+         {R"({"TransferId":"t"})", R"({"SentTimestamp":"1764317100"})",
+          R"({"Nested":{"SentTimestamp":1764317100}})", "not json", R"([1764317100])", ""}) {
+        EXPECT_EQ(restamp_sent_timestamp(body, now), body) << body;
+    }
+}
+
 }  // namespace
 }  // namespace meshhook::common

@@ -55,7 +55,10 @@ TEST_F(Config, DefaultsMatchTheIssue) {
     EXPECT_EQ(c.max_body_bytes, 65536u);
     EXPECT_EQ(c.ack_timeout, 150ms);
     EXPECT_TRUE(c.allow_ips.empty());
-    EXPECT_FALSE(c.max_sent_age);
+    ASSERT_TRUE(c.max_sent_age);
+    EXPECT_EQ(*c.max_sent_age, std::chrono::seconds(86400));  // the replay window is on
+    EXPECT_EQ(c.remembered_deliveries, 100000u);
+    EXPECT_EQ(c.max_queued_kbytes, 65536u);  // librdkafka's own default is 1 GiB
     EXPECT_FALSE(c.tls());
     EXPECT_GE(c.threads, 1u);
     EXPECT_EQ(c.admin_listen.port, 9090);
@@ -106,6 +109,7 @@ TEST_F(Config, DefaultConfigInCodeIsTheDeclaredDefaults) {
               declared.get("kafka-message-timeout-ms"));
     EXPECT_EQ(std::to_string(in_code.kafka_linger.count()), declared.get("kafka-linger-ms"));
     EXPECT_EQ(std::to_string(in_code.max_queued_messages), declared.get("max-queued-messages"));
+    EXPECT_EQ(std::to_string(in_code.max_queued_kbytes), declared.get("max-queued-kbytes"));
     EXPECT_EQ(in_code.log_level, declared.get("log-level"));
     ASSERT_EQ(in_code.environments.size(), 1U);
     EXPECT_EQ(in_code.environments[0].name, "production");
@@ -178,6 +182,9 @@ TEST_F(Config, EveryBadValueNamesItsSetting) {
         {{"--allow-ips", "10.0.0.0/8", "--trusted-proxies", "proxy"}, "--trusted-proxies"},
         {{"--trusted-proxies", "10.0.0.0/8"}, "--trusted-proxies"},
         {{"--max-sent-age-s", "soon"}, "--max-sent-age-s"},
+        {{"--max-sent-age-s", "OFF"}, "--max-sent-age-s"},
+        {{"--remember-deliveries", "-1"}, "--remember-deliveries (INGEST_REMEMBER_DELIVERIES)"},
+        {{"--max-sent-age-s", "604801"}, "--max-sent-age-s"},
         {{"--tls-cert", "/nonexistent/cert.pem"}, "TLS needs both"},
         {{"--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"}, "--tls-cert"},
         {{"--topic", "bad topic"}, "--topic (KAFKA_TOPIC)"},
@@ -213,4 +220,15 @@ TEST_F(Config, SummaryLineNeverShowsTheSecret) {
 }
 
 }  // namespace
+TEST_F(Config, ReplayWindowTurnsOffWithZeroOrOff) {
+    for (const char* off : {"0", "off"}) {
+        EXPECT_FALSE(load({"--brokers", "k:9092", "--webhook-secret", "s", "--max-sent-age-s", off})
+                         .max_sent_age)
+            << off;
+    }
+    EXPECT_EQ(load({"--brokers", "k:9092", "--webhook-secret", "s", "--max-sent-age-s", "300"})
+                  .max_sent_age,
+              std::chrono::seconds(300));
+}
+
 }  // namespace meshhook::ingest

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/signature.hpp"
+#include "common/transfer_event.hpp"
 #include "tests/support/process.hpp"
 
 namespace meshhook::ingest {
@@ -19,7 +20,6 @@ namespace {
 
 namespace http = boost::beast::http;
 using namespace std::chrono_literals;
-using testing::fixture;
 
 constexpr std::string_view kSecret = "whsec_test_fixture_secret";
 constexpr std::string_view kSandboxSecret = "whsec_sandbox";
@@ -59,12 +59,19 @@ std::string header_of(const Publication& p, std::string_view name) {
 // A fixed "now" (late 2026), in seconds since the epoch.
 constexpr auto kNow = std::chrono::system_clock::time_point(1'795'860'000s);
 
+// A fixture body as Mesh would send it at kNow: the replay window is on by
+// default, and the fixtures' SentTimestamp is from November 2025.
+std::string fixture(const std::string& name) {
+    return common::restamp_sent_timestamp(testing::fixture(name), kNow);
+}
+
 class Handler : public ::testing::Test {
 protected:
     explicit Handler(IngestConfig config = test_config())
         : config_(std::move(config)),
           metrics_(registry_, {"production", "sandbox"}),
-          context_{config_, metrics_, ready_, "test-host"},
+          recent_(config_.environments.size(), 10),
+          context_{config_, metrics_, ready_, "test-host", &recent_},
           handler_(context_) {}
 
     Action handle(const Request& r, std::string_view peer = "20.22.113.37") {
@@ -81,6 +88,7 @@ protected:
     common::Registry registry_;
     IngestMetrics metrics_;
     std::atomic<bool> ready_{false};
+    RecentDeliveries recent_;
     HandlerContext context_;
     RequestHandler handler_;
 };
@@ -128,6 +136,36 @@ TEST_F(Handler, AcknowledgedEventIsAnswered200AndCounted) {
               R"("transferId":"4f8c2d1e-7a3b-4c9d-9e21-5b6a7c8d9e01"})");
     EXPECT_TRUE(res.keep_alive());
     EXPECT_EQ(counter("meshhook_ingest_published_total", {{"environment", "production"}}), 1u);
+}
+
+// A captured body replayed inside the window: the same Id as an acknowledged
+// delivery. Kafka holds it already, so it gets the same 200 and no publication.
+TEST_F(Handler, RepeatOfAnAcknowledgedDeliveryIdIsAnswered200WithoutAPublication) {
+    const auto body = fixture("03-succeeded.json");
+    auto first = handle(signed_post("/webhooks/mesh", body));
+    ASSERT_FALSE(first.is_response());
+    // Not yet acknowledged: a repeat is published again (it may be Mesh's only copy).
+    ASSERT_FALSE(handle(signed_post("/webhooks/mesh", body)).is_response());
+    const auto accepted =
+        handler_.complete(first.publication(), PublishOutcome::kAcknowledged, 11, true);
+
+    auto repeat = handle(signed_post("/webhooks/mesh", body));
+    ASSERT_TRUE(repeat.is_response());
+    EXPECT_EQ(repeat.response().result_int(), 200u);
+    EXPECT_EQ(repeat.response().body(), accepted.body());
+    EXPECT_EQ(counter("meshhook_ingest_repeated_deliveries_total", {{"environment", "production"}}),
+              1u);
+    // Another environment has its own memory; Mesh's retry (04: new Id) is published.
+    EXPECT_FALSE(handle(signed_post("/webhooks/mesh/sandbox", body, kSandboxSecret)).is_response());
+    EXPECT_FALSE(
+        handle(signed_post("/webhooks/mesh", fixture("04-succeeded-retry.json"))).is_response());
+}
+
+TEST_F(Handler, DeliveryAnswered503IsNotRemembered) {
+    const auto body = fixture("03-succeeded.json");
+    auto first = handle(signed_post("/webhooks/mesh", body));
+    handler_.complete(first.publication(), PublishOutcome::kAckTimeout, 11, true);
+    EXPECT_FALSE(handle(signed_post("/webhooks/mesh", body)).is_response());
 }
 
 TEST_F(Handler, EveryFailedPublicationIs503WithRetryAfterAndCountedByReason) {
