@@ -187,7 +187,6 @@ struct ServerImpl {
             wait_reload();
         });
     }
-    std::optional<asio::signal_set> reload_signals;  // SIGHUP
     // Sessions hold references into these: they outlive the io_contexts.
     std::vector<std::unique_ptr<ThreadContext>> threads;
     std::size_t next_thread = 0;
@@ -201,6 +200,9 @@ struct ServerImpl {
     std::optional<tcp::acceptor> admin_acceptor;  // /healthz, /readyz, /metrics
     std::size_t next_admin_thread = 0;
     std::optional<asio::signal_set> signals;
+    // After `threads`, like every I/O object here: destroyed before the
+    // io_context it was made on.
+    std::optional<asio::signal_set> reload_signals;  // SIGHUP
     std::optional<asio::steady_timer> accept_retry;
     std::optional<asio::steady_timer> admin_retry;
 

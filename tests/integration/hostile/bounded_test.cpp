@@ -14,6 +14,22 @@
 namespace meshhook {
 namespace {
 
+// The per-connection budget of ingest/README.md (16 KiB) is the release cost;
+// sanitizers add redzones and shadow memory to every allocation (ASan
+// measured 25 KiB a connection here), so their builds check a looser bound
+// that still catches a buffer grown towards the 64 KiB body limit.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr double kPerConnectionBoundKib = 48.0;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr double kPerConnectionBoundKib = 48.0;
+#else
+constexpr double kPerConnectionBoundKib = 16.0;
+#endif
+#else
+constexpr double kPerConnectionBoundKib = 16.0;
+#endif
+
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using testing::BrokerProcess;
@@ -283,7 +299,8 @@ TEST(BoundedIngest, AnIdleKeepAliveConnectionCostsAFewKibOfResidentMemory) {
     std::cout << "[ figures  ] RSS " << rss_before << " KiB before, " << rss_after << " KiB with "
               << kConnections << " idle keep-alive connections: " << per_connection << " KiB each"
               << std::endl;
-    EXPECT_LE(per_connection, 16.0) << "the budget in ingest/README.md counts 16 KiB";
+    EXPECT_LE(per_connection, kPerConnectionBoundKib)
+        << "the budget in ingest/README.md counts 16 KiB (release build)";
 }
 
 // During a Kafka outage each webhook is answered 503 at the ack timeout, and
