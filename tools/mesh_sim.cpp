@@ -323,10 +323,11 @@ MeshSim::MeshSim(Options options) : impl_(std::make_unique<Impl>()) {
 MeshSim::~MeshSim() {
     impl_->stop.store(true);
     // Wakes the blocking accept: shutdown makes it fail at once.
-    ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);
+    ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);  // wakes the blocking accept
+    impl_->server.join();
+    // Closed once no thread accepts on it (TSan: a close racing the accept).
     boost::system::error_code ec;
     impl_->acceptor.close(ec);
-    impl_->server.join();
 }
 
 std::uint16_t MeshSim::port() const {

@@ -71,10 +71,11 @@ public:
         stop_.notify_all();
         // Wakes the blocking accept at once.
         ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
-        boost::system::error_code ec;
-        acceptor_.close(ec);
         thread_.join();
         for (std::thread& t : connections_) t.join();
+        // Closed once no thread accepts on it (TSan: a close racing the accept).
+        boost::system::error_code ec;
+        acceptor_.close(ec);
     }
     std::string url(const std::string& prefix) const {
         return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + prefix;
