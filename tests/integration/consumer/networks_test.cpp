@@ -24,7 +24,8 @@ const std::string kClientSecret = "networks-secret";
 std::string succeeded(const std::string& transfer, const std::string& token,
                       const std::string& chain, const std::string& address) {
     return R"({"Id":"d-)" + transfer + R"(","EventId":"e-)" + transfer + R"(","TransferId":")" +
-           transfer + R"(","TransferStatus":"Succeeded","Timestamp":1764316800000,"UserId":"user-n","Token":")" +
+           transfer +
+           R"(","TransferStatus":"Succeeded","Timestamp":1764316800000,"UserId":"user-n","Token":")" +
            token + R"(","Chain":")" + chain +
            R"(","DestinationAmount":12.500000000000000001,"DestinationAddress":")" + address +
            R"(","TxHash":"0xfeed"})";

@@ -350,7 +350,8 @@ TEST_F(Reconcile, CliDryRunReportsEachDisagreementAndApplyProducesTheConsumersEv
 TEST_F(Reconcile, WrongSecretIsLoggedAndCountedAndTheConsumerKeepsRunning) {
     MeshSimulator mesh;
     mesh.transfer(
-        "f0000000-0000-4000-8000-000000000006 succeeded 5 symbol=USDC networkName=Ethereum userId=user-7");
+        "f0000000-0000-4000-8000-000000000006 succeeded 5 symbol=USDC networkName=Ethereum "
+        "userId=user-7");
     start(mesh, "not-the-secret");
     ASSERT_TRUE(wait_until(
         [&] {
