@@ -6,7 +6,7 @@
 
 namespace meshhook::ingest {
 
-AckWaiter::AckWaiter(boost::asio::any_io_executor executor, Callback callback,
+AckWaiter::AckWaiter(boost::asio::io_context::executor_type executor, Callback callback,
                      common::Histogram& ack_duration)
     : executor_(std::move(executor)), callback_(std::move(callback)), ack_duration_(ack_duration) {}
 

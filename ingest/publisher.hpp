@@ -2,7 +2,7 @@
 // The Kafka side of a webhook: produce a Publication and learn, on the
 // session's executor, whether the broker has it.
 
-#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -31,7 +31,7 @@ class AckWaiter final : public common::DeliveryHandler,
 public:
     using Callback = std::function<void(PublishOutcome)>;
 
-    AckWaiter(boost::asio::any_io_executor executor, Callback callback,
+    AckWaiter(boost::asio::io_context::executor_type executor, Callback callback,
               common::Histogram& ack_duration);
 
     // True for exactly one caller.
@@ -53,7 +53,7 @@ public:
 private:
     void complete(PublishOutcome outcome);
 
-    boost::asio::any_io_executor executor_;
+    boost::asio::io_context::executor_type executor_;
     Callback callback_;
     common::Histogram& ack_duration_;
     std::chrono::steady_clock::time_point produced_at_;

@@ -24,10 +24,12 @@
 #include <vector>
 
 #include "common/log.hpp"
+#include "ingest/deadline.hpp"
 #include "ingest/handler.hpp"
 #include "ingest/metrics.hpp"
 #include "ingest/publisher.hpp"
 #include "ingest/reject_log.hpp"
+#include "ingest/response_text.hpp"
 
 namespace meshhook::ingest {
 namespace {
@@ -38,6 +40,12 @@ namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
+using Executor = asio::io_context::executor_type;
+// Sockets bound to their io_context's executor type: no type-erased executor
+// (any_io_executor) on every operation and handler.
+using Socket = asio::basic_stream_socket<tcp, Executor>;
+using TlsStream = ssl::stream<Socket>;
+
 using boost::system::error_code;
 
 constexpr std::size_t kHeaderLimit = std::size_t{16} * 1024;
@@ -50,7 +58,7 @@ constexpr std::size_t kReadBufferLimit = 2 * kHeaderLimit;
 // Chunk extensions: Mesh sends none, and HTTP gives them no meaning we use.
 // A few bytes are tolerated (";" plus a short token), longer ones get 400.
 constexpr std::size_t kMaxChunkExtension = 16;
-constexpr std::size_t kFirstReadChunk = 4096;
+constexpr std::size_t kReadChunk = 4096;
 // Probes and Prometheus need a handful; the cap keeps the admin port bounded
 // without sharing --max-connections, so a flood of webhook connections
 // cannot fail the probes.
@@ -143,7 +151,6 @@ struct ServerImpl {
 
     void do_accept();
     void do_accept_admin();
-    void on_accept(error_code ec, tcp::socket socket);
     void readiness_loop();
     void schedule_reports() noexcept;
     void sweep_reports();
@@ -152,7 +159,7 @@ struct ServerImpl {
     // Takes a per-source slot for `peer`; false when its cap is reached.
     bool admit_source(const IpAddress& peer);
     template <class Stream>
-    void start_session(tcp::socket socket, ThreadContext& thread, const IpAddress& peer,
+    void start_session(Socket socket, ThreadContext& thread, const IpAddress& peer,
                        bool counted_source, bool admin);
 
     IngestConfig config;
@@ -214,19 +221,23 @@ struct ServerImpl {
 namespace {
 
 template <class Stream>
-constexpr bool kIsTls = !std::is_same_v<Stream, beast::tcp_stream>;
+constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
 
+// One connection: wait for a request, read it, publish it, answer, again.
+// Every phase has one deadline (Deadline: a lazy timer), whose expiry the
+// phase decides: cancel the read and answer 408, answer the ack timeout as
+// 503, give up a write or a linger. The parser is fed from the session's
+// buffer; the socket is read only when the parser needs more.
 template <class Stream>
 class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
 public:
-    Session(ServerImpl& server, ThreadContext& thread, tcp::socket socket, const IpAddress& peer,
+    Session(ServerImpl& server, ThreadContext& thread, Socket socket, const IpAddress& peer,
             bool counted_source, bool admin)
         : server_(server),
           thread_(thread),
           tls_(kIsTls<Stream> ? server.current_tls() : nullptr),
           stream_(make_stream(tls_.get(), std::move(socket))),
-          deadline_(stream_.get_executor()),
-          ack_timer_(stream_.get_executor()),
+          deadline_(thread.ioc.get_executor()),
           peer_(peer),
           admin_(admin),
           counted_source_(counted_source) {}
@@ -234,18 +245,18 @@ public:
     ~Session() override { server_.session_ended(counted_source_ ? &peer_ : nullptr, admin_); }
 
     void start() {
-        asio::dispatch(stream_.get_executor(),
-                       [self = this->shared_from_this()] { self->on_start(); });
+        deadline_.on_expiry(this->weak_from_this(), [this] { on_deadline(); });
+        asio::dispatch(executor(), [self = this->shared_from_this()] { self->on_start(); });
     }
 
     void drain() override {
-        asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->on_drain(); });
+        asio::post(executor(), [self = this->shared_from_this()] { self->on_drain(); });
     }
 
     void force_close() override {
-        asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+        asio::post(executor(), [self = this->shared_from_this()] {
             error_code ec;
-            beast::get_lowest_layer(self->stream_).socket().close(ec);
+            self->socket().close(ec);
         });
     }
 
@@ -259,67 +270,68 @@ private:
         kClosing
     };
 
-    static Stream make_stream(ssl::context* tls, tcp::socket socket) {
+    static Stream make_stream(ssl::context* tls, Socket socket) {
         if constexpr (kIsTls<Stream>) {
-            return Stream(beast::tcp_stream(std::move(socket)), *tls);
+            return Stream(std::move(socket), *tls);
         } else {
-            return Stream(std::move(socket));
+            return socket;
         }
     }
 
-    tcp::socket& socket() { return beast::get_lowest_layer(stream_).socket(); }
+    Executor executor() { return thread_.ioc.get_executor(); }
+    Socket& socket() {
+        if constexpr (kIsTls<Stream>) {
+            return stream_.next_layer();
+        } else {
+            return stream_;
+        }
+    }
+    template <class Fn>
+    auto bind(Fn fn) {  // a completion handler that holds the session
+        return [self = this->shared_from_this(), fn](auto&&... args) {
+            (self.get()->*fn)(std::forward<decltype(args)>(args)...);
+        };
+    }
 
-    // One deadline at a time (handshake, idle wait, request read, linger);
-    // the generation makes a handler that was already queued when the timer
-    // was re-armed or cancelled a no-op.
-    void arm(std::chrono::milliseconds timeout) {
-        ++generation_;
+    // ---- deadlines
+
+    void enter(State state, Clock::time_point deadline) {
+        state_ = state;
         timed_out_ = false;
-        deadline_.expires_after(timeout);
-        deadline_.async_wait([self = this->shared_from_this(), gen = generation_](error_code ec) {
-            if (!ec && gen == self->generation_) self->on_deadline();
-        });
+        deadline_.set(deadline);
     }
-    void disarm() {
-        ++generation_;
-        deadline_.cancel();
-    }
+
     void on_deadline() {
+        if (state_ == State::kPublishing) return on_ack_timeout();
+        if (state_ == State::kClosing) return close_now();
         timed_out_ = true;
         error_code ec;
         socket().cancel(ec);  // the pending operation completes with operation_aborted
-        // cancel() only reaches an operation pending at this moment. Between
-        // two steps of a composed operation (Beast's async_read_header issues
-        // one read_some after another; so does a TLS handshake) none is, and
-        // the next step would read on with no deadline at all: a client
-        // trickling bytes would escape the timeout. So cancel again shortly,
-        // until the operation's own handler has run and disarmed (which bumps
-        // the generation and ends this).
-        deadline_.expires_after(kCancelRetry);
-        deadline_.async_wait([self = this->shared_from_this(), gen = generation_](error_code wec) {
-            if (!wec && gen == self->generation_) self->on_deadline();
-        });
+        // cancel() reaches only an operation pending at this moment. A TLS
+        // handshake, read or write is composed of several, and between two
+        // none is pending: cancel again shortly until the operation's handler
+        // has run and moved the session on (a client trickling bytes must not
+        // escape the timeout).
+        deadline_.set(Clock::now() + kCancelRetry);
     }
+
+    // ---- starting and waiting
 
     void on_start() {
         if constexpr (kIsTls<Stream>) {
-            state_ = State::kHandshake;
-            arm(server_.config.read_timeout);
-            stream_.async_handshake(
-                ssl::stream_base::server,
-                [self = this->shared_from_this()](error_code ec) { self->on_handshake(ec); });
+            enter(State::kHandshake, Clock::now() + server_.config.read_timeout);
+            stream_.async_handshake(ssl::stream_base::server, bind(&Session::on_handshake));
         } else {
-            do_read();
+            wait_request(Clock::now());
         }
     }
 
     void on_handshake(error_code ec) {
-        disarm();
         if (ec) {
             common::log_debug("TLS handshake failed: " + ec.message());
             return close_now();
         }
-        do_read();
+        wait_request(Clock::now());
     }
 
     void on_drain() {
@@ -331,51 +343,73 @@ private:
         }
     }
 
-    // ---- reading
-
-    void do_read() {
+    void wait_request(Clock::time_point now) {
         if (close_after_ || server_.draining.load(std::memory_order_acquire))
             return do_close(false);
-        state_ = State::kIdle;
-        if (buffer_.size() > 0) return do_read_request();  // pipelined: already here
+        if (buffer_.size() > 0) return begin_request();  // pipelined: already here
         // A new connection gets a short wait for its first byte (a client
         // that connects and sends nothing holds a slot for free); a
         // keep-alive connection between requests the longer idle timeout.
         // The read timeout starts with the first byte of a request.
-        arm(served_any_ ? server_.config.idle_timeout : server_.config.first_byte_timeout);
-        stream_.async_read_some(buffer_.prepare(kFirstReadChunk),
-                                [self = this->shared_from_this()](error_code ec, std::size_t n) {
-                                    self->on_first_bytes(ec, n);
-                                });
+        enter(State::kIdle, now + (served_any_ ? server_.config.idle_timeout
+                                               : server_.config.first_byte_timeout));
+        stream_.async_read_some(buffer_.prepare(kReadChunk), bind(&Session::on_first_bytes));
     }
 
     void on_first_bytes(error_code ec, std::size_t n) {
-        disarm();
         if (ec) return close_now();  // idle timeout, drain, or the client left
         buffer_.commit(n);
-        do_read_request();
+        begin_request();
     }
 
-    void do_read_request() {
-        state_ = State::kReading;
+    // ---- reading
+
+    void begin_request() {
         started_ = Clock::now();
+        enter(State::kReading, started_ + server_.config.read_timeout);
         parser_.emplace();
         parser_->body_limit(server_.config.max_body_bytes);
         parser_->header_limit(kHeaderLimit);
-        arm(server_.config.read_timeout);
-        http::async_read_header(
-            stream_, buffer_, *parser_,
-            [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
+        header_seen_ = false;
+        parse();
     }
 
-    void on_header(error_code ec) {
+    // Feeds the parser what the buffer holds; reads when it needs more.
+    void parse() {
+        while (buffer_.size() > 0) {
+            error_code ec;
+            const std::size_t n = parser_->put(buffer_.data(), ec);
+            buffer_.consume(n);
+            if (ec == http::error::need_more) break;
+            if (ec) return on_read_error(ec);
+            if (!header_seen_ && parser_->is_header_done()) {
+                header_seen_ = true;
+                if (!on_header()) return;  // answered, or a 100 Continue on its way
+            }
+            if (parser_->is_done()) return on_request();
+            if (n == 0) break;
+        }
+        const std::size_t room = buffer_.max_size() - buffer_.size();
+        if (room == 0) return on_read_error(http::error::buffer_overflow);
+        stream_.async_read_some(buffer_.prepare(std::min(room, kReadChunk)),
+                                bind(&Session::on_more_bytes));
+    }
+
+    void on_more_bytes(error_code ec, std::size_t n) {
         if (ec) return on_read_error(ec);
+        buffer_.commit(n);
+        parse();
+    }
+
+    // The header is parsed, the body not yet. False when this took over:
+    // answered from the header, or writing 100 Continue (which parses on).
+    bool on_header() {
         const auto& req = parser_->get();
         if (admin_) {
-            disarm();
             auto action = thread_.handler->admin(req, ClientInfo{peer_, !close_after_});
             route_ = action.route;
-            return answer_early(std::move(action.response()));
+            answer_early(std::move(action.response()));
+            return false;
         }
         // RFC 9112 6.3: a request whose Transfer-Encoding does not end in
         // chunked has no reliable length: 400 and close. Beast would read
@@ -384,40 +418,44 @@ private:
         if (req.count(http::field::transfer_encoding) > 0 &&
             (!parser_->chunked() ||
              !beast::iequals(req[http::field::transfer_encoding], "chunked"))) {
-            disarm();
             route_ = req.target().starts_with("/webhooks/") ? Route::kWebhook : Route::kOther;
             if (may_warn(400))
                 common::log_warn(
                     "rejected request status=400 reason=unsupported_transfer_encoding client=" +
                     peer_.to_string());
-            return write_error(400, "bad_request", "Transfer-Encoding must be chunked");
+            write_error(400, "bad_request", "Transfer-Encoding must be chunked");
+            return false;
         }
         // Route, allow-list, method, signature header: decided from the
         // header alone, so a refused request costs no body read.
         admission_ = thread_.handler->admit(req, ClientInfo{peer_, !close_after_});
         route_ = admission_.route;
         if (admission_.answer) {
-            disarm();
-            return answer_early(std::move(*admission_.answer));
+            answer_early(std::move(*admission_.answer));
+            return false;
         }
         if (parser_->chunked()) {
             // Trailer fields land among the header fields: counted now,
-            // compared once the body is read (see on_read).
+            // compared once the body is read (see on_request).
             header_fields_ = static_cast<std::size_t>(std::distance(req.begin(), req.end()));
             parser_->on_chunk_header(on_chunk_header_);
         }
+        parser_->eager(true);  // the body in one put() from here
         if (beast::iequals(req[http::field::expect], "100-continue")) {
             // curl and others wait for this before sending a body; the body
             // limit was already checked against Content-Length.
             static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
             asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
-                              [self = this->shared_from_this()](error_code wec, std::size_t) {
-                                  if (wec) return self->on_read_error(wec);
-                                  self->do_read_body();
-                              });
-            return;
+                              bind(&Session::on_continue_sent));
+            return false;
         }
-        do_read_body();
+        return true;
+    }
+
+    void on_continue_sent(error_code ec, std::size_t) {
+        if (ec) return on_read_error(ec);
+        if (parser_->is_done()) return on_request();
+        parse();
     }
 
     // An answer decided from the header. A body the client may still send is
@@ -432,62 +470,11 @@ private:
         write(std::move(res));
     }
 
-    void do_read_body() {
-        http::async_read(
-            stream_, buffer_, *parser_,
-            [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
-    }
-
-    void on_read_error(error_code ec) {
-        disarm();
-        if (parser_ && parser_->is_header_done()) {
-            route_ =
-                parser_->get().target().starts_with("/webhooks/") ? Route::kWebhook : Route::kOther;
-        } else {
-            route_ = Route::kOther;
-        }
-        const auto client = peer_.to_string();
-        if (timed_out_) {
-            if (may_warn(408))
-                common::log_warn("rejected request status=408 reason=read_timeout client=" +
-                                 client);
-            return write_error(408, "request_timeout", "request not received in time");
-        }
-        if (ec == http::error::body_limit) {
-            if (may_warn(413))
-                common::log_warn("rejected request status=413 reason=body_too_large client=" +
-                                 client);
-            return write_error(413, "payload_too_large", "body over the limit");
-        }
-        if (ec == http::error::header_limit) {
-            if (may_warn(431))
-                common::log_warn("rejected request status=431 reason=header_too_large client=" +
-                                 client);
-            return write_error(431, "header_too_large", "request header over the limit");
-        }
-        if (ec == http::error::buffer_overflow || ec == http::error::bad_chunk_extension) {
-            if (may_warn(400))
-                common::log_warn(
-                    "rejected request status=400 reason=chunk_line_or_trailer client=" + client);
-            return write_error(400, "bad_request",
-                               "chunk extensions and trailers are not accepted");
-        }
-        if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
-            ec != http::error::end_of_stream && ec != http::error::partial_message) {
-            if (may_warn(400))
-                common::log_warn("rejected request status=400 reason=malformed_http client=" +
-                                 client + " detail=" + ec.message());
-            return write_error(400, "bad_request", "malformed HTTP request");
-        }
-        // The client went away mid-request: nobody to answer.
-        close_now();
-    }
+    void on_read_error(error_code ec);
 
     // ---- handling
 
-    void on_read(error_code ec) {
-        if (ec) return on_read_error(ec);
-        disarm();
+    void on_request() {
         if (parser_->chunked() &&
             static_cast<std::size_t>(std::distance(parser_->get().begin(), parser_->get().end())) !=
                 header_fields_) {
@@ -500,7 +487,6 @@ private:
         }
         request_ = parser_->release();
         parser_.reset();
-        state_ = State::kPublishing;
         const ClientInfo info{peer_, !close_after_};
         Action action =
             thread_.handler->handle(request_, admission_, info, std::chrono::system_clock::now());
@@ -511,10 +497,12 @@ private:
     }
 
     void do_publish() {
+        // The budget runs from the request's first byte, as Mesh's 200 ms does.
+        enter(State::kPublishing, started_ + server_.config.ack_timeout);
         waiter_ = std::make_shared<AckWaiter>(
-            stream_.get_executor(),
+            executor(),
             [self = this->shared_from_this()](PublishOutcome outcome) {
-                self->on_published(outcome);
+                self->finish_publication(outcome);
             },
             server_.metrics.kafka_ack_duration());
         if (const auto immediate = server_.publisher->publish(*publication_, waiter_)) {
@@ -523,23 +511,18 @@ private:
         }
         in_flight_ = true;
         server_.metrics.in_flight().inc();
-        // The budget runs from the request's first byte, as Mesh's 200 ms does.
-        ack_timer_.expires_at(started_ + server_.config.ack_timeout);
-        ack_timer_.async_wait(
-            [self = this->shared_from_this(), waiter = std::weak_ptr(waiter_)](error_code ec) {
-                auto w = waiter.lock();
-                if (ec || !w || w != self->waiter_) return;
-                if (!w->claim()) return;
-                w->abandon();
-                self->finish_publication(PublishOutcome::kAckTimeout);
-            });
     }
 
-    // Runs on this session's executor, after the waiter's claim succeeded.
-    void on_published(PublishOutcome outcome) { finish_publication(outcome); }
+    // The deadline of the publishing phase: no report in time. The report
+    // may have claimed first (its answer is then queued for this session).
+    void on_ack_timeout() {
+        if (!waiter_ || !waiter_->claim()) return;
+        waiter_->abandon();
+        finish_publication(PublishOutcome::kAckTimeout);
+    }
 
+    // On this session's executor, for whoever claimed the waiter first.
     void finish_publication(PublishOutcome outcome) {
-        ack_timer_.cancel();
         waiter_.reset();
         if (in_flight_) {
             in_flight_ = false;
@@ -562,64 +545,54 @@ private:
     }
 
     void write(Response res) {
-        state_ = State::kWriting;
         if (close_after_ || server_.draining.load(std::memory_order_acquire)) res.keep_alive(false);
-        response_ = std::move(res);
-        beast::get_lowest_layer(stream_).expires_after(server_.config.read_timeout);
-        http::async_write(
-            stream_, response_,
-            [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_write(ec); });
+        close_after_write_ = res.need_eof();
+        status_ = res.result_int();
+        serialize_response(res, out_);
+        enter(State::kWriting, Clock::now() + server_.config.read_timeout);
+        asio::async_write(stream_, asio::buffer(out_), bind(&Session::on_write));
     }
 
-    void on_write(error_code ec) {
-        beast::get_lowest_layer(stream_).expires_never();
+    void on_write(error_code ec, std::size_t) {
+        const auto now = Clock::now();
         served_any_ = true;
-        server_.metrics.request_answered(
-            route_, response_.result_int(),
-            std::chrono::duration<double>(Clock::now() - started_).count());
-        if (ec) return close_now();
-        const bool close = response_.need_eof();
-        response_ = {};
+        server_.metrics.request_answered(route_, status_,
+                                         std::chrono::duration<double>(now - started_).count());
         request_ = {};
-        if (close) return do_close(linger_);
-        do_read();
+        if (ec) return close_now();
+        if (close_after_write_) return do_close(linger_);
+        wait_request(now);
     }
 
     // ---- closing
 
     void do_close(bool linger) {
-        state_ = State::kClosing;
         if constexpr (kIsTls<Stream>) {
             (void)linger;
-            arm(kLingerTimeout);
-            stream_.async_shutdown([self = this->shared_from_this()](error_code) {
-                self->disarm();
-                self->close_now();
-            });
+            enter(State::kClosing, Clock::now() + kLingerTimeout);
+            stream_.async_shutdown(
+                [self = this->shared_from_this()](error_code) { self->close_now(); });
         } else {
             error_code ec;
             socket().shutdown(tcp::socket::shutdown_send, ec);
             if (!linger || ec) return close_now();
-            arm(kLingerTimeout);
+            enter(State::kClosing, Clock::now() + kLingerTimeout);
             do_linger();
         }
     }
 
     void do_linger() {
-        // Discard input until the client closes its side or the timer fires.
+        // Discard input until the client closes its side or the deadline passes.
         socket().async_read_some(asio::buffer(linger_buffer_),
                                  [self = this->shared_from_this()](error_code ec, std::size_t) {
-                                     if (ec) {
-                                         self->disarm();
-                                         return self->close_now();
-                                     }
+                                     if (ec) return self->close_now();
                                      self->do_linger();
                                  });
     }
 
     void close_now() {
         state_ = State::kClosing;
-        disarm();
+        deadline_.cancel();
         error_code ec;
         socket().close(ec);
     }
@@ -631,8 +604,7 @@ private:
     // which uses it, so it outlives it.
     std::shared_ptr<ssl::context> tls_;
     Stream stream_;
-    asio::steady_timer deadline_;
-    asio::steady_timer ack_timer_;
+    Deadline deadline_;
     beast::flat_buffer buffer_{kReadBufferLimit};
     std::optional<http::request_parser<http::string_body>> parser_;
     Admission admission_;
@@ -643,16 +615,18 @@ private:
         };
     std::size_t header_fields_ = 0;
     Request request_;
-    Response response_;
+    std::string out_;  // the answer being written; its capacity is reused
     std::optional<Publication> publication_;
     std::shared_ptr<AckWaiter> waiter_;
     IpAddress peer_;
     Clock::time_point started_ = Clock::now();
     Route route_ = Route::kOther;
     State state_ = State::kIdle;
-    std::uint64_t generation_ = 0;
-    bool timed_out_ = false;
+    unsigned status_ = 0;
+    bool header_seen_ = false;
+    bool timed_out_ = false;  // the deadline cancelled the pending operation
     bool close_after_ = false;
+    bool close_after_write_ = false;
     bool linger_ = false;
     bool in_flight_ = false;
     bool served_any_ = false;
@@ -660,6 +634,50 @@ private:
     bool counted_source_ = false;  // holds a slot of --max-connections-per-source
     std::array<char, 1024> linger_buffer_{};
 };
+
+// A request that could not be read: 408 when the deadline cut it, 4xx for
+// what the client sent; nothing when the client went away.
+template <class Stream>
+void Session<Stream>::on_read_error(error_code ec) {
+    if (parser_ && parser_->is_header_done()) {
+        route_ =
+            parser_->get().target().starts_with("/webhooks/") ? Route::kWebhook : Route::kOther;
+    } else {
+        route_ = Route::kOther;
+    }
+    const auto client = peer_.to_string();
+    if (timed_out_) {
+        if (may_warn(408))
+            common::log_warn("rejected request status=408 reason=read_timeout client=" + client);
+        return write_error(408, "request_timeout", "request not received in time");
+    }
+    if (ec == http::error::body_limit) {
+        if (may_warn(413))
+            common::log_warn("rejected request status=413 reason=body_too_large client=" + client);
+        return write_error(413, "payload_too_large", "body over the limit");
+    }
+    if (ec == http::error::header_limit) {
+        if (may_warn(431))
+            common::log_warn("rejected request status=431 reason=header_too_large client=" +
+                             client);
+        return write_error(431, "header_too_large", "request header over the limit");
+    }
+    if (ec == http::error::buffer_overflow || ec == http::error::bad_chunk_extension) {
+        if (may_warn(400))
+            common::log_warn("rejected request status=400 reason=chunk_line_or_trailer client=" +
+                             client);
+        return write_error(400, "bad_request", "chunk extensions and trailers are not accepted");
+    }
+    if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message) {
+        if (may_warn(400))
+            common::log_warn("rejected request status=400 reason=malformed_http client=" + client +
+                             " detail=" + ec.message());
+        return write_error(400, "bad_request", "malformed HTTP request");
+    }
+    // The client went away mid-request: nobody to answer.
+    close_now();
+}
 
 }  // namespace
 
@@ -770,7 +788,7 @@ void ServerImpl::session_ended(const IpAddress* source, bool admin) {
 }
 
 template <class Stream>
-void ServerImpl::start_session(tcp::socket socket, ThreadContext& thread, const IpAddress& peer,
+void ServerImpl::start_session(Socket socket, ThreadContext& thread, const IpAddress& peer,
                                bool counted_source, bool admin) {
     (admin ? admin_connections : connections).fetch_add(1, std::memory_order_acq_rel);
     auto session = std::make_shared<Session<Stream>>(*this, thread, std::move(socket), peer,
@@ -789,7 +807,7 @@ void ServerImpl::start_session(tcp::socket socket, ThreadContext& thread, const 
 void ServerImpl::do_accept() {
     auto& thread = *threads[next_thread];
     next_thread = (next_thread + 1) % threads.size();
-    acceptor->async_accept(thread.ioc, [this, &thread](error_code ec, tcp::socket socket) {
+    acceptor->async_accept(thread.ioc, [this, &thread](error_code ec, Socket socket) {
         if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
         if (ec) {
             // Typically EMFILE: back off briefly instead of spinning on accept.
@@ -838,10 +856,9 @@ void ServerImpl::do_accept() {
         // pipelined request's response until the previous one is acked.
         socket.set_option(tcp::no_delay(true), ignored);
         if (config.tls()) {
-            start_session<beast::ssl_stream<beast::tcp_stream>>(std::move(socket), thread, peer,
-                                                                counted, false);
+            start_session<TlsStream>(std::move(socket), thread, peer, counted, false);
         } else {
-            start_session<beast::tcp_stream>(std::move(socket), thread, peer, counted, false);
+            start_session<Socket>(std::move(socket), thread, peer, counted, false);
         }
         do_accept();
     });
@@ -852,7 +869,7 @@ void ServerImpl::do_accept() {
 void ServerImpl::do_accept_admin() {
     auto& thread = *threads[next_admin_thread];
     next_admin_thread = (next_admin_thread + 1) % threads.size();
-    admin_acceptor->async_accept(thread.ioc, [this, &thread](error_code ec, tcp::socket socket) {
+    admin_acceptor->async_accept(thread.ioc, [this, &thread](error_code ec, Socket socket) {
         if (ec == asio::error::operation_aborted || !admin_acceptor->is_open()) return;
         if (ec) {
             common::log_warn("admin accept failed: " + ec.message());
@@ -868,7 +885,7 @@ void ServerImpl::do_accept_admin() {
             return do_accept_admin();
         }
         const IpAddress peer = to_ip(socket.remote_endpoint(ignored));
-        start_session<beast::tcp_stream>(std::move(socket), thread, peer, false, true);
+        start_session<Socket>(std::move(socket), thread, peer, false, true);
         do_accept_admin();
     });
 }
