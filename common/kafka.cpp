@@ -3,12 +3,15 @@
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <string>
 #include <thread>
 
 #include "common/config.hpp"
@@ -310,6 +313,43 @@ void check_transaction(rd_kafka_error_t* error, std::string_view call) {
 struct Producer::Impl {
     HandlePtr rk;
     std::atomic<bool> stop{false};
+
+    // Topic handles, created once per name. A record produced by topic name
+    // makes librdkafka look the topic up under its handle's write lock and
+    // take and drop a reference, per record; a held handle skips all that.
+    // Read without a lock: a slot is written before the count that
+    // publishes it, and never changes after.
+    struct TopicSlot {
+        std::string name;
+        rd_kafka_topic_t* rkt = nullptr;
+    };
+    std::array<TopicSlot, 16> topics;
+    std::atomic<std::size_t> topic_count{0};
+    std::mutex topic_mutex;
+
+    // Null when the handle cannot be made (or the table is full): produce by name then.
+    rd_kafka_topic_t* topic(std::string_view name) {
+        const std::size_t n = topic_count.load(std::memory_order_acquire);
+        for (std::size_t i = 0; i < n; ++i) {
+            if (topics[i].name == name) return topics[i].rkt;
+        }
+        const std::lock_guard lock(topic_mutex);
+        const std::size_t now = topic_count.load(std::memory_order_relaxed);
+        for (std::size_t i = n; i < now; ++i) {
+            if (topics[i].name == name) return topics[i].rkt;
+        }
+        if (now == topics.size()) return nullptr;
+        const std::string c_name(name);
+        rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk.get(), c_name.c_str(), nullptr);
+        if (rkt == nullptr) return nullptr;
+        topics[now] = {c_name, rkt};
+        topic_count.store(now + 1, std::memory_order_release);
+        return rkt;
+    }
+    void destroy_topics() {
+        const std::size_t n = topic_count.exchange(0, std::memory_order_acq_rel);
+        for (std::size_t i = 0; i < n; ++i) rd_kafka_topic_destroy(topics[i].rkt);
+    }
     std::thread poller;
     ReportsReady reports_ready;
     rd_kafka_queue_t* main_queue = nullptr;  // notify mode: the queue whose events we forward
@@ -373,6 +413,7 @@ Producer::~Producer() {
     // rd_kafka_destroy through the callback: serve them so handlers learn.
     rd_kafka_purge(impl_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(impl_->rk.get(), 0);
+    impl_->destroy_topics();  // before the handle they belong to
 }
 
 int Producer::poll() {
@@ -387,18 +428,23 @@ ProduceStatus Producer::produce(std::string_view topic, std::string_view key,
         rd_kafka_header_add(hdrs, h.key.data(), static_cast<ssize_t>(h.key.size()), h.value.data(),
                             static_cast<ssize_t>(h.value.size()));
     }
-    // Topic names are short; a stack copy avoids an allocation for the C string.
-    char topic_buf[256];
-    if (topic.size() >= sizeof topic_buf) {
-        rd_kafka_headers_destroy(hdrs);
-        return ProduceStatus::kUnknownTopic;
-    }
-    std::memcpy(topic_buf, topic.data(), topic.size());
-    topic_buf[topic.size()] = '\0';
     // rd_kafka_produceva rather than the RD_KAFKA_V_* macros: same call, no C casts.
     rd_kafka_vu_t vus[7];
-    vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
-    vus[0].u.cstr = topic_buf;
+    // Topic names are short; a stack copy avoids an allocation for the C string.
+    char topic_buf[256];
+    if (rd_kafka_topic_t* rkt = impl_->topic(topic)) {
+        vus[0].vtype = RD_KAFKA_VTYPE_RKT;
+        vus[0].u.rkt = rkt;
+    } else {
+        if (topic.size() >= sizeof topic_buf) {
+            rd_kafka_headers_destroy(hdrs);
+            return ProduceStatus::kUnknownTopic;
+        }
+        std::memcpy(topic_buf, topic.data(), topic.size());
+        topic_buf[topic.size()] = '\0';
+        vus[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+        vus[0].u.cstr = topic_buf;
+    }
     vus[1].vtype = RD_KAFKA_VTYPE_PARTITION;
     vus[1].u.i32 = partition;
     vus[2].vtype = RD_KAFKA_VTYPE_MSGFLAGS;

@@ -146,7 +146,7 @@ Admission RequestHandler::admit(const Request& request, const ClientInfo& client
         }
     }
 
-    log_rejected(404, "unknown_path", {}, client.peer.to_string(),
+    log_rejected(404, "unknown_path", {}, client.peer_string(),
                  "target=" + std::string(clip(request.target())));
     return answer_now(Route::kOther,
                       error_response(404, "not_found", "no such route", version, keep_alive));
@@ -194,7 +194,7 @@ std::optional<Response> RequestHandler::admit_webhook(const Request& request,
     const auto& config = context_.config;
     const std::string& env_name = config.environments[env].name;
 
-    client_text = client.peer.to_string();
+    client_text = client.peer_string();
     if (!config.allow_ips.empty()) {
         std::vector<std::string_view> forwarded;
         if (!config.trusted_proxies.empty()) {
@@ -205,7 +205,7 @@ std::optional<Response> RequestHandler::admit_webhook(const Request& request,
         if (address) client_text = address->to_string();
         if (!address || !contains_any(config.allow_ips, *address)) {
             log_rejected(403, "address_not_allowed", env_name, client_text,
-                         "peer=" + client.peer.to_string());
+                         "peer=" + client.peer_string());
             return error_response(403, "forbidden", "client address not allowed", version,
                                   keep_alive);
         }

@@ -84,6 +84,13 @@ enum class PublishOutcome : std::uint8_t {
 struct ClientInfo {
     IpAddress peer;
     bool keep_alive = true;  // false once the server wants the connection closed
+    // `peer` as text, when the caller formatted it already (the session does,
+    // once per connection); empty: formatted when needed.
+    std::string_view peer_text = {};
+
+    std::string peer_string() const {
+        return peer_text.empty() ? peer.to_string() : std::string(peer_text);
+    }
 };
 
 // What the request header alone decides, before a byte of the body is read:

@@ -239,6 +239,7 @@ public:
           stream_(make_stream(tls_.get(), std::move(socket))),
           deadline_(thread.ioc.get_executor()),
           peer_(peer),
+          peer_text_(peer.to_string()),
           admin_(admin),
           counted_source_(counted_source) {}
 
@@ -406,7 +407,7 @@ private:
     bool on_header() {
         const auto& req = parser_->get();
         if (admin_) {
-            auto action = thread_.handler->admin(req, ClientInfo{peer_, !close_after_});
+            auto action = thread_.handler->admin(req, ClientInfo{peer_, !close_after_, peer_text_});
             route_ = action.route;
             answer_early(std::move(action.response()));
             return false;
@@ -422,13 +423,13 @@ private:
             if (may_warn(400))
                 common::log_warn(
                     "rejected request status=400 reason=unsupported_transfer_encoding client=" +
-                    peer_.to_string());
+                    peer_text_);
             write_error(400, "bad_request", "Transfer-Encoding must be chunked");
             return false;
         }
         // Route, allow-list, method, signature header: decided from the
         // header alone, so a refused request costs no body read.
-        admission_ = thread_.handler->admit(req, ClientInfo{peer_, !close_after_});
+        admission_ = thread_.handler->admit(req, ClientInfo{peer_, !close_after_, peer_text_});
         route_ = admission_.route;
         if (admission_.answer) {
             answer_early(std::move(*admission_.answer));
@@ -481,13 +482,13 @@ private:
             if (may_warn(400))
                 common::log_warn(
                     "rejected request status=400 reason=chunk_line_or_trailer client=" +
-                    peer_.to_string());
+                    peer_text_);
             return write_error(400, "bad_request",
                                "chunk extensions and trailers are not accepted");
         }
         request_ = parser_->release();
         parser_.reset();
-        const ClientInfo info{peer_, !close_after_};
+        const ClientInfo info{peer_, !close_after_, peer_text_};
         Action action =
             thread_.handler->handle(request_, admission_, info, std::chrono::system_clock::now());
         route_ = action.route;
@@ -619,6 +620,7 @@ private:
     std::optional<Publication> publication_;
     std::shared_ptr<AckWaiter> waiter_;
     IpAddress peer_;
+    std::string peer_text_;  // for log lines, formatted once per connection
     Clock::time_point started_ = Clock::now();
     Route route_ = Route::kOther;
     State state_ = State::kIdle;
@@ -645,7 +647,7 @@ void Session<Stream>::on_read_error(error_code ec) {
     } else {
         route_ = Route::kOther;
     }
-    const auto client = peer_.to_string();
+    const std::string& client = peer_text_;
     if (timed_out_) {
         if (may_warn(408))
             common::log_warn("rejected request status=408 reason=read_timeout client=" + client);
