@@ -27,7 +27,7 @@ void AckWaiter::on_delivery(const common::DeliveryReport& report) noexcept {
         boost::asio::dispatch(executor_, [self, outcome] { self->complete(outcome); });
     } catch (...) {
         // Only allocation can fail here. Nobody will answer from this report;
-        // the session's ack timer still does, as 503.
+        // the session's deadline still does, as 503.
     }
 }
 

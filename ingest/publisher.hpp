@@ -21,7 +21,7 @@ namespace meshhook::ingest {
 // reports are served (an I/O thread, see Publisher); the outcome is
 // dispatched to the session's executor: run at once when that is the thread
 // serving the report, posted otherwise. Whoever
-// claims first answers the client: the report, or the session's ack timer.
+// claims first answers the client: the report, or the session's deadline.
 // A report after the timer is then only counted, never answered twice.
 //
 // Lifetime: the waiter holds itself alive from produce until its report; its
@@ -42,7 +42,7 @@ public:
     void await_report();
     // produce() refused the record: no report will come.
     void cancel_report() { self_.reset(); }
-    // The session answered without the report (its ack timer claimed first):
+    // The session answered without the report (its deadline claimed first):
     // drop the callback and the session it holds, so a closed connection is
     // freed now, not when the report comes (up to message.timeout.ms later).
     // On the session's executor, where complete() runs too.

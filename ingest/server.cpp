@@ -755,7 +755,7 @@ void ServerImpl::schedule_reports() noexcept {
 }
 
 // A safety net, not the path: serves reports every 100 ms in case a wake-up
-// was ever missed (the session's ack timer would otherwise answer 503).
+// was ever missed (the session's deadline would otherwise answer 503).
 void ServerImpl::sweep_reports() {
     report_sweep->expires_after(std::chrono::milliseconds(100));
     report_sweep->async_wait([this](error_code ec) {
