@@ -9,16 +9,35 @@
 namespace meshhook::ingest {
 namespace {
 
-TEST(RecentDeliveries, ForgetsTheLeastRecentlyRememberedIdWhenFull) {
+TEST(RecentDeliveries, ForgetsTheOldestRememberedIdWhenFull) {
     RecentDeliveries recent(1, 2);
     recent.remember(0, "a");
     recent.remember(0, "b");
-    recent.remember(0, "a");  // a is now the most recent
-    recent.remember(0, "c");  // b goes
-    EXPECT_TRUE(recent.contains(0, "a"));
-    EXPECT_FALSE(recent.contains(0, "b"));
+    recent.remember(0, "a");  // known already: nothing changes
+    recent.remember(0, "c");  // a, the oldest, goes
+    EXPECT_FALSE(recent.contains(0, "a"));
+    EXPECT_TRUE(recent.contains(0, "b"));
     EXPECT_TRUE(recent.contains(0, "c"));
     EXPECT_EQ(recent.size(0), 2u);
+}
+
+// The index is an open-addressing table whose deletions shift entries back:
+// after many rounds of the ring, every remembered Id is still found and no
+// forgotten one is.
+TEST(RecentDeliveries, AfterManyRoundsExactlyTheLastCapacityIdsAreKnown) {
+    constexpr int kCapacity = 37;  // not a power of two: the ring and the table differ
+    RecentDeliveries recent(1, kCapacity);
+    constexpr int kTotal = 5000;
+    for (int i = 0; i < kTotal; ++i) {
+        recent.remember(0, "delivery-" + std::to_string(i));
+        if (i % 97 == 0) {
+            for (int j = 0; j <= i; ++j) {
+                ASSERT_EQ(recent.contains(0, "delivery-" + std::to_string(j)), j > i - kCapacity)
+                    << "after " << i << ", id " << j;
+            }
+        }
+    }
+    EXPECT_EQ(recent.size(0), static_cast<std::size_t>(kCapacity));
 }
 
 TEST(RecentDeliveries, EnvironmentsAreSeparateAndZeroCapacityRemembersNothing) {
