@@ -196,7 +196,7 @@ print('\n### Latency against offered load (open loop, `bench_load`)\n')
 print('| server | offered/s | answered/s | p50 | p90 | p99 | p99.9 | max (ms) | non-2xx | errors | 200s over 200 ms |')
 print('|---|---|---|---|---|---|---|---|---|---|---|')
 half_row = None
-for line in open(sys.argv[6]):
+for line in open(sys.argv[5]):
     name, rest = line.split(None, 1)
     r = parse(rest)
     if 'failed' in r:
