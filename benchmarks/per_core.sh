@@ -259,6 +259,8 @@ sleep 0.3
 timeout 5 wrk -t1 -c1 -d1s -s "$script" "http://127.0.0.1:$wire_port/webhooks/mesh" > /dev/null 2>&1 || true
 wait "$wire_pid" || true
 wire=$(cat "$work/wire.txt")
+wire_field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" <<< "$wire"; }
+[ -n "$(wire_field wire_bytes)" ] || die "could not measure the request's size on the wire"
 log "request on the wire: $wire"
 
 # ---------------------------------------------------------------- rounds
@@ -339,7 +341,7 @@ for name in "${order[@]}"; do printf '%s\t%s\n' "$name" "${server_label[$name]}"
     echo "the brokers on core $client_core. Kafka: ${broker_note[mock]}; ${broker_note[apache]:-Apache Kafka not asked for (BENCH_ENGINES)}."
     echo "Every server started once, then $rounds rounds; in each, every server gets one run, the order rotated by one"
     echo "each round (a ${warmup}s warm-up run per server before, not counted). Request: fixture 03, $distinct distinct"
-    echo "signed deliveries in turn (Ids new to each run), $(sed 's/wire_bytes=\([0-9]*\) header_bytes=\([0-9]*\) body_bytes=\([0-9]*\)/\1 bytes on the wire (\2 of request line and headers, \3 of body)/' <<< "$wire");"
+    echo "signed deliveries in turn (Ids new to each run), $(wire_field wire_bytes) bytes on the wire ($(wire_field header_bytes) of request line and headers, $(wire_field body_bytes) of body);"
     echo "ingest runs with \`--remember-deliveries $remember\` so that every request is produced (see README)."
     echo "CPU-µs per request: utime+stime of the whole server process (all threads: librdkafka's and Node's"
     echo "included; the brokers' not) from \`/proc/PID/stat\` over the run, divided by the requests answered."

@@ -109,7 +109,7 @@ start_ingest() {  # THREADS CPUSET -> sets ingest_pid, ingest_url, ingest_admin
         --admin-listen "127.0.0.1:$admin_port" \
         --brokers "$bootstrap" --threads "$1" --remember-deliveries 1000 \
         > "$work/ingest.out" 2> "$work/ingest.err" &
-    ingest_pid=$!; pids+=($ingest_pid)
+    ingest_pid=$!; pids+=("$ingest_pid")
     ingest_url="http://127.0.0.1:$port/webhooks/mesh"
     ingest_admin="http://127.0.0.1:$admin_port"
     wait_http "$ingest_admin/readyz"
@@ -135,7 +135,7 @@ if want ingest && [ -x "$bin/meshhook-ingest" ] && [ -x "$bin/meshhook" ] && [ -
     # fractions are of (the side-by-side CPU figures are per_core.sh's).
     port=$(free_port)
     taskset -c "$server_core" "$bin/bench_baseline_server" 127.0.0.1 "$port" > /dev/null &
-    base_pid=$!; pids+=($base_pid)
+    base_pid=$!; pids+=("$base_pid")
     base_url="http://127.0.0.1:$port/webhooks/mesh"
     wait_http_post() { for _ in $(seq 1 100); do curl -fsS -o /dev/null -d x "$1" 2>/dev/null && return 0; sleep 0.05; done; }
     wait_http_post "$base_url"
