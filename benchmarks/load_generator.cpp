@@ -12,7 +12,11 @@
 //
 // usage: bench_load --url http://HOST:PORT/PATH --fixture FILE --secret S
 //                   --rate R --seconds T [--connections N=256]
-//                   [--distinct D=2000] [--warmup-seconds W=1]
+//                   [--distinct D=2000] [--warmup-seconds W=1] [--id-seed S=0]
+//
+// The D deliveries get Ids from S (the upper half of each UUID) and their
+// index: a run with another S posts Ids that ingest has never acknowledged,
+// so none is answered from its memory of recent Ids as a replay.
 //
 // Prints one line on stdout:
 //   RESULT offered_per_s=R achieved_per_s=X requests=K ok=K200 non2xx=M
@@ -67,7 +71,7 @@ namespace {
 
 constexpr std::string_view kUsage =
     "usage: bench_load --url http://HOST:PORT/PATH --fixture FILE --secret S --rate R "
-    "--seconds T [--connections N=256] [--distinct D=2000] [--warmup-seconds W=1]";
+    "--seconds T [--connections N=256] [--distinct D=2000] [--warmup-seconds W=1] [--id-seed S=0]";
 constexpr auto kDrainTimeout = 5s;
 constexpr auto kReconnectDelay = 100ms;
 constexpr auto kSlowOk = 200ms;
@@ -96,6 +100,7 @@ struct Options {
     double warmup_seconds = 1;
     std::size_t connections = 256;
     std::size_t distinct = 2000;
+    std::uint64_t id_seed = 0;
 };
 
 std::optional<Url> parse_url(std::string_view text) {
@@ -185,6 +190,8 @@ Options parse_options(int argc, char** argv) {
             options.connections = parse_number<std::size_t>(flag, value);
         } else if (flag == "--distinct") {
             options.distinct = parse_number<std::size_t>(flag, value);
+        } else if (flag == "--id-seed") {
+            options.id_seed = parse_number<std::uint64_t>(flag, value);
         } else {
             fail("unknown flag '" + std::string(flag) + "'; " + std::string(kUsage));
         }
@@ -234,9 +241,9 @@ void replace_all(std::string& text, const std::string& from, const std::string& 
 
 // str(uuid.UUID(int=value)) for a value below 2^64: the same ids
 // make_wrk_script.py gives, so wrk and bench_load runs post the same bodies.
-std::string uuid_from(std::uint64_t value) {
+std::string uuid_from(std::uint64_t high, std::uint64_t value) {
     char hex[33];
-    std::snprintf(hex, sizeof hex, "0000000000000000%016llx",
+    std::snprintf(hex, sizeof hex, "%016llx%016llx", static_cast<unsigned long long>(high),
                   static_cast<unsigned long long>(value));
     const std::string_view h(hex, 32);
     std::string out;
@@ -269,7 +276,8 @@ std::vector<std::string> build_requests(const Options& options) {
         std::string body = fixture;
         for (std::size_t f = 0; f < kIdFields.size(); ++f) {
             replace_all(body, originals[f],
-                        uuid_from((static_cast<std::uint64_t>(i) << 8) | kIdFields[f].size()));
+                        uuid_from(options.id_seed,
+                                  (static_cast<std::uint64_t>(i) << 8) | kIdFields[f].size()));
         }
         std::string request;
         request.reserve(body.size() + options.url.path.size() + 256);

@@ -5,7 +5,11 @@ Each body is fixture 03 sent now (SentTimestamp) with its own TransferId/EventId
 secret the way Mesh does (base64 HMAC-SHA256 over the exact bytes). wrk's
 LuaJIT has no HMAC, so the signing happens here, ahead of the run.
 
-usage: make_wrk_script.py FIXTURE SECRET N PATH OUT.lua
+SEED (default 0) is the upper half of every Id's UUID, as bench_load's
+--id-seed: a script with another seed posts Ids that ingest has never
+acknowledged, so none is answered from its memory of recent Ids as a replay.
+
+usage: make_wrk_script.py FIXTURE SECRET N PATH OUT.lua [SEED]
 """
 import base64
 import hashlib
@@ -23,6 +27,7 @@ def lua_string(s: str) -> str:
 
 def main() -> None:
     fixture, secret, n, path, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+    seed = int(sys.argv[6]) if len(sys.argv) > 6 else 0
     template = open(fixture, 'rb').read().decode()
     # Sent now (same unit), as Mesh stamps each delivery: ingest's replay window
     # (24 h by default) refuses the fixture's 2025 SentTimestamp.
@@ -35,7 +40,7 @@ def main() -> None:
     for i in range(n):
         body = template
         for field in ('TransferId', 'EventId', 'Id'):
-            body = body.replace(original[field], str(uuid.UUID(int=(i << 8) | len(field))))
+            body = body.replace(original[field], str(uuid.UUID(int=(seed << 64) | (i << 8) | len(field))))
         sig = base64.b64encode(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest()).decode()
         bodies.append((body, sig))
     with open(out, 'w') as f:

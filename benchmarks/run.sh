@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# `make bench`: micro benchmarks and the ingest load test against the
-# baseline server, side by side in one run; writes benchmarks/RESULTS.md.
+# `make bench`: micro benchmarks, ingest's CPU cost per request against a bare
+# Beast server and Fastify (per_core.sh, side by side in alternating rounds),
+# ingest's latency against offered load; writes benchmarks/RESULTS.md.
 # usage: benchmarks/run.sh BUILD_DIR   (a Release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build/release}
 bin=$build/bin
 out=${BENCH_OUT:-benchmarks/RESULTS.md}
-# BENCH_PARTS picks sections (micro ingest consumer) for a quicker look; with
-# fewer than all, write to another file (BENCH_OUT) or the figures go missing.
-parts=" ${BENCH_PARTS:-micro ingest consumer} "
+# BENCH_PARTS picks sections (micro percore ingest consumer) for a quicker look;
+# with fewer than all, write to another file (BENCH_OUT) or the figures go missing.
+parts=" ${BENCH_PARTS:-micro percore ingest consumer} "
 want() { [[ "$parts" == *" $1 "* ]]; }
 work=$(mktemp -d /tmp/meshhook-bench.XXXXXX)
 secret=whsec_test_fixture_secret
@@ -60,6 +61,19 @@ PY
 )
 fi
 
+# ---------------------------------------------------------------- per core
+# CPU-µs per request side by side: bare Beast server, ingest on both Kafka
+# engines and with an immediate ack, Fastify; see per_core.sh.
+percore_md=""
+if want percore; then
+    echo "== ingest CPU per request per core (per_core.sh)"
+    if benchmarks/per_core.sh "$build" "$work/percore.md"; then
+        percore_md=$(cat "$work/percore.md")
+    else
+        percore_md="**per_core.sh failed** (see the output of \`make bench\`); no per-core figures in this run."
+    fi
+fi
+
 # ---------------------------------------------------------------- ingest load
 # Load generators run at nice 10 on the client core, which they share with the
 # test broker: the broker's acks must not wait behind the generator (in
@@ -76,10 +90,13 @@ measure() {  # PID URL SCRIPT -> "RESULT ... cpu_ticks=N"
     echo "$line cpu_ticks=$((after - before))"
 }
 field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" <<< "$2"; }
+id_seed=100  # every open-loop run posts Ids of its own: none is a replay ingest remembers
 open_loop() {  # NAME URL RATE -> appends "NAME RESULT ..." to the sweep file
     local line
+    id_seed=$(( id_seed + 1 ))
     line=$(client "$bin/bench_load" --url "$2" --fixture tests/fixtures/03-succeeded.json \
-        --secret "$secret" --rate "$3" --seconds "$sweep_seconds" --connections "$connections" 2>/dev/null |
+        --secret "$secret" --rate "$3" --seconds "$sweep_seconds" --connections "$connections" \
+        --id-seed "$id_seed" 2>/dev/null |
         grep '^RESULT') || line="RESULT offered_per_s=$3 failed=1"
     echo "$1 $line" >> "$work/sweep.txt"
     echo "  $1 at $3/s: $line"
@@ -90,8 +107,9 @@ start_ingest() {  # THREADS CPUSET -> sets ingest_pid, ingest_url, ingest_admin
     admin_port=$(free_port)
     MESH_WEBHOOK_SECRET=$secret taskset -c "$2" "$bin/meshhook-ingest" --listen "127.0.0.1:$port" \
         --admin-listen "127.0.0.1:$admin_port" \
-        --brokers "$bootstrap" --threads "$1" > "$work/ingest.out" 2> "$work/ingest.err" &
-    ingest_pid=$!; pids+=($ingest_pid)
+        --brokers "$bootstrap" --threads "$1" --remember-deliveries 1000 \
+        > "$work/ingest.out" 2> "$work/ingest.err" &
+    ingest_pid=$!; pids+=("$ingest_pid")
     ingest_url="http://127.0.0.1:$port/webhooks/mesh"
     ingest_admin="http://127.0.0.1:$admin_port"
     wait_http "$ingest_admin/readyz"
@@ -102,7 +120,8 @@ ingest_rows=""
 sweep_seconds=${BENCH_SWEEP_SECONDS:-5}
 if want ingest && [ -x "$bin/meshhook-ingest" ] && [ -x "$bin/meshhook" ] && [ -x "$bin/bench_load" ]; then
     echo "== ingest load test (server on core $server_core, client on core $client_core, ${duration}s each)"
-    python3 benchmarks/make_wrk_script.py tests/fixtures/03-succeeded.json "$secret" 2000 /webhooks/mesh "$work/post.lua"
+    python3 benchmarks/make_wrk_script.py tests/fixtures/03-succeeded.json "$secret" 2000 /webhooks/mesh "$work/post.lua" 1
+    python3 benchmarks/make_wrk_script.py tests/fixtures/03-succeeded.json "$secret" 2000 /webhooks/mesh "$work/post-2.lua" 2
     : > "$work/sweep.txt"
 
     mkfifo "$work/broker.in"
@@ -112,14 +131,14 @@ if want ingest && [ -x "$bin/meshhook-ingest" ] && [ -x "$bin/meshhook" ] && [ -
     for _ in $(seq 1 100); do grep -q bootstrap= "$work/broker.out" 2>/dev/null && break; sleep 0.05; done
     bootstrap=$(sed -n 's/^bootstrap=//p' "$work/broker.out")
 
-    # 1. Peak, closed loop (wrk), side by side on the same pinned core.
+    # 1. Peak, closed loop (wrk), on the pinned core: the rate the sweep's
+    # fractions are of (the side-by-side CPU figures are per_core.sh's).
     port=$(free_port)
     taskset -c "$server_core" "$bin/bench_baseline_server" 127.0.0.1 "$port" > /dev/null &
-    base_pid=$!; pids+=($base_pid)
+    base_pid=$!; pids+=("$base_pid")
     base_url="http://127.0.0.1:$port/webhooks/mesh"
     wait_http_post() { for _ in $(seq 1 100); do curl -fsS -o /dev/null -d x "$1" 2>/dev/null && return 0; sleep 0.05; done; }
     wait_http_post "$base_url"
-    base=$(measure "$base_pid" "$base_url" "$work/post.lua")
 
     start_ingest 1 "$server_core"
     ours=$(measure "$ingest_pid" "$ingest_url" "$work/post.lua")
@@ -131,7 +150,7 @@ if want ingest && [ -x "$bin/meshhook-ingest" ] && [ -x "$bin/meshhook" ] && [ -
         (sleep 1; benchmarks/profile_ingest.sh "$ingest_pid" $(( duration > 3 ? duration - 2 : 1 )) \
             "$work/ingest.perf" > "$work/profile.md" 2>&1) &
         prof_pid=$!
-        run_wrk "$ingest_url" "$work/post.lua" > /dev/null
+        run_wrk "$ingest_url" "$work/post-2.lua" > /dev/null
         wait "$prof_pid" || true
         profile=$(cat "$work/profile.md")
     fi
@@ -159,28 +178,25 @@ if want ingest && [ -x "$bin/meshhook-ingest" ] && [ -x "$bin/meshhook" ] && [ -
 
     python3 benchmarks/plot.py "$work/sweep.txt" "$(dirname "$out")/ingest"
     tick=$(getconf CLK_TCK)
-    ingest_rows=$(python3 - "$base" "$ours" "$two" "$tick" "$half" "$work/sweep.txt" <<'PY'
+    ingest_rows=$(python3 - "$ours" "$two" "$tick" "$half" "$work/sweep.txt" <<'PY'
 import re, sys
 def parse(s):
     return {k: int(v) for k, v in re.findall(r'(\w+)=(\d+)', s)}
-base, ours, two, tick = parse(sys.argv[1]), parse(sys.argv[2]), parse(sys.argv[3]), int(sys.argv[4])
-half = int(sys.argv[5])
+ours, two, tick = parse(sys.argv[1]), parse(sys.argv[2]), int(sys.argv[3])
+half = int(sys.argv[4])
 def rps(r): return r["requests"] / (r["duration_us"] / 1e6)
 def cpu_us(r): return r["cpu_ticks"] * 1e6 / tick / max(r["requests"], 1)
 def lat(r): return f'{r["p50_us"]/1000:.2f} / {r["p99_us"]/1000:.2f} / {r["p999_us"]/1000:.2f} / {r["max_us"]/1000:.1f}'
-print('| server | requests/s | CPU-µs per request | latency p50 / p99 / p99.9 / max (ms) | non-2xx |')
+print('| meshhook-ingest | requests/s | CPU-µs per request | latency p50 / p99 / p99.9 / max (ms) | non-2xx |')
 print('|---|---|---|---|---|')
-print(f'| baseline Beast server (answers 200, nothing else), 1 thread | {rps(base):,.0f} | {cpu_us(base):.1f} | {lat(base)} | {base["non2xx"]} |')
-print(f'| meshhook-ingest, 1 thread (verify + parse + Kafka acks=all) | {rps(ours):,.0f} | {cpu_us(ours):.1f} | {lat(ours)} | {ours["non2xx"]} |')
-print(f'| meshhook-ingest, 2 threads on both cores (shared with the client and broker) | {rps(two):,.0f} | {cpu_us(two):.1f} | {lat(two)} | {two["non2xx"]} |')
-print(f'\n**Ratios, measured side by side in this run: meshhook-ingest reaches {100*rps(ours)/rps(base):.0f}% of the '
-      f'baseline\'s requests/s on one core; by CPU cost per request it is at '
-      f'{100*cpu_us(base)/cpu_us(ours):.0f}% of the baseline. 2 threads: {rps(two)/rps(ours):.2f}x the 1-thread requests/s.**')
+print(f'| 1 thread on core 0 (verify + parse + Kafka acks=all) | {rps(ours):,.0f} | {cpu_us(ours):.1f} | {lat(ours)} | {ours["non2xx"]} |')
+print(f'| 2 threads on both cores (shared with the client and broker) | {rps(two):,.0f} | {cpu_us(two):.1f} | {lat(two)} | {two["non2xx"]} |')
+print(f'\n2 threads: {rps(two)/rps(ours):.2f}x the 1-thread requests/s (single runs; the per-core comparison is above).')
 print('\n### Latency against offered load (open loop, `bench_load`)\n')
 print('| server | offered/s | answered/s | p50 | p90 | p99 | p99.9 | max (ms) | non-2xx | errors | 200s over 200 ms |')
 print('|---|---|---|---|---|---|---|---|---|---|---|')
 half_row = None
-for line in open(sys.argv[6]):
+for line in open(sys.argv[5]):
     name, rest = line.split(None, 1)
     r = parse(rest)
     if 'failed' in r:
@@ -266,14 +282,19 @@ fi
     echo
     echo "Command: \`$bin/bench_micro\`; ceiling for verification also from \`openssl speed -seconds 3 -bytes 1024 -hmac sha256\`."
     fi
+    if [ -n "$percore_md" ]; then
+        echo
+        echo "$percore_md"
+    fi
     if [ -n "$ingest_rows" ]; then
         echo
-        echo "## Ingest throughput per core (side by side in one run)"
+        echo "## Ingest: 1 and 2 threads, latency against offered load"
         echo
         echo "Server pinned to core $server_core; \`wrk -t1 -c$connections -d${duration}s\` (peak, closed loop) and"
         echo "\`bench_load --connections $connections --seconds $sweep_seconds\` (open loop) pinned to core $client_core at nice 10;"
         echo "2,000 distinct signed deliveries (fixture 03 with fresh ids) posted in turn to \`/webhooks/mesh\`."
-        echo "meshhook-ingest answers 200 only after the test broker (\`meshhook broker\`, 3 brokers, also on core $client_core) acknowledged with acks=all."
+        echo "meshhook-ingest answers 200 only after the test broker (\`meshhook broker\`, 3 brokers, also on core $client_core) acknowledged with acks=all;"
+        echo "\`--remember-deliveries 1000\`, fewer than the 2,000 Ids in turn, so that every request is produced."
         echo "$connections connections: enough that the server core, not Kafka's round trip, limits a closed loop."
         echo
         echo "$ingest_rows"
