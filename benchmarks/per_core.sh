@@ -15,7 +15,7 @@
 # The markdown goes to OUT.md (default: stdout); progress goes to stderr.
 # Environment: BENCH_ROUNDS (5), BENCH_SECONDS (10), BENCH_CONNECTIONS (256),
 # BENCH_WARMUP_SECONDS (2), BENCH_SWEEP_SECONDS (10), BENCH_ENGINES
-# ("mock apache"), BENCH_APACHE_BROKERS (3), MESHHOOK_KAFKA_LIBS
+# ("mock apache"), BENCH_APACHE_BROKERS (1), MESHHOOK_KAFKA_LIBS
 # (build/kafka/libs), BENCH_FASTIFY (1; 0 leaves Fastify out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,7 @@ connections=${BENCH_CONNECTIONS:-256}
 warmup=${BENCH_WARMUP_SECONDS:-2}
 sweep_seconds=${BENCH_SWEEP_SECONDS:-10}
 engines=" ${BENCH_ENGINES:-mock apache} "
-apache_brokers=${BENCH_APACHE_BROKERS:-3}
+apache_brokers=${BENCH_APACHE_BROKERS:-1}
 kafka_libs=${MESHHOOK_KAFKA_LIBS:-build/kafka/libs}
 secret=whsec_test_fixture_secret
 fixture=tests/fixtures/03-succeeded.json
@@ -37,7 +37,7 @@ fixture=tests/fixtures/03-succeeded.json
 # remembers the last 1,000 acknowledged Ids (--remember-deliveries): each Id
 # has been forgotten when it comes round again, so every request is produced
 # to Kafka (with the default 100,000 nearly all would be answered from memory
-# as replays) and the LRU does its lookup, insert and eviction as in
+# as replays) and the memory does its lookup, insert and eviction as in
 # production at steady state.
 distinct=2000
 remember=1000
