@@ -99,14 +99,14 @@ wait_post() {  # URL SECONDS PID: any HTTP answer (401 for an unsigned POST) mea
 client() { nice -n 10 taskset -c "$client_core" "$@"; }
 
 # ---------------------------------------------------------------- brokers
-declare -A bootstrap broker_note
+declare -A bootstrap broker_note broker_pid
 start_broker() {  # ENGINE FD TIMEOUT_S ARGS... -> bootstrap[ENGINE]
     local engine=$1 fd=$2 timeout_s=$3 pid
     shift 3
     mkfifo "$work/broker-$engine.in"
     taskset -c "$client_core" "$bin/meshhook" broker --engine "$engine" "$@" \
         < "$work/broker-$engine.in" > "$work/broker-$engine.out" 2> "$work/broker-$engine.err" &
-    pid=$!; pids+=("$pid")
+    pid=$!; pids+=("$pid"); broker_pid[$engine]=$pid
     eval "exec $fd>\"\$work/broker-\$engine.in\""   # keeps the broker's stdin open
     for _ in $(seq 1 $(( timeout_s * 10 ))); do
         grep -q '^bootstrap=' "$work/broker-$engine.out" 2>/dev/null && break
@@ -316,7 +316,14 @@ print(int(statistics.median(rps)) if rps else 0)
 PY
 }
 : > "$work/openloop.txt"
-for name in ingest-mock ingest-apache; do
+# Apache first, then its broker stopped: the JVM's background work on the
+# client core (heartbeats, log flushes, GC) must not sit between the mock
+# cluster's acks and its open loop.
+for name in ingest-apache ingest-mock; do
+    if [ "$name" = ingest-mock ] && [ -n "${broker_pid[apache]:-}" ]; then
+        kill -TERM "${broker_pid[apache]}" 2>/dev/null || true
+        wait "${broker_pid[apache]}" 2>/dev/null || true
+    fi
     [ -n "${server_pid[$name]:-}" ] || continue
     rate=$(( $(median_rps "$name") / 2 ))
     [ "$rate" -gt 0 ] || continue
