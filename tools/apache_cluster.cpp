@@ -756,26 +756,37 @@ std::string ApacheCluster::reset(const std::vector<std::string>& topics, int par
     for (const auto& t : md->topics) {
         if (t.rfind("__", 0) != 0) doomed.push_back(t);
     }
-    if (!doomed.empty()) {
+    const auto delete_topics = [this](const std::vector<std::string>& names) -> std::string {
         std::vector<rd_kafka_DeleteTopic_t*> requests;
-        requests.reserve(doomed.size());
-        for (const auto& t : doomed) requests.push_back(rd_kafka_DeleteTopic_new(t.c_str()));
+        requests.reserve(names.size());
+        for (const auto& t : names) requests.push_back(rd_kafka_DeleteTopic_new(t.c_str()));
         AdminQueue queue(admin_);
         rd_kafka_DeleteTopics(admin_, requests.data(), requests.size(), nullptr, queue.get());
         for (auto* r : requests) rd_kafka_DeleteTopic_destroy(r);
         rd_kafka_event_t* ev = await_admin(queue.get(), 30000);
         std::string error = event_error(ev);
         if (ev != nullptr) rd_kafka_event_destroy(ev);
-        if (!error.empty()) return "deleting topics: " + error;
+        return error;
+    };
+    if (!doomed.empty()) {
+        if (auto error = delete_topics(doomed); !error.empty()) return "deleting topics: " + error;
     }
     // Re-create; a topic still being deleted answers "already exists" for a
-    // moment.
+    // moment. One that keeps answering it was created again since: Kafka's
+    // auto.create.topics.enable (on by default) re-creates a deleted topic
+    // for any client still asking for its metadata (a process of the previous
+    // test on its way out). It is deleted again until the client is gone.
     const auto deadline = Clock::now() + std::chrono::seconds(60);
     for (const auto& t : topics) {
+        auto deleted_at = Clock::now();
         while (true) {
             const auto e = create_topic_with_configs(t, partitions);
             if (e.empty()) break;
             if (e != "already exists" || Clock::now() > deadline) return "topic " + t + ": " + e;
+            if (Clock::now() - deleted_at > std::chrono::seconds(3)) {
+                (void)delete_topics({t});  // a failure shows as the next "already exists"
+                deleted_at = Clock::now();
+            }
             std::this_thread::sleep_for(std::chrono::milliseconds(200));
         }
     }
